@@ -1,0 +1,351 @@
+//! `mc-option`: European, arithmetic Asian (geometric control variate) and discretely monitored
+//! knock-out barrier options under GBM. Contracts on one underlying share simulated paths.
+
+pub mod closed_form;
+
+use crate::chunk::{self, BLOCK, Partial};
+use crate::error::{KernelError, Result, finite, non_negative, positive};
+use crate::moments::{BlockSums, Comoments, fold};
+use crate::output::{Estimate, Output};
+use crate::rng::{Normals, block_rng};
+use std::ops::Range;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptionType {
+    Call,
+    Put,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BarrierKind {
+    DownOut,
+    UpOut,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Style {
+    European,
+    /// Arithmetic average over the `steps` fixings `i*T/steps`.
+    Asian,
+    /// Knocked out if the underlying touches `level` at any of the `steps` monitoring dates.
+    Barrier {
+        level: f64,
+        kind: BarrierKind,
+    },
+}
+
+/// The underlying and the time grid, shared by every contract of a book.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Market {
+    pub spot: f64,
+    pub rate: f64,
+    pub dividend: f64,
+    pub vol: f64,
+    /// Years.
+    pub maturity: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contract {
+    pub style: Style,
+    pub kind: OptionType,
+    pub strike: f64,
+}
+
+/// How paths are simulated: European contracts need only the terminal value (one draw per path),
+/// path-dependent ones the full fixing/monitoring grid (`steps` draws per path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathKind {
+    Terminal,
+    Grid,
+}
+
+impl Style {
+    pub fn path_kind(&self) -> PathKind {
+        match self {
+            Style::European => PathKind::Terminal,
+            Style::Asian | Style::Barrier { .. } => PathKind::Grid,
+        }
+    }
+}
+
+/// Validated contracts that share one set of simulated paths.
+#[derive(Clone, Debug)]
+pub struct OptionBook {
+    market: Market,
+    steps: u32,
+    path_kind: PathKind,
+    contracts: Vec<Contract>,
+}
+
+/// Most fixings or monitoring dates a path may have.
+pub const MAX_STEPS: u32 = 10_000;
+
+impl OptionBook {
+    pub fn new(market: Market, steps: u32, contracts: Vec<Contract>) -> Result<Self> {
+        positive("spot", market.spot)?;
+        finite("rate", market.rate)?;
+        finite("dividend", market.dividend)?;
+        non_negative("vol", market.vol)?;
+        positive("maturity", market.maturity)?;
+        if steps == 0 || steps > MAX_STEPS {
+            return Err(KernelError::invalid(
+                "steps",
+                format!("must be in 1..={MAX_STEPS}, got {steps}"),
+            ));
+        }
+        let first = contracts
+            .first()
+            .ok_or_else(|| KernelError::invalid("contracts", "a book needs a contract"))?;
+        let path_kind = first.style.path_kind();
+        for c in &contracts {
+            positive("strike", c.strike)?;
+            if c.style.path_kind() != path_kind {
+                return Err(KernelError::invalid(
+                    "style",
+                    "European and path-dependent contracts cannot share paths",
+                ));
+            }
+            if let Style::Barrier { level, kind } = c.style {
+                positive("barrier", level)?;
+                let alive = match kind {
+                    BarrierKind::DownOut => market.spot > level,
+                    BarrierKind::UpOut => market.spot < level,
+                };
+                if !alive {
+                    return Err(KernelError::invalid(
+                        "barrier",
+                        format!(
+                            "{level} is already breached at spot {} for a {kind:?} barrier",
+                            market.spot
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(OptionBook {
+            market,
+            steps,
+            path_kind,
+            contracts,
+        })
+    }
+
+    /// One contract on its own.
+    pub fn single(market: Market, steps: u32, contract: Contract) -> Result<Self> {
+        Self::new(market, steps, vec![contract])
+    }
+
+    pub fn contracts(&self) -> &[Contract] {
+        &self.contracts
+    }
+
+    fn discount(&self) -> f64 {
+        libm::exp(-self.market.rate * self.market.maturity)
+    }
+}
+
+/// Per block, per contract: moments of (discounted-later payoff, second quantity), where the
+/// second quantity is the pathwise delta (European), the geometric-average payoff (Asian), or
+/// unused (barrier).
+pub type OptionPartial = Partial<Vec<Comoments<2>>>;
+
+/// Simulates the paths `units` (block-aligned start) for every contract of the book.
+pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<OptionPartial> {
+    let mut blocks = Vec::new();
+    for (block, n) in chunk::blocks(&units, BLOCK)? {
+        let mut normals = Normals::new(block_rng(seed, block));
+        let mut sums = vec![BlockSums::<2>::new(); book.contracts.len()];
+        match book.path_kind {
+            PathKind::Terminal => terminal_block(book, &mut normals, n, &mut sums),
+            PathKind::Grid => grid_block(book, &mut normals, n, &mut sums),
+        }
+        blocks.push(sums.iter().map(BlockSums::finish).collect());
+    }
+    Ok(Partial { units, blocks })
+}
+
+fn terminal_block<R: rand_core::Rng>(
+    book: &OptionBook,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [BlockSums<2>],
+) {
+    let m = &book.market;
+    let t = m.maturity;
+    let forward_drift = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t);
+    let sd = m.vol * t.sqrt();
+    let inv_spot = 1.0 / m.spot;
+    if let [single] = book.contracts.as_slice() {
+        // The common case gets a loop with no per-contract dispatch.
+        let (k, call) = (single.strike, single.kind == OptionType::Call);
+        let sum = &mut sums[0];
+        for _ in 0..n {
+            let st = forward_drift * libm::exp(sd * normals.next());
+            sum.add(european_payoff(st, k, call, inv_spot));
+        }
+        return;
+    }
+    for _ in 0..n {
+        let st = forward_drift * libm::exp(sd * normals.next());
+        for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
+            sum.add(european_payoff(
+                st,
+                c.strike,
+                c.kind == OptionType::Call,
+                inv_spot,
+            ));
+        }
+    }
+}
+
+/// Payoff and pathwise delta (both undiscounted).
+#[inline(always)]
+fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
+    if call {
+        if st > k {
+            [st - k, st * inv_spot]
+        } else {
+            [0.0, 0.0]
+        }
+    } else if st < k {
+        [k - st, -st * inv_spot]
+    } else {
+        [0.0, 0.0]
+    }
+}
+
+fn grid_block<R: rand_core::Rng>(
+    book: &OptionBook,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [BlockSums<2>],
+) {
+    let m = &book.market;
+    let dt = m.maturity / book.steps as f64;
+    let drift = (m.rate - m.dividend - 0.5 * m.vol * m.vol) * dt;
+    let sd = m.vol * dt.sqrt();
+    let log_spot = libm::log(m.spot);
+    let need_average = book.contracts.iter().any(|c| c.style == Style::Asian);
+    let inv_steps = 1.0 / book.steps as f64;
+    let log_levels: Vec<f64> = book
+        .contracts
+        .iter()
+        .map(|c| match c.style {
+            Style::Barrier { level, .. } => libm::log(level),
+            _ => 0.0,
+        })
+        .collect();
+    for _ in 0..n {
+        let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) =
+            (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
+        for _ in 0..book.steps {
+            x += drift + sd * normals.next();
+            lo = lo.min(x);
+            hi = hi.max(x);
+            sum_x += x;
+            if need_average {
+                sum_s += libm::exp(x);
+            }
+        }
+        let st = libm::exp(x);
+        for ((c, sum), &log_level) in book.contracts.iter().zip(sums.iter_mut()).zip(&log_levels) {
+            let vanilla = |s: f64| match c.kind {
+                OptionType::Call => (s - c.strike).max(0.0),
+                OptionType::Put => (c.strike - s).max(0.0),
+            };
+            let sample = match c.style {
+                Style::Asian => [
+                    vanilla(sum_s * inv_steps),
+                    vanilla(libm::exp(sum_x * inv_steps)),
+                ],
+                Style::Barrier { kind, .. } => {
+                    let out = match kind {
+                        BarrierKind::DownOut => lo <= log_level,
+                        BarrierKind::UpOut => hi >= log_level,
+                    };
+                    [if out { 0.0 } else { vanilla(st) }, 0.0]
+                }
+                Style::European => [vanilla(st), 0.0],
+            };
+            sum.add(sample);
+        }
+    }
+}
+
+/// Prices every contract of the book from its simulated paths.
+pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>> {
+    if partial.is_empty() {
+        return Err(KernelError::invalid("paths", "must be at least 1"));
+    }
+    let df = book.discount();
+    let m = &book.market;
+    let mut outputs = Vec::with_capacity(book.contracts.len());
+    for (i, c) in book.contracts.iter().enumerate() {
+        let per_block: Vec<Comoments<2>> = partial.blocks.iter().map(|b| b[i]).collect();
+        let mo = fold(&per_block);
+        let mut estimates = Vec::new();
+        match c.style {
+            Style::European => {
+                estimates.push((
+                    "price",
+                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
+                ));
+                estimates.push((
+                    "delta",
+                    Estimate::new(df * mo.mean[1], df * mo.std_error(1)),
+                ));
+            }
+            Style::Asian => {
+                let geo = closed_form::geometric_asian(
+                    c.kind, m.spot, c.strike, m.rate, m.dividend, m.vol, m.maturity, book.steps,
+                ) / df;
+                let (var_a, var_g, cov) = (mo.variance(0), mo.variance(1), mo.covariance(0, 1));
+                let beta = if var_g > 0.0 { cov / var_g } else { 0.0 };
+                let residual = if var_g > 0.0 {
+                    (var_a - cov * cov / var_g).max(0.0)
+                } else {
+                    var_a
+                };
+                let price = mo.mean[0] - beta * (mo.mean[1] - geo);
+                estimates.push((
+                    "price",
+                    Estimate::new(df * price, df * (residual / mo.n).sqrt()),
+                ));
+                estimates.push((
+                    "price_plain",
+                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
+                ));
+                estimates.push((
+                    "geometric_price",
+                    Estimate::new(df * mo.mean[1], df * mo.std_error(1)),
+                ));
+            }
+            Style::Barrier { .. } => {
+                estimates.push((
+                    "price",
+                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
+                ));
+            }
+        }
+        if estimates.iter().any(|(_, e)| !e.value.is_finite()) {
+            return Err(KernelError::NumericFailure(format!(
+                "non-finite price for contract {i}"
+            )));
+        }
+        outputs.push(Output {
+            estimates,
+            arrays: Vec::new(),
+            units_done: partial.len(),
+        });
+    }
+    Ok(outputs)
+}
+
+/// Simulates `paths` paths in one call and prices the book.
+pub fn run(book: &OptionBook, seed: u64, paths: u64) -> Result<Vec<Output>> {
+    if paths == 0 {
+        return Err(KernelError::invalid("paths", "must be at least 1"));
+    }
+    finish(book, &simulate(book, seed, 0..paths)?)
+}
