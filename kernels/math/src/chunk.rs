@@ -12,10 +12,7 @@ pub const BLOCK: u64 = 1024;
 /// block boundary so that every block starts its stream from the beginning.
 pub fn blocks(units: &Range<u64>, block: u64) -> Result<impl Iterator<Item = (u64, u64)>> {
     if units.start % block != 0 {
-        return Err(KernelError::invalid(
-            "units",
-            format!("chunk start {} is not a multiple of {block}", units.start),
-        ));
+        return Err(KernelError::invalid("units", format!("chunk start {} is not a multiple of {block}", units.start)));
     }
     if units.end < units.start {
         return Err(KernelError::invalid("units", "chunk end before its start"));
@@ -49,9 +46,7 @@ impl<B> Partial<B> {
     pub fn join(mut parts: Vec<Partial<B>>) -> Result<Partial<B>> {
         parts.sort_by_key(|p| p.units.start);
         let mut it = parts.into_iter();
-        let mut all = it
-            .next()
-            .ok_or_else(|| KernelError::invalid("units", "no chunks to join"))?;
+        let mut all = it.next().ok_or_else(|| KernelError::invalid("units", "no chunks to join"))?;
         for p in it {
             all.append(p)?;
         }
@@ -98,10 +93,7 @@ mod tests {
                 let r = split(units, chunks, 1024);
                 assert_eq!(r.first().unwrap().start, 0);
                 assert_eq!(r.last().unwrap().end, units);
-                assert!(
-                    r.windows(2)
-                        .all(|w| w[0].end == w[1].start && w[1].start % 1024 == 0)
-                );
+                assert!(r.windows(2).all(|w| w[0].end == w[1].start && w[1].start % 1024 == 0));
             }
         }
     }

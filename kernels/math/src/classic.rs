@@ -9,10 +9,7 @@ pub const MAX_HASHMIX_COST: u64 = 1 << 36;
 /// rotate-xor-multiply. Returns the full 64-bit hash.
 pub fn hashmix(inputs: &[u64], compute_cost: u64) -> Result<u64> {
     if compute_cost > MAX_HASHMIX_COST {
-        return Err(KernelError::invalid(
-            "compute_cost",
-            format!("must be <= {MAX_HASHMIX_COST}, got {compute_cost}"),
-        ));
+        return Err(KernelError::invalid("compute_cost", format!("must be <= {MAX_HASHMIX_COST}, got {compute_cost}")));
     }
     let mut h: u64 = 0xCBF2_9CE4_8422_2325;
     for x in inputs {

@@ -13,10 +13,7 @@ pub enum KernelError {
 
 impl KernelError {
     pub(crate) fn invalid(param: &'static str, reason: impl Into<String>) -> Self {
-        KernelError::InvalidInput {
-            param,
-            reason: reason.into(),
-        }
+        KernelError::InvalidInput { param, reason: reason.into() }
     }
 }
 
@@ -35,43 +32,22 @@ impl std::error::Error for KernelError {}
 pub type Result<T> = std::result::Result<T, KernelError>;
 
 pub(crate) fn finite(param: &'static str, x: f64) -> Result<f64> {
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(KernelError::invalid(
-            param,
-            format!("must be a finite number, got {x}"),
-        ))
-    }
+    if x.is_finite() { Ok(x) } else { Err(KernelError::invalid(param, format!("must be a finite number, got {x}"))) }
 }
 
 pub(crate) fn positive(param: &'static str, x: f64) -> Result<f64> {
     finite(param, x)?;
-    if x > 0.0 {
-        Ok(x)
-    } else {
-        Err(KernelError::invalid(param, format!("must be > 0, got {x}")))
-    }
+    if x > 0.0 { Ok(x) } else { Err(KernelError::invalid(param, format!("must be > 0, got {x}"))) }
 }
 
 pub(crate) fn non_negative(param: &'static str, x: f64) -> Result<f64> {
     finite(param, x)?;
-    if x >= 0.0 {
-        Ok(x)
-    } else {
-        Err(KernelError::invalid(
-            param,
-            format!("must be >= 0, got {x}"),
-        ))
-    }
+    if x >= 0.0 { Ok(x) } else { Err(KernelError::invalid(param, format!("must be >= 0, got {x}"))) }
 }
 
 pub(crate) fn all_finite(param: &'static str, xs: &[f64]) -> Result<()> {
     match xs.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(KernelError::invalid(
-            param,
-            format!("element {i} is not a finite number ({})", xs[i]),
-        )),
+        Some(i) => Err(KernelError::invalid(param, format!("element {i} is not a finite number ({})", xs[i]))),
         None => Ok(()),
     }
 }

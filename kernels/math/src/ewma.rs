@@ -27,27 +27,17 @@ pub struct ReturnWindow {
 impl ReturnWindow {
     pub fn validate(&self) -> Result<()> {
         if self.assets == 0 || self.assets > MAX_ASSETS {
-            return Err(KernelError::invalid(
-                "assets",
-                format!("must be in 1..={MAX_ASSETS}, got {}", self.assets),
-            ));
+            return Err(KernelError::invalid("assets", format!("must be in 1..={MAX_ASSETS}, got {}", self.assets)));
         }
         if self.returns.is_empty() || self.returns.len() % self.assets != 0 {
             return Err(KernelError::invalid(
                 "returns",
-                format!(
-                    "needs a positive multiple of assets = {} values, got {}",
-                    self.assets,
-                    self.returns.len()
-                ),
+                format!("needs a positive multiple of assets = {} values, got {}", self.assets, self.returns.len()),
             ));
         }
         all_finite("returns", &self.returns)?;
         if !(self.lambda > 0.0 && self.lambda < 1.0) {
-            return Err(KernelError::invalid(
-                "lambda",
-                format!("must be in (0, 1), got {}", self.lambda),
-            ));
+            return Err(KernelError::invalid("lambda", format!("must be in (0, 1), got {}", self.lambda)));
         }
         Ok(())
     }
@@ -64,10 +54,7 @@ pub type EwmaPartial = Partial<Vec<f64>>;
 pub fn simulate(w: &ReturnWindow, units: Range<u64>) -> Result<EwmaPartial> {
     w.validate()?;
     if units.end > w.rows() {
-        return Err(KernelError::invalid(
-            "rows",
-            format!("asks for {} rows of a {}-row window", units.end, w.rows()),
-        ));
+        return Err(KernelError::invalid("rows", format!("asks for {} rows of a {}-row window", units.end, w.rows())));
     }
     let d = w.assets;
     let newest = w.rows() - 1;
@@ -96,10 +83,7 @@ pub fn simulate(w: &ReturnWindow, units: Range<u64>) -> Result<EwmaPartial> {
 /// Normalises the weighted sums into the covariance, its Cholesky factor and the vols.
 pub fn finish(w: &ReturnWindow, partial: &EwmaPartial) -> Result<Output> {
     let d = w.assets;
-    let first = partial
-        .blocks
-        .first()
-        .ok_or_else(|| KernelError::invalid("rows", "must be at least 1"))?;
+    let first = partial.blocks.first().ok_or_else(|| KernelError::invalid("rows", "must be at least 1"))?;
     let mut total = vec![0.0; first.len()];
     for b in &partial.blocks {
         total.iter_mut().zip(b).for_each(|(t, x)| *t += x);
@@ -121,10 +105,7 @@ pub fn finish(w: &ReturnWindow, partial: &EwmaPartial) -> Result<Output> {
         ))
     })?;
     Ok(Output {
-        estimates: vec![(
-            "weight_used",
-            Estimate::exact(1.0 - libm::pow(w.lambda, partial.len() as f64)),
-        )],
+        estimates: vec![("weight_used", Estimate::exact(1.0 - libm::pow(w.lambda, partial.len() as f64)))],
         arrays: vec![("covariance", cov), ("cholesky", chol), ("vols", vols)],
         units_done: partial.len(),
     })

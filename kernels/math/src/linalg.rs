@@ -6,10 +6,7 @@ use crate::error::{KernelError, Result};
 /// `what` names the parameter in the error.
 pub fn cholesky(a: &[f64], d: usize, what: &'static str) -> Result<Vec<f64>> {
     if a.len() != d * d {
-        return Err(KernelError::invalid(
-            what,
-            format!("needs {d}x{d} = {} values, got {}", d * d, a.len()),
-        ));
+        return Err(KernelError::invalid(what, format!("needs {d}x{d} = {} values, got {}", d * d, a.len())));
     }
     let mut l = vec![0.0; d * d];
     for i in 0..d {
@@ -20,10 +17,7 @@ pub fn cholesky(a: &[f64], d: usize, what: &'static str) -> Result<Vec<f64>> {
             }
             if i == j {
                 if !(s > 0.0) {
-                    return Err(KernelError::invalid(
-                        what,
-                        format!("is not positive definite (pivot {i} is {s:e})"),
-                    ));
+                    return Err(KernelError::invalid(what, format!("is not positive definite (pivot {i} is {s:e})")));
                 }
                 l[i * d + i] = s.sqrt();
             } else {
@@ -65,10 +59,7 @@ mod tests {
         let bad = [1.0, 0.9, 0.9, 0.9, 1.0, -0.9, 0.9, -0.9, 1.0];
         assert!(matches!(
             cholesky(&bad, 3, "correlation"),
-            Err(KernelError::InvalidInput {
-                param: "correlation",
-                ..
-            })
+            Err(KernelError::InvalidInput { param: "correlation", .. })
         ));
     }
 }

@@ -17,11 +17,7 @@ impl<const N: usize> Default for BlockSums<N> {
 
 impl<const N: usize> BlockSums<N> {
     pub fn new() -> Self {
-        BlockSums {
-            n: 0.0,
-            sum: [0.0; N],
-            cross: [[0.0; N]; N],
-        }
+        BlockSums { n: 0.0, sum: [0.0; N], cross: [[0.0; N]; N] }
     }
 
     #[inline]
@@ -36,11 +32,7 @@ impl<const N: usize> BlockSums<N> {
     }
 
     pub fn finish(&self) -> Comoments<N> {
-        let mut m = Comoments {
-            n: self.n,
-            mean: [0.0; N],
-            co: [[0.0; N]; N],
-        };
+        let mut m = Comoments { n: self.n, mean: [0.0; N], co: [[0.0; N]; N] };
         if self.n == 0.0 {
             return m;
         }
@@ -68,11 +60,7 @@ pub struct Comoments<const N: usize> {
 
 impl<const N: usize> Comoments<N> {
     pub fn empty() -> Self {
-        Comoments {
-            n: 0.0,
-            mean: [0.0; N],
-            co: [[0.0; N]; N],
-        }
+        Comoments { n: 0.0, mean: [0.0; N], co: [[0.0; N]; N] }
     }
 
     /// Folds `other` (the next block) into `self`.
@@ -99,20 +87,12 @@ impl<const N: usize> Comoments<N> {
 
     /// Sample variance of component `i`.
     pub fn variance(&self, i: usize) -> f64 {
-        if self.n > 1.0 {
-            self.co[i][i] / (self.n - 1.0)
-        } else {
-            f64::NAN
-        }
+        if self.n > 1.0 { self.co[i][i] / (self.n - 1.0) } else { f64::NAN }
     }
 
     /// Sample covariance of components `i` and `j`.
     pub fn covariance(&self, i: usize, j: usize) -> f64 {
-        if self.n > 1.0 {
-            self.co[i][j] / (self.n - 1.0)
-        } else {
-            f64::NAN
-        }
+        if self.n > 1.0 { self.co[i][j] / (self.n - 1.0) } else { f64::NAN }
     }
 
     /// Standard error of the mean of component `i`.
@@ -136,9 +116,7 @@ mod tests {
 
     #[test]
     fn merged_blocks_match_direct_two_pass_moments() {
-        let xs: Vec<[f64; 2]> = (0..1000)
-            .map(|i| [(i as f64 * 0.37).sin() + 100.0, (i as f64).sqrt()])
-            .collect();
+        let xs: Vec<[f64; 2]> = (0..1000).map(|i| [(i as f64 * 0.37).sin() + 100.0, (i as f64).sqrt()]).collect();
         let blocks: Vec<Comoments<2>> = xs
             .chunks(64)
             .map(|c| {
@@ -149,14 +127,8 @@ mod tests {
             .collect();
         let m = fold(&blocks);
         let n = xs.len() as f64;
-        let mean: Vec<f64> = (0..2)
-            .map(|k| xs.iter().map(|x| x[k]).sum::<f64>() / n)
-            .collect();
-        let cov01 = xs
-            .iter()
-            .map(|x| (x[0] - mean[0]) * (x[1] - mean[1]))
-            .sum::<f64>()
-            / (n - 1.0);
+        let mean: Vec<f64> = (0..2).map(|k| xs.iter().map(|x| x[k]).sum::<f64>() / n).collect();
+        let cov01 = xs.iter().map(|x| (x[0] - mean[0]) * (x[1] - mean[1])).sum::<f64>() / (n - 1.0);
         let var0 = xs.iter().map(|x| (x[0] - mean[0]).powi(2)).sum::<f64>() / (n - 1.0);
         assert_eq!(m.n, n);
         assert!((m.mean[0] - mean[0]).abs() < 1e-12 && (m.mean[1] - mean[1]).abs() < 1e-12);

@@ -10,17 +10,11 @@ pub struct Estimate {
 
 impl Estimate {
     pub fn new(value: f64, std_error: f64) -> Self {
-        Estimate {
-            value,
-            std_error: std_error.is_finite().then_some(std_error),
-        }
+        Estimate { value, std_error: std_error.is_finite().then_some(std_error) }
     }
 
     pub fn exact(value: f64) -> Self {
-        Estimate {
-            value,
-            std_error: None,
-        }
+        Estimate { value, std_error: None }
     }
 
     /// Whether `reference` lies within `k` standard errors (an exact estimate must match to the bit).
@@ -39,16 +33,10 @@ pub struct Output {
 
 impl Output {
     pub fn estimate(&self, name: &str) -> Option<Estimate> {
-        self.estimates
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, e)| *e)
+        self.estimates.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
     }
 
     pub fn array(&self, name: &str) -> Option<&[f64]> {
-        self.arrays
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, a)| a.as_slice())
+        self.arrays.iter().find(|(n, _)| *n == name).map(|(_, a)| a.as_slice())
     }
 }

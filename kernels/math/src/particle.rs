@@ -37,10 +37,7 @@ impl StateSpaceModel {
         if self.observations.is_empty() || self.observations.len() > MAX_OBSERVATIONS {
             return Err(KernelError::invalid(
                 "observations",
-                format!(
-                    "needs 1..={MAX_OBSERVATIONS} values, got {}",
-                    self.observations.len()
-                ),
+                format!("needs 1..={MAX_OBSERVATIONS} values, got {}", self.observations.len()),
             ));
         }
         crate::error::all_finite("observations", &self.observations)
@@ -59,9 +56,7 @@ pub type FilterPartial = Partial<Island>;
 /// Runs the islands covering particles `units` (block-aligned start).
 pub fn simulate(model: &StateSpaceModel, seed: u64, units: Range<u64>) -> Result<FilterPartial> {
     model.validate()?;
-    let blocks = chunk::blocks(&units, BLOCK)?
-        .map(|(b, n)| island(model, seed, b, n as usize))
-        .collect();
+    let blocks = chunk::blocks(&units, BLOCK)?.map(|(b, n)| island(model, seed, b, n as usize)).collect();
     Ok(Partial { units, blocks })
 }
 
@@ -75,10 +70,7 @@ fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize) -> Island {
     let mut next = vec![0.0; p];
     let mut w = vec![1.0 / p as f64; p];
     let mut g = vec![0.0; p];
-    let mut out = Island {
-        log_z: Vec::with_capacity(t_len),
-        means: Vec::with_capacity(t_len),
-    };
+    let mut out = Island { log_z: Vec::with_capacity(t_len), means: Vec::with_capacity(t_len) };
     let mut log_z = 0.0;
     for &y in &model.observations {
         let mut gmax = f64::NEG_INFINITY;
@@ -138,10 +130,7 @@ pub fn finish(model: &StateSpaceModel, partial: &FilterPartial) -> Result<Output
     let k = islands.len() as f64;
     let mut means = Vec::with_capacity(t_len);
     for t in 0..t_len {
-        let top = islands
-            .iter()
-            .map(|i| i.log_z[t])
-            .fold(f64::NEG_INFINITY, f64::max);
+        let top = islands.iter().map(|i| i.log_z[t]).fold(f64::NEG_INFINITY, f64::max);
         let (mut num, mut den) = (0.0, 0.0);
         for isl in islands {
             let wgt = libm::exp(isl.log_z[t] - top);
@@ -150,31 +139,19 @@ pub fn finish(model: &StateSpaceModel, partial: &FilterPartial) -> Result<Output
         }
         means.push(num / den);
     }
-    let top = islands
-        .iter()
-        .map(|i| i.log_z[t_len - 1])
-        .fold(f64::NEG_INFINITY, f64::max);
-    let rel: Vec<f64> = islands
-        .iter()
-        .map(|i| libm::exp(i.log_z[t_len - 1] - top))
-        .collect();
+    let top = islands.iter().map(|i| i.log_z[t_len - 1]).fold(f64::NEG_INFINITY, f64::max);
+    let rel: Vec<f64> = islands.iter().map(|i| libm::exp(i.log_z[t_len - 1] - top)).collect();
     let mean_rel = rel.iter().sum::<f64>() / k;
     let loglik = top + libm::log(mean_rel);
     // Delta method on the log of a mean: se(log Z) = sd(Z_b) / (sqrt(K) mean(Z_b)).
     let se = if islands.len() > 1 {
-        let var = rel
-            .iter()
-            .map(|z| (z - mean_rel) * (z - mean_rel))
-            .sum::<f64>()
-            / (k - 1.0);
+        let var = rel.iter().map(|z| (z - mean_rel) * (z - mean_rel)).sum::<f64>() / (k - 1.0);
         (var / k).sqrt() / mean_rel
     } else {
         f64::NAN
     };
     if !loglik.is_finite() || means.iter().any(|m| !m.is_finite()) {
-        return Err(KernelError::NumericFailure(
-            "particle weights collapsed to zero".into(),
-        ));
+        return Err(KernelError::NumericFailure("particle weights collapsed to zero".into()));
     }
     Ok(Output {
         estimates: vec![("loglik", Estimate::new(loglik, se))],

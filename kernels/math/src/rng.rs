@@ -77,10 +77,7 @@ pub struct Normals<R> {
 
 impl<R: Rng> Normals<R> {
     pub fn new(rng: R) -> Self {
-        Normals {
-            rng,
-            zig: &ZIGGURAT,
-        }
+        Normals { rng, zig: &ZIGGURAT }
     }
 
     /// The underlying generator, for the few uniforms a kernel draws between normals.
@@ -132,22 +129,10 @@ mod tests {
 
     #[test]
     fn streams_differ_by_block_and_seed_and_repeat_exactly() {
-        let a: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(block_rng(7, 0), |r, _| Some(r.next_u64()))
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(block_rng(7, 0), |r, _| Some(r.next_u64()))
-            .collect();
-        let c: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(block_rng(7, 1), |r, _| Some(r.next_u64()))
-            .collect();
-        let d: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(block_rng(8, 0), |r, _| Some(r.next_u64()))
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| 0).scan(block_rng(7, 0), |r, _| Some(r.next_u64())).collect();
+        let b: Vec<u64> = (0..4).map(|_| 0).scan(block_rng(7, 0), |r, _| Some(r.next_u64())).collect();
+        let c: Vec<u64> = (0..4).map(|_| 0).scan(block_rng(7, 1), |r, _| Some(r.next_u64())).collect();
+        let d: Vec<u64> = (0..4).map(|_| 0).scan(block_rng(8, 0), |r, _| Some(r.next_u64())).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
@@ -157,15 +142,8 @@ mod tests {
     fn ziggurat_tables_close_at_zero_and_cover_the_tail() {
         let z = &*ZIGGURAT;
         assert_eq!(z.x[LAYERS], 0.0);
-        assert!(
-            z.x[LAYERS - 1] > 0.0 && z.x[LAYERS - 1] < 0.3,
-            "top layer edge {}",
-            z.x[LAYERS - 1]
-        );
-        assert!(
-            z.x.windows(2).skip(1).all(|w| w[0] > w[1]),
-            "edges must decrease"
-        );
+        assert!(z.x[LAYERS - 1] > 0.0 && z.x[LAYERS - 1] < 0.3, "top layer edge {}", z.x[LAYERS - 1]);
+        assert!(z.x.windows(2).skip(1).all(|w| w[0] > w[1]), "edges must decrease");
     }
 
     /// Moments and tail frequencies of 2M draws against the standard normal.
@@ -189,9 +167,6 @@ mod tests {
         assert!((s4 / nf - 3.0).abs() < 5.0 * (96.0 / nf).sqrt());
         // P(|Z| > 3) = 0.0026998; binomial standard deviation ~ 73 at this n.
         let expected = 0.002_699_796 * nf;
-        assert!(
-            (beyond3 as f64 - expected).abs() < 5.0 * expected.sqrt(),
-            "{beyond3} vs {expected}"
-        );
+        assert!((beyond3 as f64 - expected).abs() < 5.0 * expected.sqrt(), "{beyond3} vs {expected}");
     }
 }

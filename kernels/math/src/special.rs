@@ -108,23 +108,12 @@ mod tests {
     #[test]
     fn quantile_inverts_cdf_and_matches_known_points() {
         assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 4e-15);
-        assert!(
-            (normal_quantile(0.99) - 2.326_347_874_040_841).abs() < 4e-15,
-            "{}",
-            normal_quantile(0.99)
-        );
+        assert!((normal_quantile(0.99) - 2.326_347_874_040_841).abs() < 4e-15, "{}", normal_quantile(0.99));
         assert!((normal_quantile(1e-10) + 6.361_340_902_404_056).abs() < 1e-12);
         for &p in &[1e-300, 1e-12, 0.001, 0.3, 0.5, 0.7, 0.95, 0.999_999] {
             let x = normal_quantile(p);
-            assert!(
-                (normal_cdf(x) - p).abs() <= 1e-14 * p.max(1e-300) + 1e-300,
-                "p={p}"
-            );
+            assert!((normal_cdf(x) - p).abs() <= 1e-14 * p.max(1e-300) + 1e-300, "p={p}");
         }
-        assert!(
-            normal_quantile(0.0).is_nan()
-                && normal_quantile(1.0).is_nan()
-                && normal_quantile(f64::NAN).is_nan()
-        );
+        assert!(normal_quantile(0.0).is_nan() && normal_quantile(1.0).is_nan() && normal_quantile(f64::NAN).is_nan());
     }
 }

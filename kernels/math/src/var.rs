@@ -65,27 +65,17 @@ impl VarBook {
     pub fn new(portfolio: Portfolio, queries: Vec<VarQuery>) -> Result<Self> {
         let d = portfolio.positions.len();
         if d == 0 || d > MAX_ASSETS {
-            return Err(KernelError::invalid(
-                "positions",
-                format!("needs 1..={MAX_ASSETS} assets, got {d}"),
-            ));
+            return Err(KernelError::invalid("positions", format!("needs 1..={MAX_ASSETS} assets, got {d}")));
         }
         for (name, v) in [("drifts", &portfolio.drifts), ("vols", &portfolio.vols)] {
             if v.len() != d {
-                return Err(KernelError::invalid(
-                    name,
-                    format!("has {} values for {d} positions", v.len()),
-                ));
+                return Err(KernelError::invalid(name, format!("has {} values for {d} positions", v.len())));
             }
         }
         if portfolio.correlation.len() != d * d {
             return Err(KernelError::invalid(
                 "correlation",
-                format!(
-                    "needs {d}x{d} = {} values for {d} positions, got {}",
-                    d * d,
-                    portfolio.correlation.len()
-                ),
+                format!("needs {d}x{d} = {} values for {d} positions, got {}", d * d, portfolio.correlation.len()),
             ));
         }
         all_finite("positions", &portfolio.positions)?;
@@ -93,10 +83,7 @@ impl VarBook {
         all_finite("vols", &portfolio.vols)?;
         all_finite("correlation", &portfolio.correlation)?;
         if let Some(i) = portfolio.vols.iter().position(|&v| v < 0.0) {
-            return Err(KernelError::invalid(
-                "vols",
-                format!("element {i} is negative ({})", portfolio.vols[i]),
-            ));
+            return Err(KernelError::invalid("vols", format!("element {i} is negative ({})", portfolio.vols[i])));
         }
         let c = &portfolio.correlation;
         for i in 0..d {
@@ -125,26 +112,15 @@ impl VarBook {
         for q in &queries {
             positive("horizon", q.horizon)?;
             if !(q.confidence > 0.0 && q.confidence < 1.0) {
-                return Err(KernelError::invalid(
-                    "confidence",
-                    format!("must be in (0, 1), got {}", q.confidence),
-                ));
+                return Err(KernelError::invalid("confidence", format!("must be in (0, 1), got {}", q.confidence)));
             }
-            let found = scenarios
-                .iter()
-                .position(|s| s.horizon == q.horizon && s.mode == q.mode);
+            let found = scenarios.iter().position(|s| s.horizon == q.horizon && s.mode == q.mode);
             let idx = found.unwrap_or_else(|| {
-                scenarios.push(Scenario {
-                    horizon: q.horizon,
-                    mode: q.mode,
-                    coeff_offset: coeffs.len(),
-                });
+                scenarios.push(Scenario { horizon: q.horizon, mode: q.mode, coeff_offset: coeffs.len() });
                 let h = q.horizon;
                 let (mu, sigma) = (&portfolio.drifts, &portfolio.vols);
                 match q.mode {
-                    VarMode::Full => {
-                        coeffs.extend((0..d).map(|i| (mu[i] - 0.5 * sigma[i] * sigma[i]) * h))
-                    }
+                    VarMode::Full => coeffs.extend((0..d).map(|i| (mu[i] - 0.5 * sigma[i] * sigma[i]) * h)),
                     VarMode::Linear => coeffs.extend((0..d).map(|i| mu[i] * h)),
                 }
                 coeffs.extend((0..d).map(|i| sigma[i] * h.sqrt()));
@@ -152,14 +128,7 @@ impl VarBook {
             });
             query_scenario.push(idx);
         }
-        Ok(VarBook {
-            portfolio,
-            chol,
-            queries,
-            query_scenario,
-            scenarios,
-            coeffs,
-        })
+        Ok(VarBook { portfolio, chol, queries, query_scenario, scenarios, coeffs })
     }
 
     pub fn single(portfolio: Portfolio, query: VarQuery) -> Result<Self> {
@@ -178,20 +147,11 @@ impl VarBook {
     fn linear_loss_distribution(&self, horizon: f64) -> (f64, f64) {
         let p = &self.portfolio;
         let d = self.assets();
-        let mean = -horizon
-            * p.positions
-                .iter()
-                .zip(&p.drifts)
-                .map(|(v, m)| v * m)
-                .sum::<f64>();
+        let mean = -horizon * p.positions.iter().zip(&p.drifts).map(|(v, m)| v * m).sum::<f64>();
         let mut var = 0.0;
         for i in 0..d {
             for j in 0..d {
-                var += p.positions[i]
-                    * p.vols[i]
-                    * p.correlation[i * d + j]
-                    * p.vols[j]
-                    * p.positions[j];
+                var += p.positions[i] * p.vols[i] * p.correlation[i * d + j] * p.vols[j] * p.positions[j];
             }
         }
         (mean, (var * horizon).sqrt())
@@ -210,17 +170,12 @@ pub fn simulate(book: &VarBook, seed: u64, units: Range<u64>) -> Result<VarParti
     let mut blocks = Vec::new();
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
-        let mut losses: Vec<Vec<f64>> = book
-            .scenarios
-            .iter()
-            .map(|_| Vec::with_capacity(n as usize))
-            .collect();
+        let mut losses: Vec<Vec<f64>> = book.scenarios.iter().map(|_| Vec::with_capacity(n as usize)).collect();
         for _ in 0..n {
             z.iter_mut().for_each(|zi| *zi = normals.next());
             lower_mul(&book.chol, &z, &mut y);
             for (s, out) in book.scenarios.iter().zip(losses.iter_mut()) {
-                let (drift, scale) =
-                    book.coeffs[s.coeff_offset..s.coeff_offset + 2 * d].split_at(d);
+                let (drift, scale) = book.coeffs[s.coeff_offset..s.coeff_offset + 2 * d].split_at(d);
                 let mut pnl = 0.0;
                 match s.mode {
                     VarMode::Full => {
@@ -260,16 +215,9 @@ pub fn finish(book: &VarBook, partial: &VarPartial) -> Result<Vec<Output>> {
             let (m, sd) = book.linear_loss_distribution(q.horizon);
             let z = normal_quantile(q.confidence);
             estimates.push(("analytic_var", Estimate::exact(m + sd * z)));
-            estimates.push((
-                "analytic_es",
-                Estimate::exact(m + sd * normal_pdf(z) / (1.0 - q.confidence)),
-            ));
+            estimates.push(("analytic_es", Estimate::exact(m + sd * normal_pdf(z) / (1.0 - q.confidence))));
         }
-        outputs.push(Output {
-            estimates,
-            arrays: Vec::new(),
-            units_done: n as u64,
-        });
+        outputs.push(Output { estimates, arrays: Vec::new(), units_done: n as u64 });
     }
     Ok(outputs)
 }
@@ -279,9 +227,7 @@ fn loss_statistics(losses: &mut [f64], alpha: f64) -> Result<Vec<(&'static str, 
     let n = losses.len();
     let nf = n as f64;
     if let Some(bad) = losses.iter().find(|x| !x.is_finite()) {
-        return Err(KernelError::NumericFailure(format!(
-            "a simulated loss is {bad}"
-        )));
+        return Err(KernelError::NumericFailure(format!("a simulated loss is {bad}")));
     }
     // Moments in path order, before the order statistics reorder the slice.
     let mean = losses.iter().sum::<f64>() / nf;
@@ -307,11 +253,8 @@ fn loss_statistics(losses: &mut [f64], alpha: f64) -> Result<Vec<(&'static str, 
     let tail = &upper[m..];
     let tail_n = tail.len() as f64;
     let es = tail.iter().sum::<f64>() / tail_n;
-    let tail_var = if tail.len() > 1 {
-        tail.iter().map(|x| (x - es) * (x - es)).sum::<f64>() / (tail_n - 1.0)
-    } else {
-        f64::NAN
-    };
+    let tail_var =
+        if tail.len() > 1 { tail.iter().map(|x| (x - es) * (x - es)).sum::<f64>() / (tail_n - 1.0) } else { f64::NAN };
 
     // Order-statistic standard error with the density at VaR from the spacing of neighbours.
     let var_se = if m > 0 {
@@ -321,8 +264,7 @@ fn loss_statistics(losses: &mut [f64], alpha: f64) -> Result<Vec<(&'static str, 
         f64::NAN
     };
     // Asymptotic variance of the ES estimator: (Var(L | L >= VaR) + alpha (ES - VaR)^2) / (n (1 - alpha)).
-    let es_se =
-        ((tail_var + alpha * (es - var_hat) * (es - var_hat)) / (nf * (1.0 - alpha))).sqrt();
+    let es_se = ((tail_var + alpha * (es - var_hat) * (es - var_hat)) / (nf * (1.0 - alpha))).sqrt();
 
     Ok(vec![
         ("var", Estimate::new(var_hat, var_se)),
@@ -337,8 +279,7 @@ fn loss_statistics(losses: &mut [f64], alpha: f64) -> Result<Vec<(&'static str, 
 fn spacing(n: usize, alpha: f64) -> usize {
     let z = normal_quantile(alpha);
     let phi = normal_pdf(z);
-    let h = libm::cbrt(1.5 * phi * phi / (2.0 * z * z + 1.0))
-        * libm::pow(1.959_963_984_540_054, 2.0 / 3.0)
+    let h = libm::cbrt(1.5 * phi * phi / (2.0 * z * z + 1.0)) * libm::pow(1.959_963_984_540_054, 2.0 / 3.0)
         / libm::cbrt(n as f64);
     ((n as f64 * h).round() as usize).max(1)
 }

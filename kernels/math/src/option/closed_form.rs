@@ -12,15 +12,7 @@ pub struct Greeks {
     pub vega: f64,
 }
 
-pub fn black_scholes(
-    kind: OptionType,
-    spot: f64,
-    strike: f64,
-    rate: f64,
-    dividend: f64,
-    vol: f64,
-    t: f64,
-) -> Greeks {
+pub fn black_scholes(kind: OptionType, spot: f64, strike: f64, rate: f64, dividend: f64, vol: f64, t: f64) -> Greeks {
     let sd = vol * t.sqrt();
     let df_r = libm::exp(-rate * t);
     let df_q = libm::exp(-dividend * t);
@@ -42,14 +34,7 @@ pub fn black_scholes(
 }
 
 /// Mean and variance of the log of the geometric average over fixings `i*T/n`, i = 1..=n.
-pub fn log_geometric_average(
-    spot: f64,
-    rate: f64,
-    dividend: f64,
-    vol: f64,
-    t: f64,
-    n: u32,
-) -> (f64, f64) {
+pub fn log_geometric_average(spot: f64, rate: f64, dividend: f64, vol: f64, t: f64, n: u32) -> (f64, f64) {
     let n = n as f64;
     let mean_time = t * (n + 1.0) / (2.0 * n);
     let mean = libm::log(spot) + (rate - dividend - 0.5 * vol * vol) * mean_time;
@@ -84,8 +69,5 @@ pub fn geometric_asian(
 /// put-call parity, `C - P = e^{-rT} (E[A] - K)`, it checks the arithmetic Asian kernel exactly.
 pub fn expected_arithmetic_average(spot: f64, rate: f64, dividend: f64, t: f64, n: u32) -> f64 {
     let dt = t / n as f64;
-    (1..=n)
-        .map(|i| spot * libm::exp((rate - dividend) * dt * i as f64))
-        .sum::<f64>()
-        / n as f64
+    (1..=n).map(|i| spot * libm::exp((rate - dividend) * dt * i as f64)).sum::<f64>() / n as f64
 }

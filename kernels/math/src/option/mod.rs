@@ -89,22 +89,14 @@ impl OptionBook {
         non_negative("vol", market.vol)?;
         positive("maturity", market.maturity)?;
         if steps == 0 || steps > MAX_STEPS {
-            return Err(KernelError::invalid(
-                "steps",
-                format!("must be in 1..={MAX_STEPS}, got {steps}"),
-            ));
+            return Err(KernelError::invalid("steps", format!("must be in 1..={MAX_STEPS}, got {steps}")));
         }
-        let first = contracts
-            .first()
-            .ok_or_else(|| KernelError::invalid("contracts", "a book needs a contract"))?;
+        let first = contracts.first().ok_or_else(|| KernelError::invalid("contracts", "a book needs a contract"))?;
         let path_kind = first.style.path_kind();
         for c in &contracts {
             positive("strike", c.strike)?;
             if c.style.path_kind() != path_kind {
-                return Err(KernelError::invalid(
-                    "style",
-                    "European and path-dependent contracts cannot share paths",
-                ));
+                return Err(KernelError::invalid("style", "European and path-dependent contracts cannot share paths"));
             }
             if let Style::Barrier { level, kind } = c.style {
                 positive("barrier", level)?;
@@ -115,20 +107,12 @@ impl OptionBook {
                 if !alive {
                     return Err(KernelError::invalid(
                         "barrier",
-                        format!(
-                            "{level} is already breached at spot {} for a {kind:?} barrier",
-                            market.spot
-                        ),
+                        format!("{level} is already breached at spot {} for a {kind:?} barrier", market.spot),
                     ));
                 }
             }
         }
-        Ok(OptionBook {
-            market,
-            steps,
-            path_kind,
-            contracts,
-        })
+        Ok(OptionBook { market, steps, path_kind, contracts })
     }
 
     /// One contract on its own.
@@ -165,12 +149,7 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
     Ok(Partial { units, blocks })
 }
 
-fn terminal_block<R: rand_core::Rng>(
-    book: &OptionBook,
-    normals: &mut Normals<R>,
-    n: u64,
-    sums: &mut [BlockSums<2>],
-) {
+fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
     let m = &book.market;
     let t = m.maturity;
     let forward_drift = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t);
@@ -189,12 +168,7 @@ fn terminal_block<R: rand_core::Rng>(
     for _ in 0..n {
         let st = forward_drift * libm::exp(sd * normals.next());
         for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
-            sum.add(european_payoff(
-                st,
-                c.strike,
-                c.kind == OptionType::Call,
-                inv_spot,
-            ));
+            sum.add(european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot));
         }
     }
 }
@@ -203,11 +177,7 @@ fn terminal_block<R: rand_core::Rng>(
 #[inline(always)]
 fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     if call {
-        if st > k {
-            [st - k, st * inv_spot]
-        } else {
-            [0.0, 0.0]
-        }
+        if st > k { [st - k, st * inv_spot] } else { [0.0, 0.0] }
     } else if st < k {
         [k - st, -st * inv_spot]
     } else {
@@ -215,12 +185,7 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     }
 }
 
-fn grid_block<R: rand_core::Rng>(
-    book: &OptionBook,
-    normals: &mut Normals<R>,
-    n: u64,
-    sums: &mut [BlockSums<2>],
-) {
+fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
     let m = &book.market;
     let dt = m.maturity / book.steps as f64;
     let drift = (m.rate - m.dividend - 0.5 * m.vol * m.vol) * dt;
@@ -237,8 +202,7 @@ fn grid_block<R: rand_core::Rng>(
         })
         .collect();
     for _ in 0..n {
-        let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) =
-            (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
+        let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
         for _ in 0..book.steps {
             x += drift + sd * normals.next();
             lo = lo.min(x);
@@ -255,10 +219,7 @@ fn grid_block<R: rand_core::Rng>(
                 OptionType::Put => (c.strike - s).max(0.0),
             };
             let sample = match c.style {
-                Style::Asian => [
-                    vanilla(sum_s * inv_steps),
-                    vanilla(libm::exp(sum_x * inv_steps)),
-                ],
+                Style::Asian => [vanilla(sum_s * inv_steps), vanilla(libm::exp(sum_x * inv_steps))],
                 Style::Barrier { kind, .. } => {
                     let out = match kind {
                         BarrierKind::DownOut => lo <= log_level,
@@ -287,14 +248,8 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
         let mut estimates = Vec::new();
         match c.style {
             Style::European => {
-                estimates.push((
-                    "price",
-                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
-                ));
-                estimates.push((
-                    "delta",
-                    Estimate::new(df * mo.mean[1], df * mo.std_error(1)),
-                ));
+                estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
+                estimates.push(("delta", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
             }
             Style::Asian => {
                 let geo = closed_form::geometric_asian(
@@ -302,42 +257,20 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
                 ) / df;
                 let (var_a, var_g, cov) = (mo.variance(0), mo.variance(1), mo.covariance(0, 1));
                 let beta = if var_g > 0.0 { cov / var_g } else { 0.0 };
-                let residual = if var_g > 0.0 {
-                    (var_a - cov * cov / var_g).max(0.0)
-                } else {
-                    var_a
-                };
+                let residual = if var_g > 0.0 { (var_a - cov * cov / var_g).max(0.0) } else { var_a };
                 let price = mo.mean[0] - beta * (mo.mean[1] - geo);
-                estimates.push((
-                    "price",
-                    Estimate::new(df * price, df * (residual / mo.n).sqrt()),
-                ));
-                estimates.push((
-                    "price_plain",
-                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
-                ));
-                estimates.push((
-                    "geometric_price",
-                    Estimate::new(df * mo.mean[1], df * mo.std_error(1)),
-                ));
+                estimates.push(("price", Estimate::new(df * price, df * (residual / mo.n).sqrt())));
+                estimates.push(("price_plain", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
+                estimates.push(("geometric_price", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
             }
             Style::Barrier { .. } => {
-                estimates.push((
-                    "price",
-                    Estimate::new(df * mo.mean[0], df * mo.std_error(0)),
-                ));
+                estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
             }
         }
         if estimates.iter().any(|(_, e)| !e.value.is_finite()) {
-            return Err(KernelError::NumericFailure(format!(
-                "non-finite price for contract {i}"
-            )));
+            return Err(KernelError::NumericFailure(format!("non-finite price for contract {i}")));
         }
-        outputs.push(Output {
-            estimates,
-            arrays: Vec::new(),
-            units_done: partial.len(),
-        });
+        outputs.push(Output { estimates, arrays: Vec::new(), units_done: partial.len() });
     }
     Ok(outputs)
 }
