@@ -2,7 +2,7 @@
 
 use crate::error::{KernelError, Result};
 
-/// Lower Cholesky factor (row-major d×d) of a symmetric positive-definite matrix.
+/// Lower Cholesky factor (row-major d×d) of a symmetric, numerically positive-definite matrix.
 /// `what` names the parameter in the error.
 pub fn cholesky(a: &[f64], d: usize, what: &'static str) -> Result<Vec<f64>> {
     if a.len() != d * d {
@@ -16,7 +16,8 @@ pub fn cholesky(a: &[f64], d: usize, what: &'static str) -> Result<Vec<f64>> {
                 s -= l[i * d + k] * l[j * d + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                // A pivot lost to rounding (relative to its diagonal) means numerically singular.
+                if !(s > 1e-12 * a[i * d + i]) || !(a[i * d + i] > 0.0) {
                     return Err(KernelError::invalid(what, format!("is not positive definite (pivot {i} is {s:e})")));
                 }
                 l[i * d + i] = s.sqrt();
