@@ -11,7 +11,7 @@ pub const BLOCK: u64 = 1024;
 /// The blocks covering `units`, as (block index, units to run in it). `units.start` must be a
 /// block boundary so that every block starts its stream from the beginning.
 pub fn blocks(units: &Range<u64>, block: u64) -> Result<impl Iterator<Item = (u64, u64)>> {
-    if units.start % block != 0 {
+    if !units.start.is_multiple_of(block) {
         return Err(KernelError::invalid("units", format!("chunk start {} is not a multiple of {block}", units.start)));
     }
     if units.end < units.start {

@@ -29,7 +29,7 @@ impl ReturnWindow {
         if self.assets == 0 || self.assets > MAX_ASSETS {
             return Err(KernelError::invalid("assets", format!("must be in 1..={MAX_ASSETS}, got {}", self.assets)));
         }
-        if self.returns.is_empty() || self.returns.len() % self.assets != 0 {
+        if self.returns.is_empty() || !self.returns.len().is_multiple_of(self.assets) {
             return Err(KernelError::invalid(
                 "returns",
                 format!("needs a positive multiple of assets = {} values, got {}", self.assets, self.returns.len()),

@@ -17,7 +17,8 @@ pub fn cholesky(a: &[f64], d: usize, what: &'static str) -> Result<Vec<f64>> {
             }
             if i == j {
                 // A pivot lost to rounding (relative to its diagonal) means numerically singular.
-                if !(s > 1e-12 * a[i * d + i]) || !(a[i * d + i] > 0.0) {
+                let positive = a[i * d + i] > 0.0 && s > 1e-12 * a[i * d + i];
+                if !positive {
                     return Err(KernelError::invalid(what, format!("is not positive definite (pivot {i} is {s:e})")));
                 }
                 l[i * d + i] = s.sqrt();

@@ -12,7 +12,7 @@
 use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, finite, positive};
 use crate::output::{Estimate, Output};
-use crate::rng::{Normals, block_rng, uniform};
+use crate::rng::{Normals, block_rng};
 use std::f64::consts::PI;
 use std::ops::Range;
 
@@ -75,7 +75,7 @@ fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize) -> Island {
     for &y in &model.observations {
         let mut gmax = f64::NEG_INFINITY;
         for i in 0..p {
-            x[i] = a * x[i] + q * normals.next();
+            x[i] = a * x[i] + q * normals.normal();
             let e = y - x[i];
             g[i] = -0.5 * e * e * inv_r2;
             gmax = gmax.max(g[i]);
@@ -95,7 +95,7 @@ fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize) -> Island {
         out.log_z.push(log_z);
         out.means.push(mean);
         if sum_sq * (p as f64) > 2.0 {
-            systematic_resample(&x, &w, &mut next, uniform(normals.rng()));
+            systematic_resample(&x, &w, &mut next, normals.uniform());
             std::mem::swap(&mut x, &mut next);
             w.fill(1.0 / p as f64);
         }

@@ -28,21 +28,9 @@ pub fn block_rng(seed: u64, block: u64) -> ChaCha8Rng {
 
 const TWO_POW_MINUS_53: f64 = 1.0 / (1u64 << 53) as f64;
 
-/// Uniform in [0, 1) from the top 53 bits.
-#[inline]
-pub fn uniform<R: Rng>(rng: &mut R) -> f64 {
-    (rng.next_u64() >> 11) as f64 * TWO_POW_MINUS_53
-}
-
-/// Uniform in (0, 1]: safe to take the logarithm of.
-#[inline]
-pub fn uniform_open0<R: Rng>(rng: &mut R) -> f64 {
-    ((rng.next_u64() >> 11) + 1) as f64 * TWO_POW_MINUS_53
-}
-
 const LAYERS: usize = 256;
 /// Right edge of the base layer and the common area of each layer for 256 layers (Doornik 2005).
-const ZIG_R: f64 = 3.654_152_885_361_008_8;
+const ZIG_R: f64 = 3.654_152_885_361_009;
 const ZIG_V: f64 = 0.004_928_673_233_99;
 
 /// Ziggurat layer edges `x` and the fast-accept ratios `x[i+1]/x[i]`.
@@ -68,8 +56,9 @@ static ZIGGURAT: LazyLock<Ziggurat> = LazyLock::new(|| {
     Ziggurat { x, ratio }
 });
 
-/// Standard normal variates by the ziggurat method (ZIGNOR, 256 layers): one 64-bit draw and a
-/// multiply for ~99% of samples; the rare wedge and tail cases use `libm`, so every target agrees.
+/// A block's random stream: 64-bit words, uniforms, and standard normal variates by the
+/// ziggurat method (ZIGNOR, 256 layers): one word and a multiply for ~99% of normals; the rare
+/// wedge and tail cases use `libm`, so every target agrees.
 pub struct Normals<R> {
     rng: R,
     zig: &'static Ziggurat,
@@ -80,15 +69,28 @@ impl<R: Rng> Normals<R> {
         Normals { rng, zig: &ZIGGURAT }
     }
 
-    /// The underlying generator, for the few uniforms a kernel draws between normals.
-    pub fn rng(&mut self) -> &mut R {
-        &mut self.rng
+    #[inline(always)]
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
     }
 
+    /// Uniform in [0, 1).
     #[inline]
-    pub fn next(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * TWO_POW_MINUS_53
+    }
+
+    /// Uniform in (0, 1]: safe to take the logarithm of.
+    #[inline]
+    fn uniform_open0(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 * TWO_POW_MINUS_53
+    }
+
+    /// A standard normal variate.
+    #[inline]
+    pub fn normal(&mut self) -> f64 {
         loop {
-            let bits = self.rng.next_u64();
+            let bits = self.next_u64();
             let i = (bits & 0xFF) as usize;
             let u = 2.0 * ((bits >> 11) as f64 * TWO_POW_MINUS_53) - 1.0;
             if u.abs() < self.zig.ratio[i] {
@@ -108,14 +110,14 @@ impl<R: Rng> Normals<R> {
         let x = u * self.zig.x[i];
         let f0 = libm::exp(-0.5 * (self.zig.x[i] * self.zig.x[i] - x * x));
         let f1 = libm::exp(-0.5 * (self.zig.x[i + 1] * self.zig.x[i + 1] - x * x));
-        (f1 + uniform(&mut self.rng) * (f0 - f1) < 1.0).then_some(x)
+        (f1 + self.uniform() * (f0 - f1) < 1.0).then_some(x)
     }
 
     /// Marsaglia's tail algorithm beyond `ZIG_R`.
     fn tail(&mut self, negative: bool) -> f64 {
         loop {
-            let x = libm::log(uniform_open0(&mut self.rng)) / ZIG_R;
-            let y = libm::log(uniform_open0(&mut self.rng));
+            let x = libm::log(self.uniform_open0()) / ZIG_R;
+            let y = libm::log(self.uniform_open0());
             if -2.0 * y >= x * x {
                 return if negative { x - ZIG_R } else { ZIG_R - x };
             }
@@ -153,7 +155,7 @@ mod tests {
         let mut g = Normals::new(block_rng(42, 3));
         let (mut s1, mut s2, mut s3, mut s4, mut beyond3) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for _ in 0..n {
-            let z = g.next();
+            let z = g.normal();
             s1 += z;
             s2 += z * z;
             s3 += z * z * z;

@@ -1,4 +1,6 @@
 //! Normal distribution functions for the closed forms and the error bars, all through `libm`.
+// AS241 coefficients are kept exactly as published, digits beyond f64 included.
+#![allow(clippy::excessive_precision)]
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 

@@ -101,7 +101,10 @@ fn particle_filter_and_ewma_reject_bad_inputs() {
     rejects(particle::run(&StateSpaceModel { r: 0.0, ..m.clone() }, 1, 100), "r");
     rejects(particle::run(&StateSpaceModel { a: f64::NAN, ..m.clone() }, 1, 100), "a");
     rejects(particle::run(&StateSpaceModel { observations: vec![], ..m.clone() }, 1, 100), "observations");
-    rejects(particle::run(&StateSpaceModel { observations: vec![1.0, f64::INFINITY], ..m.clone() }, 1, 100), "observations");
+    rejects(
+        particle::run(&StateSpaceModel { observations: vec![1.0, f64::INFINITY], ..m.clone() }, 1, 100),
+        "observations",
+    );
     rejects(particle::run(&m, 1, 0), "particles");
 
     let w = ReturnWindow { returns: vec![0.01; 12], assets: 3, lambda: 0.94 };

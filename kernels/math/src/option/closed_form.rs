@@ -1,7 +1,7 @@
 //! Closed forms: Black-Scholes-Merton and the discretely monitored geometric Asian option
 //! (the Asian kernel's control variate).
 
-use super::OptionType;
+use super::{Market, OptionType};
 use crate::special::{normal_cdf, normal_pdf};
 
 /// Price, delta and vega of a European option under Black-Scholes-Merton.
@@ -12,7 +12,8 @@ pub struct Greeks {
     pub vega: f64,
 }
 
-pub fn black_scholes(kind: OptionType, spot: f64, strike: f64, rate: f64, dividend: f64, vol: f64, t: f64) -> Greeks {
+pub fn black_scholes(kind: OptionType, strike: f64, m: &Market) -> Greeks {
+    let (spot, rate, dividend, vol, t) = (m.spot, m.rate, m.dividend, m.vol, m.maturity);
     let sd = vol * t.sqrt();
     let df_r = libm::exp(-rate * t);
     let df_q = libm::exp(-dividend * t);
@@ -43,22 +44,13 @@ pub fn log_geometric_average(spot: f64, rate: f64, dividend: f64, vol: f64, t: f
 }
 
 /// Discounted price of an option on the discrete geometric average: the log-average is normal.
-pub fn geometric_asian(
-    kind: OptionType,
-    spot: f64,
-    strike: f64,
-    rate: f64,
-    dividend: f64,
-    vol: f64,
-    t: f64,
-    n: u32,
-) -> f64 {
-    let (m, v) = log_geometric_average(spot, rate, dividend, vol, t, n);
-    let sd = v.sqrt();
-    let forward = libm::exp(m + 0.5 * v);
-    let d2 = (m - libm::log(strike)) / sd;
+pub fn geometric_asian(kind: OptionType, strike: f64, m: &Market, n: u32) -> f64 {
+    let (mean, var) = log_geometric_average(m.spot, m.rate, m.dividend, m.vol, m.maturity, n);
+    let sd = var.sqrt();
+    let forward = libm::exp(mean + 0.5 * var);
+    let d2 = (mean - libm::log(strike)) / sd;
     let d1 = d2 + sd;
-    let df = libm::exp(-rate * t);
+    let df = libm::exp(-m.rate * m.maturity);
     match kind {
         OptionType::Call => df * (forward * normal_cdf(d1) - strike * normal_cdf(d2)),
         OptionType::Put => df * (strike * normal_cdf(-d2) - forward * normal_cdf(-d1)),

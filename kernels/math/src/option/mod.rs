@@ -149,39 +149,53 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
     Ok(Partial { units, blocks })
 }
 
+/// European paths come in antithetic pairs: path `2j` draws `z_j` and path `2j + 1` uses `-z_j`,
+/// so a pair costs one normal and one `exp` (the second price is a division). The pair's mean is
+/// one sample; an odd path count ends with an unpaired path, an unbiased sample of its own.
 fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
     let m = &book.market;
     let t = m.maturity;
     let forward_drift = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t);
     let sd = m.vol * t.sqrt();
     let inv_spot = 1.0 / m.spot;
+    let pair_mean = |c: &Contract, up: f64, down: f64| {
+        let call = c.kind == OptionType::Call;
+        let (a, b) = (european_payoff(up, c.strike, call, inv_spot), european_payoff(down, c.strike, call, inv_spot));
+        [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])]
+    };
     if let [single] = book.contracts.as_slice() {
         // The common case gets a loop with no per-contract dispatch.
-        let (k, call) = (single.strike, single.kind == OptionType::Call);
-        let sum = &mut sums[0];
-        for _ in 0..n {
-            let st = forward_drift * libm::exp(sd * normals.next());
-            sum.add(european_payoff(st, k, call, inv_spot));
+        for _ in 0..n / 2 {
+            let e = libm::exp(sd * normals.normal());
+            sums[0].add(pair_mean(single, forward_drift * e, forward_drift / e));
         }
-        return;
+    } else {
+        for _ in 0..n / 2 {
+            let e = libm::exp(sd * normals.normal());
+            let (up, down) = (forward_drift * e, forward_drift / e);
+            for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
+                sum.add(pair_mean(c, up, down));
+            }
+        }
     }
-    for _ in 0..n {
-        let st = forward_drift * libm::exp(sd * normals.next());
+    if n % 2 == 1 {
+        let st = forward_drift * libm::exp(sd * normals.normal());
         for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
             sum.add(european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot));
         }
     }
 }
 
-/// Payoff and pathwise delta (both undiscounted).
+/// Payoff and pathwise delta (both undiscounted), branch-free: whether a path ends in the money
+/// is a coin flip the branch predictor cannot learn.
 #[inline(always)]
 fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     if call {
-        if st > k { [st - k, st * inv_spot] } else { [0.0, 0.0] }
-    } else if st < k {
-        [k - st, -st * inv_spot]
+        let itm = (st > k) as u8 as f64;
+        [(st - k).max(0.0), itm * st * inv_spot]
     } else {
-        [0.0, 0.0]
+        let itm = (st < k) as u8 as f64;
+        [(k - st).max(0.0), -itm * st * inv_spot]
     }
 }
 
@@ -204,7 +218,7 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
     for _ in 0..n {
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
         for _ in 0..book.steps {
-            x += drift + sd * normals.next();
+            x += drift + sd * normals.normal();
             lo = lo.min(x);
             hi = hi.max(x);
             sum_x += x;
@@ -252,9 +266,7 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
                 estimates.push(("delta", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
             }
             Style::Asian => {
-                let geo = closed_form::geometric_asian(
-                    c.kind, m.spot, c.strike, m.rate, m.dividend, m.vol, m.maturity, book.steps,
-                ) / df;
+                let geo = closed_form::geometric_asian(c.kind, c.strike, m, book.steps) / df;
                 let (var_a, var_g, cov) = (mo.variance(0), mo.variance(1), mo.covariance(0, 1));
                 let beta = if var_g > 0.0 { cov / var_g } else { 0.0 };
                 let residual = if var_g > 0.0 { (var_a - cov * cov / var_g).max(0.0) } else { var_a };
