@@ -14,14 +14,18 @@ pub mod chunk;
 pub mod classic;
 pub mod error;
 pub mod ewma;
+pub mod job;
 pub mod linalg;
 pub mod moments;
 pub mod option;
 pub mod output;
+pub mod params;
 pub mod particle;
 pub mod rng;
 pub mod special;
 pub mod var;
 
 pub use error::KernelError;
+pub use job::{Chunk, KernelKind, Parsed, Prepared};
 pub use output::{Estimate, Output};
+pub use params::{Params, Value};

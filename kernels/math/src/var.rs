@@ -139,6 +139,10 @@ impl VarBook {
         self.portfolio.positions.len()
     }
 
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
+    }
+
     pub fn queries(&self) -> &[VarQuery] {
         &self.queries
     }

@@ -169,3 +169,81 @@ fn pseudo_returns(n: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Through the generic job interface: every bundled kernel, one call vs chunks, and a combined
+/// book answering each member exactly as it would alone.
+#[test]
+fn generic_jobs_are_chunk_invariant_and_combine_exactly() {
+    use helix_math::{KernelKind, Params, Prepared, Value};
+    let c = &cases("delta_normal_var_es")[0];
+    let var_params = |confidence: f64, horizon: f64| {
+        Params::new()
+            .with("positions", Value::Array(floats(c, "positions")))
+            .with("drifts", Value::Array(floats(c, "drifts")))
+            .with("vols", Value::Array(floats(c, "vols")))
+            .with("correlation", Value::Array(portfolio(c).correlation))
+            .with("confidence", Value::Number(confidence))
+            .with("horizon", Value::Number(horizon))
+            .with("paths", Value::Number(5000.0))
+    };
+    let option_params = |strike: f64, kind: &str| {
+        Params::new()
+            .with("style", Value::Text("barrier".into()))
+            .with("type", Value::Text(kind.into()))
+            .with("barrier", Value::Number(70.0))
+            .with("spot", Value::Number(100.0))
+            .with("strike", Value::Number(strike))
+            .with("vol", Value::Number(0.3))
+            .with("maturity", Value::Number(0.5))
+            .with("steps", Value::Number(20.0))
+            .with("paths", Value::Number(6000.0))
+    };
+    let jobs = vec![
+        (KernelKind::McVar, var_params(0.99, 0.04)),
+        (KernelKind::McOption, option_params(95.0, "call")),
+        (KernelKind::ParticleFilter, {
+            let k = &cases("kalman_loglik")[1];
+            Params::new()
+                .with("a", Value::Number(f(k, "a")))
+                .with("q", Value::Number(f(k, "q")))
+                .with("r", Value::Number(f(k, "r")))
+                .with("observations", Value::Array(floats(k, "observations")))
+                .with("particles", Value::Number(5000.0))
+        }),
+        (
+            KernelKind::HashMix,
+            Params::new().with("inputs", Value::Array(vec![1.0, 2.0])).with("compute_cost", Value::Number(6400.0)),
+        ),
+        (KernelKind::PrimeCount, Params::new().with("compute_cost", Value::Number(50_000.0))),
+    ];
+    for (kind, params) in &jobs {
+        let parsed = Prepared::parse(*kind, params).unwrap();
+        let whole = parsed.prepared.run(17, parsed.units).unwrap();
+        if parsed.prepared.splittable() {
+            let chunks = split(parsed.units, 3, parsed.prepared.block())
+                .into_iter()
+                .map(|r| parsed.prepared.simulate(17, r).unwrap())
+                .rev()
+                .collect();
+            assert_eq!(parsed.prepared.finish(chunks).unwrap(), whole, "{kind:?}");
+        }
+    }
+    let members: Vec<Prepared> = [(0.99, 0.04), (0.95, 0.04), (0.99, 0.1)]
+        .iter()
+        .map(|&(a, h)| Prepared::parse(KernelKind::McVar, &var_params(a, h)).unwrap().prepared)
+        .chain(
+            [(90.0, "call"), (110.0, "put")]
+                .iter()
+                .map(|&(k, t)| Prepared::parse(KernelKind::McOption, &option_params(k, t)).unwrap().prepared),
+        )
+        .collect();
+    for group in [&members[..3], &members[3..]] {
+        let refs: Vec<&Prepared> = group.iter().collect();
+        let combined = Prepared::combine(&refs).expect("members share work");
+        let together = combined.run(5, 6000).unwrap();
+        for (m, t) in group.iter().zip(&together) {
+            assert_eq!(&m.run(5, 6000).unwrap()[0], t);
+        }
+    }
+    assert!(Prepared::combine(&[&members[0], &members[3]]).is_none(), "VaR and options cannot share");
+}

@@ -120,6 +120,14 @@ impl OptionBook {
         Self::new(market, steps, vec![contract])
     }
 
+    pub fn market(&self) -> &Market {
+        &self.market
+    }
+
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
     pub fn contracts(&self) -> &[Contract] {
         &self.contracts
     }
