@@ -1,0 +1,29 @@
+//! Router configuration: lane sizes, queue cap and policy thresholds.
+
+use crate::policy::PolicyConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Heavy kernels running at once: the CPU lane's semaphore. Defaults to the core count.
+    pub cpu_permits: usize,
+    /// Jobs waiting for the CPU lane (batches count once); a full queue drops new heavy work.
+    pub queue_capacity: usize,
+    /// Jobs waiting to join a batch, per kernel.
+    pub batch_queue_capacity: usize,
+    pub batching: bool,
+    pub policy: PolicyConfig,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            cpu_permits: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_capacity: 256,
+            batch_queue_capacity: 1024,
+            batching: true,
+            policy: PolicyConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Running a decided job: on the caller's thread, as a task, or on CPU-lane permits (split into
+//! chunks when it holds several), with panics caught, and exactly one outcome recorded and sent.
+
+use crate::lanes::cpu::LaneState;
+use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
+use crate::policy::{Decision, JobProfile, Reason, Strategy};
+use crate::registry::Kernel;
+use crate::router::Shared;
+use helix_math::chunk::split;
+use helix_math::{KernelError, Output, Prepared};
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+thread_local! {
+    /// Set on threads running CPU-lane work: the check that heavy kernels stay off async threads.
+    static IN_CPU_LANE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What the dispatcher hands a job: its permits (one per chunk) and when it left the queue.
+pub struct Dispatch {
+    pub permits: Vec<OwnedSemaphorePermit>,
+    pub dispatched: Instant,
+    pub lane: Arc<LaneState>,
+}
+
+/// A job between decision and outcome.
+pub struct Pending {
+    pub id: u64,
+    pub kernel: Arc<Kernel>,
+    pub criticality: crate::job::Criticality,
+    pub prepared: Arc<Prepared>,
+    pub seed: u64,
+    pub decision: Decision,
+    pub profile: JobProfile,
+    pub submitted: Instant,
+    pub deadline: Instant,
+    pub reply: Option<oneshot::Sender<Outcome>>,
+    pub span: tracing::Span,
+    pub shared: Arc<Shared>,
+}
+
+impl Pending {
+    fn outcome(&self, status: Status) -> Outcome {
+        Outcome {
+            id: self.id,
+            kernel: self.kernel.manifest.name.clone(),
+            version: Some(self.kernel.manifest.version.clone()),
+            runtime: Some(self.kernel.runtime()),
+            criticality: self.criticality,
+            status,
+            decision: Some(self.decision),
+            estimates: Vec::new(),
+            arrays: Vec::new(),
+            error: None,
+            timings: Timings::default(),
+            budget_us: (self.deadline - self.submitted).as_micros() as u64,
+            fuel_used: None,
+        }
+    }
+
+    /// Records the outcome, logs it in the job's span and sends it to the caller (if still there).
+    pub fn finish(mut self, mut outcome: Outcome, service_start: Option<Instant>, service_us: u64) -> Outcome {
+        let now = Instant::now();
+        let queue_end = service_start.unwrap_or(now);
+        outcome.timings = Timings {
+            queue_us: (queue_end - self.submitted).as_micros() as u64,
+            service_us,
+            total_us: (now - self.submitted).as_micros() as u64,
+        };
+        self.shared.record(&self.kernel, &outcome);
+        self.span.in_scope(|| {
+            tracing::info!(
+                status = outcome.status.as_str(),
+                strategy = outcome.decision.map(|d| d.strategy.as_str()),
+                reason = outcome.decision.map(|d| d.reason.as_str()),
+                units_granted = outcome.decision.map(|d| d.units_granted),
+                predicted_us = outcome.decision.map(|d| d.predicted_cost_us as u64),
+                queue_us = outcome.timings.queue_us,
+                service_us,
+                total_us = outcome.timings.total_us,
+                budget_met = outcome.budget_met(),
+                "job finished"
+            )
+        });
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(outcome.clone());
+        }
+        outcome
+    }
+
+    /// Ends the job without running it.
+    pub fn drop_with(mut self, reason: Reason) -> Outcome {
+        self.decision = Decision { strategy: Strategy::Drop, reason, units_granted: 0, chunks: 1, ..self.decision };
+        let outcome = self.outcome(Status::Dropped);
+        self.finish(outcome, None, 0)
+    }
+
+    /// Runs the job on the current thread with the given extra permits for chunks.
+    pub fn run_now(mut self, extra: Vec<OwnedSemaphorePermit>, lane: Option<&LaneState>) -> Outcome {
+        let units = self.decision.units_granted;
+        let heavy = self.decision.predicted_cost_us > self.shared.config.policy.spawn_max_us;
+        if heavy && !IN_CPU_LANE.with(Cell::get) {
+            self.shared.metrics.heavy_on_async.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.decision.chunks = 1 + extra.len();
+        let predicted = self.decision.predicted_cost_us as u64;
+        if let Some(l) = lane {
+            l.running_work(predicted, true);
+        }
+        let start = Instant::now();
+        let result = run_chunks(&self.prepared, self.seed, units, extra, &self.shared);
+        let service_us = start.elapsed().as_micros() as u64;
+        if let Some(l) = lane {
+            l.running_work(predicted, false);
+        }
+        self.observe_cost(units, service_us);
+        let outcome = match result {
+            Ok(mut outputs) => {
+                let status = if units < self.decision.units_requested { Status::Degraded } else { Status::Completed };
+                let mut o = self.outcome(status);
+                o.set_output(outputs.swap_remove(0));
+                o
+            }
+            Err(e) => {
+                let mut o = self.outcome(Status::Failed);
+                o.error = Some(e);
+                o
+            }
+        };
+        self.finish(outcome, Some(start), service_us)
+    }
+
+    /// Feeds the kernel's cost correction with this run (uncorrected prediction vs measured).
+    fn observe_cost(&self, units: u64, service_us: u64) {
+        let c = self.kernel.stats.correction();
+        let predicted = self.profile.cost_us(units) / c;
+        let parallel = self.decision.chunks as f64;
+        let s = self.profile.scaling_potential;
+        let serial_equivalent = service_us as f64 * if parallel > 1.0 { 1.0 / ((1.0 - s) + s / parallel) } else { 1.0 };
+        self.kernel.stats.observe(predicted, serial_equivalent);
+    }
+
+    /// Re-checks the budget when the job leaves the queue: the wait may have eaten it.
+    fn redecide_at_dispatch(&mut self) -> Option<Reason> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Some(Reason::DeadlinePassed);
+        }
+        let usable = (self.deadline - now).as_micros() as f64 * self.shared.config.policy.budget_use;
+        let granted = self.decision.units_granted;
+        if self.profile.cost_us(granted) <= usable {
+            return None;
+        }
+        match self.profile.floor_units() {
+            Some(floor) => {
+                let fit = self.profile.units_within(usable).min(granted);
+                if fit >= floor && fit > 0 {
+                    self.decision.strategy = Strategy::Degrade;
+                    self.decision.reason = Reason::DegradedToFit;
+                    self.decision.units_granted = fit;
+                    self.decision.predicted_cost_us = self.profile.cost_us(fit);
+                    self.decision.error_factor =
+                        (self.decision.units_requested as f64 / fit as f64).powf(self.profile.error_exponent);
+                    None
+                } else {
+                    Some(Reason::BudgetUnreachable)
+                }
+            }
+            None => Some(Reason::BudgetUnreachable),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| r.is_closed())
+    }
+}
+
+/// Runs `units` of a prepared job: on this thread alone, or as block-aligned chunks with one
+/// chunk per extra permit on other blocking threads. Panics become the job's failure.
+pub fn run_chunks(
+    prepared: &Arc<Prepared>,
+    seed: u64,
+    units: u64,
+    extra: Vec<OwnedSemaphorePermit>,
+    shared: &Arc<Shared>,
+) -> Result<Vec<Output>, JobError> {
+    let guarded = |f: &dyn Fn() -> Result<helix_math::Chunk, KernelError>| -> Result<helix_math::Chunk, JobError> {
+        catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
+    };
+    if extra.is_empty() || !prepared.splittable() {
+        let chunk = guarded(&|| prepared.simulate(seed, 0..units))?;
+        return prepared.finish(vec![chunk]).map_err(kernel_error);
+    }
+    let ranges = split(units, 1 + extra.len() as u64, prepared.block());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut ranges = ranges.into_iter();
+    let mine = ranges.next().expect("split gives at least one range");
+    for (range, permit) in ranges.zip(extra) {
+        let (p, tx, shared) = (prepared.clone(), tx.clone(), shared.clone());
+        tokio::task::spawn_blocking(move || {
+            IN_CPU_LANE.with(|f| f.set(true));
+            shared.metrics.lane_enter();
+            let r = catch_unwind(AssertUnwindSafe(|| p.simulate(seed, range))).map_err(panic_error);
+            shared.metrics.lane_exit();
+            drop(permit);
+            let _ = tx.send(r.and_then(|c| c.map_err(kernel_error)));
+        });
+    }
+    drop(tx);
+    let mut chunks = vec![guarded(&|| prepared.simulate(seed, mine.clone()))?];
+    for r in rx {
+        chunks.push(r?);
+    }
+    prepared.finish(chunks).map_err(kernel_error)
+}
+
+pub fn kernel_error(e: KernelError) -> JobError {
+    match e {
+        KernelError::InvalidInput { param, reason } => {
+            JobError { kind: ErrorKind::InvalidInput, field: Some(param.to_string()), message: reason }
+        }
+        KernelError::NumericFailure(m) => JobError { kind: ErrorKind::NumericFailure, field: None, message: m },
+    }
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> JobError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "kernel panicked".into());
+    JobError { kind: ErrorKind::Panic, field: None, message: format!("kernel panicked: {message}") }
+}
+
+/// Several jobs answered by one run on shared work.
+pub struct BatchRun {
+    pub members: Vec<Pending>,
+    pub deadline: Instant,
+    pub predicted_us: u64,
+}
+
+impl BatchRun {
+    fn run(self, dispatch: Dispatch) {
+        let Dispatch { permits, dispatched: _, lane } = dispatch;
+        let members = self.members;
+        let refs: Vec<&Prepared> = members.iter().map(|m| m.prepared.as_ref()).collect();
+        let combined = Prepared::combine(&refs);
+        let Some(combined) = combined else {
+            // Members that turned out not to share work run one after another.
+            for m in members {
+                m.run_now(Vec::new(), Some(&lane));
+            }
+            drop(permits);
+            return;
+        };
+        let first = &members[0];
+        let (seed, units, shared) = (first.seed, first.decision.units_granted, first.shared.clone());
+        lane.running_work(self.predicted_us, true);
+        let start = Instant::now();
+        let result = run_chunks(&Arc::new(combined), seed, units, Vec::new(), &shared);
+        let service_us = start.elapsed().as_micros() as u64;
+        lane.running_work(self.predicted_us, false);
+        drop(permits);
+        match result {
+            Ok(outputs) => {
+                for (m, out) in members.into_iter().zip(outputs) {
+                    let mut o = m.outcome(Status::Completed);
+                    o.set_output(out);
+                    m.finish(o, Some(start), service_us);
+                }
+            }
+            Err(e) => {
+                for m in members {
+                    let mut o = m.outcome(Status::Failed);
+                    o.error = Some(e.clone());
+                    m.finish(o, Some(start), service_us);
+                }
+            }
+        }
+    }
+}
+
+/// Work queued in the CPU lane.
+pub enum LaneWork {
+    Job(Box<Pending>),
+    Batch(BatchRun),
+}
+
+impl LaneWork {
+    pub fn deadline(&self) -> Instant {
+        match self {
+            LaneWork::Job(p) => p.deadline,
+            LaneWork::Batch(b) => b.deadline,
+        }
+    }
+
+    pub fn predicted_us(&self) -> u64 {
+        match self {
+            LaneWork::Job(p) => p.decision.predicted_cost_us as u64,
+            LaneWork::Batch(b) => b.predicted_us,
+        }
+    }
+
+    pub fn chunks(&self) -> usize {
+        match self {
+            LaneWork::Job(p) => p.decision.chunks,
+            LaneWork::Batch(_) => 1,
+        }
+    }
+
+    /// Whether every caller has gone away.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            LaneWork::Job(p) => p.is_cancelled(),
+            LaneWork::Batch(b) => b.members.iter().all(Pending::is_cancelled),
+        }
+    }
+
+    pub fn abandon(self, reason: Reason) {
+        match self {
+            LaneWork::Job(p) => {
+                p.drop_with(reason);
+            }
+            LaneWork::Batch(b) => b.members.into_iter().for_each(|m| {
+                m.drop_with(reason);
+            }),
+        }
+    }
+
+    /// Runs on a blocking thread holding the dispatch's permits.
+    pub fn run(self, dispatch: Dispatch) {
+        IN_CPU_LANE.with(|f| f.set(true));
+        let metrics = match &self {
+            LaneWork::Job(p) => p.shared.clone(),
+            LaneWork::Batch(b) => b.members[0].shared.clone(),
+        };
+        metrics.metrics.lane_enter();
+        match self {
+            LaneWork::Job(mut p) => {
+                if let Some(reason) = p.redecide_at_dispatch() {
+                    p.drop_with(reason);
+                } else {
+                    let mut permits = dispatch.permits;
+                    let own = permits.remove(0);
+                    p.run_now(permits, Some(&dispatch.lane));
+                    drop(own);
+                }
+            }
+            LaneWork::Batch(b) => b.run(dispatch),
+        }
+        metrics.metrics.lane_exit();
+    }
+}

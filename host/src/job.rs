@@ -1,0 +1,153 @@
+//! What a client submits: a kernel, its parameters, a latency budget. Never a strategy.
+
+use helix_math::{Params, Value};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Who is shed or degraded first under pressure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    #[default]
+    Critical,
+    Sheddable,
+}
+
+impl Criticality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criticality::Critical => "critical",
+            Criticality::Sheddable => "sheddable",
+        }
+    }
+}
+
+/// Which build of a kernel runs it, where a kernel has more than one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Native,
+    Wasm,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Native => "native",
+            Runtime::Wasm => "wasm",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: u64,
+    pub kernel: String,
+    pub params: Params,
+    pub budget: Duration,
+    /// Defaults to a mix of the id, so distinct jobs draw distinct streams.
+    pub seed: Option<u64>,
+    pub criticality: Criticality,
+    /// A preferred build; `None` lets the registry pick.
+    pub runtime: Option<Runtime>,
+}
+
+impl Job {
+    pub fn new(id: u64, kernel: &str, params: Params, budget: Duration) -> Self {
+        Job { id, kernel: kernel.to_string(), params, budget, seed: None, criticality: Criticality::Critical, runtime: None }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or_else(|| mix64(self.id))
+    }
+}
+
+/// SplitMix64's finaliser: neighbouring ids give unrelated seeds.
+pub fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A job in the classic HelixRouter shape, as existing job streams carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassicJob {
+    pub id: u64,
+    pub kind: ClassicKind,
+    #[serde(default)]
+    pub inputs: Vec<u64>,
+    pub compute_cost: u64,
+    #[serde(default)]
+    pub scaling_potential: f64,
+    pub latency_budget_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClassicKind {
+    HashMix,
+    PrimeCount,
+    MonteCarloRisk,
+}
+
+/// Paths for a classic MonteCarloRisk job: `compute_cost / 200` clamped to 5 000–50 000,
+/// as the classic kernel sized its work.
+pub fn classic_risk_paths(compute_cost: u64) -> u64 {
+    (compute_cost / 200).clamp(5_000, 50_000)
+}
+
+impl From<ClassicJob> for Job {
+    fn from(c: ClassicJob) -> Job {
+        let budget = Duration::from_millis(c.latency_budget_ms);
+        let cost = Value::Number(c.compute_cost as f64);
+        match c.kind {
+            ClassicKind::HashMix => {
+                let inputs = Value::Array(c.inputs.iter().map(|&x| (x & ((1 << 53) - 1)) as f64).collect());
+                Job::new(c.id, "hashmix", Params::new().with("inputs", inputs).with("compute_cost", cost), budget)
+            }
+            ClassicKind::PrimeCount => Job::new(c.id, "primecount", Params::new().with("compute_cost", cost), budget),
+            ClassicKind::MonteCarloRisk => Job::new(c.id, "mc-var", classic_risk_portfolio(&c), budget),
+        }
+    }
+}
+
+/// The classic risk job's portfolio: one position per input (1 to 8 of them), sized by the
+/// input, with vols from 15% and a 0.3 equicorrelation, at 99% over one day.
+fn classic_risk_portfolio(c: &ClassicJob) -> Params {
+    let inputs: &[u64] = if c.inputs.is_empty() { &[1] } else { &c.inputs[..c.inputs.len().min(8)] };
+    let d = inputs.len();
+    let positions = inputs.iter().map(|&x| 1e6 * (1.0 + (x % 100) as f64 / 100.0)).collect();
+    let vols = (0..d).map(|i| 0.15 + 0.05 * i as f64).collect();
+    let correlation = (0..d * d).map(|k| if k / d == k % d { 1.0 } else { 0.3 }).collect();
+    Params::new()
+        .with("positions", Value::Array(positions))
+        .with("vols", Value::Array(vols))
+        .with("correlation", Value::Array(correlation))
+        .with("paths", Value::Number(classic_risk_paths(c.compute_cost) as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_jobs_convert_with_their_budgets_and_sizes() {
+        let risk = ClassicJob {
+            id: 7,
+            kind: ClassicKind::MonteCarloRisk,
+            inputs: vec![3, 5],
+            compute_cost: 2_000_000,
+            scaling_potential: 0.9,
+            latency_budget_ms: 40,
+        };
+        let job: Job = risk.into();
+        assert_eq!(job.kernel, "mc-var");
+        assert_eq!(job.budget, Duration::from_millis(40));
+        assert_eq!(job.params.number("paths").unwrap(), 10_000.0);
+        assert_eq!(classic_risk_paths(100), 5_000);
+        assert_eq!(classic_risk_paths(u64::MAX), 50_000);
+        let json = r#"{"id":1,"kind":"PrimeCount","compute_cost":5000,"latency_budget_ms":9}"#;
+        let job: Job = serde_json::from_str::<ClassicJob>(json).unwrap().into();
+        assert_eq!((job.kernel.as_str(), job.seed()), ("primecount", mix64(1)));
+    }
+}

@@ -1,0 +1,20 @@
+//! HelixRouter's host: the router library behind the `helix` binary. A job names a kernel, its
+//! parameters and a latency budget; the router decides how it runs (inline, as a task, in the
+//! CPU lane, batched, split, degraded or dropped) and says why.
+
+pub mod admission;
+pub mod config;
+pub mod execute;
+pub mod job;
+pub mod lanes;
+pub mod manifest;
+pub mod metrics;
+pub mod outcome;
+pub mod policy;
+pub mod registry;
+pub mod router;
+
+pub use config::RouterConfig;
+pub use job::{ClassicJob, Criticality, Job, Runtime};
+pub use outcome::{Outcome, Status};
+pub use router::{Router, Snapshot};

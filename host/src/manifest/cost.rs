@@ -1,0 +1,134 @@
+//! The cost model: `fixed_us + per_unit_ns * units * product(scale terms)`, where a scale term is
+//! a parameter's value or length, optionally clamped and raised to a power (`"steps"`,
+//! `"len(positions)^2"`, `"compute_cost[10000..250000]"`).
+
+use super::ParamRule;
+use helix_math::{Params, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostModel {
+    pub fixed_us: f64,
+    pub per_unit_ns: f64,
+    #[serde(default)]
+    scale: Vec<ScaleTerm>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ScaleTerm {
+    pub param: String,
+    pub length: bool,
+    pub clamp: Option<(f64, f64)>,
+    pub power: i32,
+}
+
+impl CostModel {
+    pub fn new(fixed_us: f64, per_unit_ns: f64, scale: Vec<ScaleTerm>) -> Self {
+        CostModel { fixed_us, per_unit_ns, scale }
+    }
+
+    pub fn terms(&self) -> &[ScaleTerm] {
+        &self.scale
+    }
+
+    pub(super) fn validate(&self, params: &BTreeMap<String, ParamRule>) -> Result<(), String> {
+        if !(self.fixed_us >= 0.0 && self.fixed_us.is_finite()) || !(self.per_unit_ns >= 0.0 && self.per_unit_ns.is_finite()) {
+            return Err("cost.fixed_us and cost.per_unit_ns must be finite and >= 0".into());
+        }
+        match self.scale.iter().find(|t| !params.contains_key(&t.param)) {
+            Some(t) => Err(format!("cost.scale names unknown parameter {:?}", t.param)),
+            None => Ok(()),
+        }
+    }
+
+    /// Per-unit cost in microseconds for these parameters.
+    pub fn per_unit_us(&self, params: &Params) -> f64 {
+        let factor: f64 = self.scale.iter().map(|t| t.value(params)).product();
+        self.per_unit_ns * 1e-3 * factor
+    }
+}
+
+impl ScaleTerm {
+    fn value(&self, params: &Params) -> f64 {
+        let raw = match params.get(&self.param) {
+            Some(Value::Number(x)) if !self.length => *x,
+            Some(Value::Array(a)) => a.len() as f64,
+            Some(Value::Number(_)) => 1.0,
+            _ => 1.0,
+        };
+        let v = match self.clamp {
+            Some((lo, hi)) => raw.clamp(lo, hi),
+            None => raw,
+        };
+        v.max(0.0).powi(self.power)
+    }
+}
+
+impl TryFrom<String> for ScaleTerm {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("scale term {s:?} must look like NAME, len(NAME), NAME[LO..HI], optionally ^POWER");
+        let (base, power) = match s.split_once('^') {
+            Some((b, p)) => (b.trim(), p.trim().parse::<i32>().ok().filter(|p| (1..=3).contains(p)).ok_or_else(bad)?),
+            None => (s.trim(), 1),
+        };
+        let (base, clamp) = match base.split_once('[') {
+            Some((b, rest)) => {
+                let inner = rest.strip_suffix(']').ok_or_else(bad)?;
+                let (lo, hi) = inner.split_once("..").ok_or_else(bad)?;
+                let (lo, hi) = (lo.trim().parse::<f64>().map_err(|_| bad())?, hi.trim().parse::<f64>().map_err(|_| bad())?);
+                if !(lo <= hi) {
+                    return Err(bad());
+                }
+                (b, Some((lo, hi)))
+            }
+            None => (base, None),
+        };
+        let (param, length) = match base.strip_prefix("len(").and_then(|b| b.strip_suffix(')')) {
+            Some(inner) => (inner, true),
+            None => (base, false),
+        };
+        let valid = !param.is_empty() && param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(bad());
+        }
+        Ok(ScaleTerm { param: param.to_string(), length, clamp, power })
+    }
+}
+
+impl From<ScaleTerm> for String {
+    fn from(t: ScaleTerm) -> String {
+        let mut s = if t.length { format!("len({})", t.param) } else { t.param.clone() };
+        if let Some((lo, hi)) = t.clamp {
+            s.push_str(&format!("[{lo}..{hi}]"));
+        }
+        if t.power != 1 {
+            s.push_str(&format!("^{}", t.power));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn term(s: &str) -> ScaleTerm {
+        ScaleTerm::try_from(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn terms_parse_and_scale_the_per_unit_cost() {
+        let m = CostModel::new(5.0, 100.0, vec![term("len(positions)^2"), term("cost[10..20]")]);
+        let p = Params::new().with("positions", Value::Array(vec![1.0; 4])).with("cost", Value::Number(1000.0));
+        // 100 ns * 16 * 20 = 32 us per unit.
+        assert!((m.per_unit_us(&p) - 32.0).abs() < 1e-12);
+        assert_eq!(String::from(term("len(x)^2")), "len(x)^2");
+        for bad in ["", "len(x", "x^9", "x[5..1]", "a b"] {
+            assert!(ScaleTerm::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+}

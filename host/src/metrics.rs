@@ -1,0 +1,171 @@
+//! What the router counts: outcomes per kernel × strategy × status, latency histograms (end to
+//! end, queue wait, service), lane gauges and each kernel's cost-model correction. Hot-path
+//! updates are atomics or a per-thread histogram shard: no global lock.
+
+use crate::outcome::Status;
+use crate::policy::Strategy;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Outcomes without a decision (rejections) count under this extra strategy slot.
+pub const NO_STRATEGY: usize = Strategy::ALL.len();
+
+/// Per-kernel counters and the online cost correction.
+#[derive(Debug)]
+pub struct KernelStats {
+    counts: [[AtomicU64; Status::ALL.len()]; Strategy::ALL.len() + 1],
+    /// measured / predicted service time, smoothed; stored as f64 bits.
+    correction: AtomicU64,
+    fuel_used: AtomicU64,
+}
+
+impl Default for KernelStats {
+    fn default() -> Self {
+        KernelStats {
+            counts: Default::default(),
+            correction: AtomicU64::new(1.0f64.to_bits()),
+            fuel_used: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Weight of each new measurement in the cost correction.
+const CORRECTION_GAIN: f64 = 0.05;
+
+impl KernelStats {
+    pub fn count(&self, strategy: Option<Strategy>, status: Status) {
+        let s = strategy.map_or(NO_STRATEGY, Strategy::index);
+        self.counts[s][status.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, strategy: Option<Strategy>, status: Status) -> u64 {
+        self.counts[strategy.map_or(NO_STRATEGY, Strategy::index)][status.index()].load(Relaxed)
+    }
+
+    pub fn total(&self, status: Status) -> u64 {
+        self.counts.iter().map(|row| row[status.index()].load(Relaxed)).sum()
+    }
+
+    pub fn correction(&self) -> f64 {
+        f64::from_bits(self.correction.load(Relaxed))
+    }
+
+    /// Folds one measurement (`measured / predicted`, both uncorrected) into the correction.
+    pub fn observe(&self, predicted_us: f64, measured_us: f64) {
+        if !(predicted_us > 0.0 && measured_us > 0.0) {
+            return;
+        }
+        let ratio = (measured_us / predicted_us).clamp(0.01, 100.0);
+        let _ = self.correction.fetch_update(Relaxed, Relaxed, |bits| {
+            let c = f64::from_bits(bits);
+            Some(((1.0 - CORRECTION_GAIN) * c + CORRECTION_GAIN * ratio).clamp(0.05, 20.0).to_bits())
+        });
+    }
+
+    pub fn add_fuel(&self, fuel: u64) {
+        self.fuel_used.fetch_add(fuel, Relaxed);
+    }
+
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used.load(Relaxed)
+    }
+}
+
+/// A latency histogram in microseconds, sharded by thread so recording never contends.
+pub struct LatencyHistogram {
+    shards: Vec<Mutex<Histogram<u64>>>,
+}
+
+const SHARDS: usize = 8;
+/// One hour, in microseconds: the top of every histogram.
+const MAX_US: u64 = 3_600_000_000;
+
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! { static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS; }
+    SHARD.with(|s| *s)
+}
+
+fn empty_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { shards: (0..SHARDS).map(|_| Mutex::new(empty_histogram())).collect() }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, us: u64) {
+        let mut h = self.shards[shard_index()].lock().unwrap_or_else(|p| p.into_inner());
+        h.saturating_record(us.clamp(1, MAX_US));
+    }
+
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = empty_histogram();
+        for s in &self.shards {
+            let h = s.lock().unwrap_or_else(|p| p.into_inner());
+            all.add(&*h).expect("same bounds");
+        }
+        all
+    }
+}
+
+/// Percentiles of one histogram, microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// Router-wide metrics.
+#[derive(Default)]
+pub struct Metrics {
+    pub submitted: AtomicU64,
+    /// Rejections of jobs naming no registered kernel (no per-kernel stats to count them in).
+    pub unknown_kernel: AtomicU64,
+    pub total: LatencyHistogram,
+    pub queue: LatencyHistogram,
+    pub service: LatencyHistogram,
+    /// Heavy kernels (predicted above the spawn threshold) that ran on an async worker: must stay 0.
+    pub heavy_on_async: AtomicU64,
+    /// Kernels running in the CPU lane now, and the most ever at once.
+    pub lane_running: AtomicUsize,
+    pub lane_running_max: AtomicUsize,
+}
+
+impl Metrics {
+    pub fn lane_enter(&self) {
+        let now = self.lane_running.fetch_add(1, Relaxed) + 1;
+        self.lane_running_max.fetch_max(now, Relaxed);
+    }
+
+    pub fn lane_exit(&self) {
+        self.lane_running.fetch_sub(1, Relaxed);
+    }
+}

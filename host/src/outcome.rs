@@ -1,0 +1,195 @@
+//! Every submitted job ends in exactly one `Outcome`: what happened, the decision behind it, the
+//! answer (named estimates with standard errors) and where the time went.
+
+use crate::job::{Criticality, Runtime};
+use crate::policy::Decision;
+use helix_math::{Estimate, Output};
+use serde_json::{Map, Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Completed,
+    Degraded,
+    Dropped,
+    Rejected,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Completed, Status::Degraded, Status::Dropped, Status::Rejected, Status::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Degraded => "degraded",
+            Status::Dropped => "dropped",
+            Status::Rejected => "rejected",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The kind of a rejection or failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    UnknownKernel,
+    InvalidInput,
+    NumericFailure,
+    /// The kernel panicked; the panic was caught.
+    Panic,
+    /// A Wasm guest trapped, ran out of fuel or time, or broke the contract.
+    Sandbox,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::UnknownKernel => "unknown_kernel",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NumericFailure => "numeric_failure",
+            ErrorKind::Panic => "panic",
+            ErrorKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobError {
+    pub kind: ErrorKind,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Microseconds spent queued, in service and in all, from submission.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub queue_us: u64,
+    pub service_us: u64,
+    pub total_us: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub id: u64,
+    pub kernel: String,
+    pub version: Option<String>,
+    pub runtime: Option<Runtime>,
+    pub criticality: Criticality,
+    pub status: Status,
+    pub decision: Option<Decision>,
+    pub estimates: Vec<(String, Estimate)>,
+    pub arrays: Vec<(String, Vec<f64>)>,
+    pub error: Option<JobError>,
+    pub timings: Timings,
+    pub budget_us: u64,
+    pub fuel_used: Option<u64>,
+}
+
+impl Outcome {
+    pub fn budget_met(&self) -> bool {
+        matches!(self.status, Status::Completed | Status::Degraded) && self.timings.total_us <= self.budget_us
+    }
+
+    pub fn estimate(&self, name: &str) -> Option<Estimate> {
+        self.estimates.iter().find(|(n, _)| n == name).map(|(_, e)| *e)
+    }
+
+    pub fn array(&self, name: &str) -> Option<&[f64]> {
+        self.arrays.iter().find(|(n, _)| n == name).map(|(_, a)| a.as_slice())
+    }
+
+    pub(crate) fn set_output(&mut self, out: Output) {
+        self.estimates = out.estimates.into_iter().map(|(n, e)| (n.to_string(), e)).collect();
+        self.arrays = out.arrays.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
+    }
+
+    /// The JSON object `helix run --json` prints and `POST /v1/jobs` returns.
+    pub fn to_json(&self) -> Value {
+        let number = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+        let estimates: Map<String, Value> = self
+            .estimates
+            .iter()
+            .map(|(n, e)| (n.clone(), json!({"value": number(e.value), "std_error": e.std_error.map(number)})))
+            .collect();
+        let arrays: Map<String, Value> =
+            self.arrays.iter().map(|(n, a)| (n.clone(), Value::Array(a.iter().map(|&x| number(x)).collect()))).collect();
+        let mut obj = json!({
+            "id": self.id,
+            "status": self.status.as_str(),
+            "kernel": self.kernel,
+            "version": self.version,
+            "runtime": self.runtime.map(Runtime::as_str),
+            "criticality": self.criticality.as_str(),
+            "decision": self.decision.map(|d| json!({
+                "strategy": d.strategy.as_str(),
+                "reason": d.reason.as_str(),
+                "units_requested": d.units_requested,
+                "units_granted": d.units_granted,
+                "chunks": d.chunks,
+                "predicted_cost_us": number(d.predicted_cost_us),
+                "predicted_wait_us": number(d.predicted_wait_us),
+                "error_factor": number(d.error_factor),
+            })),
+            "estimates": estimates,
+            "arrays": arrays,
+            "timings_us": {"queue": self.timings.queue_us, "service": self.timings.service_us, "total": self.timings.total_us},
+            "budget_us": self.budget_us,
+            "budget_met": self.budget_met(),
+        });
+        if let Some(e) = &self.error {
+            obj["error"] = json!({"kind": e.kind.as_str(), "field": e.field, "message": e.message});
+        }
+        if let Some(f) = self.fuel_used {
+            obj["fuel_used"] = json!(f);
+        }
+        obj
+    }
+}
+
+/// A human-readable rendering for the terminal.
+pub fn render_text(o: &Outcome) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {} ({})", o.kernel, o.status.as_str(), o.runtime.map_or("-", Runtime::as_str));
+    if let Some(d) = o.decision {
+        let _ = writeln!(
+            s,
+            "  decision: {} because {}; units {}/{}; predicted {:.0} us + {:.0} us wait",
+            d.strategy.as_str(),
+            d.reason.as_str(),
+            d.units_granted,
+            d.units_requested,
+            d.predicted_cost_us,
+            d.predicted_wait_us
+        );
+    }
+    for (name, e) in &o.estimates {
+        match e.std_error {
+            Some(se) => _ = writeln!(s, "  {name:<16} {:>18.8} ± {se:.3e}", e.value),
+            None => _ = writeln!(s, "  {name:<16} {:>18.8}", e.value),
+        }
+    }
+    for (name, a) in &o.arrays {
+        let shown: Vec<String> = a.iter().take(8).map(|x| format!("{x:.6}")).collect();
+        let more = if a.len() > 8 { format!(", ... ({} values)", a.len()) } else { String::new() };
+        let _ = writeln!(s, "  {name:<16} [{}{more}]", shown.join(", "));
+    }
+    if let Some(e) = &o.error {
+        let _ = writeln!(s, "  error: {} {}{}", e.kind.as_str(), e.field.as_ref().map_or(String::new(), |f| format!("`{f}` ")), e.message);
+    }
+    let t = o.timings;
+    let _ = writeln!(
+        s,
+        "  timings: queue {} us, service {} us, total {} us (budget {} us, {})",
+        t.queue_us,
+        t.service_us,
+        t.total_us,
+        o.budget_us,
+        if o.budget_met() { "met" } else { "missed" }
+    );
+    s
+}

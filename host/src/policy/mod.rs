@@ -1,0 +1,332 @@
+//! The policy: one pure function from a job's cost, budget and criticality, the live pressure
+//! and the configuration to a `Decision` naming how the job runs and why.
+
+use crate::job::Criticality;
+use serde::Serialize;
+
+/// How a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// On the caller's thread: cheaper than any hand-off.
+    Inline,
+    /// As its own Tokio task: cheap, but should not hold the caller.
+    Spawn,
+    /// In the CPU lane: `spawn_blocking` under the core-sized semaphore, earliest deadline first.
+    CpuLane,
+    /// With other jobs that share work, as one CPU-lane run.
+    Batch,
+    /// As block-aligned chunks on several idle permits, merged in block order.
+    Split,
+    /// In the CPU lane with fewer units than asked, so it fits its budget.
+    Degrade,
+    /// Not at all.
+    Drop,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 7] = [
+        Strategy::Inline,
+        Strategy::Spawn,
+        Strategy::CpuLane,
+        Strategy::Batch,
+        Strategy::Split,
+        Strategy::Degrade,
+        Strategy::Drop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Inline => "inline",
+            Strategy::Spawn => "spawn",
+            Strategy::CpuLane => "cpu_lane",
+            Strategy::Batch => "batch",
+            Strategy::Split => "split",
+            Strategy::Degrade => "degrade",
+            Strategy::Drop => "drop",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The short machine-readable reason for a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Predicted cost is below the inline threshold.
+    CheapInline,
+    /// Predicted cost is below the spawn threshold.
+    CheapSpawn,
+    /// Full work fits the budget after the predicted wait.
+    FitsBudget,
+    /// The kernel shares work across jobs and the budget allows the batch delay.
+    SharedWork,
+    /// Idle permits and a parallel kernel: chunks finish sooner.
+    IdleParallel,
+    /// Full work would miss the budget; fewer units fit.
+    DegradedToFit,
+    /// Sheddable work under pressure runs at its floor.
+    ShedToFloor,
+    /// Even the floor cannot meet the budget.
+    BudgetUnreachable,
+    /// Sheddable work under pressure, not degradable to fit.
+    ShedUnderPressure,
+    /// The CPU lane's queue is at its cap.
+    QueueFull,
+    /// The budget was spent before the job could be decided or dispatched.
+    DeadlinePassed,
+    /// The caller went away while the job was queued.
+    Cancelled,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::CheapInline => "cheap_inline",
+            Reason::CheapSpawn => "cheap_spawn",
+            Reason::FitsBudget => "fits_budget",
+            Reason::SharedWork => "shared_work",
+            Reason::IdleParallel => "idle_parallel",
+            Reason::DegradedToFit => "degraded_to_fit",
+            Reason::ShedToFloor => "shed_to_floor",
+            Reason::BudgetUnreachable => "budget_unreachable",
+            Reason::ShedUnderPressure => "shed_under_pressure",
+            Reason::QueueFull => "queue_full",
+            Reason::DeadlinePassed => "deadline_passed",
+            Reason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What the policy knows about a job.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JobProfile {
+    pub remaining_budget_us: f64,
+    pub criticality: Criticality,
+    pub units: u64,
+    /// Grants are multiples of this (the kernel's block).
+    pub block: u64,
+    pub fixed_us: f64,
+    pub per_unit_us: f64,
+    pub scaling_potential: f64,
+    /// The smallest fraction of units it may run, if degradable.
+    pub floor_fraction: Option<f64>,
+    pub error_exponent: f64,
+    pub splittable: bool,
+    /// The kernel batches this job, with at most this delay waiting for partners.
+    pub batch_delay_us: Option<f64>,
+    /// A batch with this job's key is already open.
+    pub batch_open: bool,
+    /// The Inline and Spawn lanes are allowed (not for kernels whose per-job overhead makes a
+    /// synchronous run pointless).
+    pub allow_async_lanes: bool,
+}
+
+/// The CPU lane's state when the job is decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Pressure {
+    pub permits: usize,
+    pub permits_in_use: usize,
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    /// Predicted work queued ahead, microseconds.
+    pub queued_work_us: f64,
+    /// Predicted work running now, microseconds.
+    pub running_work_us: f64,
+}
+
+impl Pressure {
+    /// Expected wait for a permit: queued work plus half the running work, spread over the permits.
+    pub fn predicted_wait_us(&self) -> f64 {
+        if self.permits_in_use < self.permits && self.queue_depth == 0 {
+            return 0.0;
+        }
+        (self.queued_work_us + 0.5 * self.running_work_us) / self.permits.max(1) as f64
+    }
+
+    pub fn free_permits(&self) -> usize {
+        self.permits.saturating_sub(self.permits_in_use)
+    }
+}
+
+/// Policy thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Jobs predicted below this run inline.
+    pub inline_max_us: f64,
+    /// Jobs predicted below this run as Tokio tasks; above it, only the CPU lane.
+    pub spawn_max_us: f64,
+    /// Jobs predicted above this may split on an idle machine.
+    pub split_min_us: f64,
+    /// Kernels below this scaling potential never split.
+    pub split_min_scaling: f64,
+    /// Fraction of the remaining budget the plan may use; the rest absorbs prediction error.
+    pub budget_use: f64,
+    /// Sheddable work is degraded to its floor or dropped once the queue is this full.
+    pub shed_queue_fraction: f64,
+    /// ... or once the predicted wait exceeds this.
+    pub shed_wait_us: f64,
+    /// Open a new batch even when the lane is idle (otherwise a batch starts only when the lane
+    /// is backed up, or a job joins one already open, so a lone job never waits for partners).
+    pub batch_when_idle: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            inline_max_us: 20.0,
+            spawn_max_us: 200.0,
+            split_min_us: 2_000.0,
+            split_min_scaling: 0.5,
+            budget_use: 0.8,
+            shed_queue_fraction: 0.5,
+            shed_wait_us: 50_000.0,
+            batch_when_idle: false,
+        }
+    }
+}
+
+/// The policy's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub strategy: Strategy,
+    pub reason: Reason,
+    pub units_requested: u64,
+    pub units_granted: u64,
+    /// Chunks to run (1 unless split).
+    pub chunks: usize,
+    pub predicted_cost_us: f64,
+    pub predicted_wait_us: f64,
+    /// How much wider the error bar is expected to be: (requested / granted)^exponent.
+    pub error_factor: f64,
+}
+
+impl Decision {
+    fn new(strategy: Strategy, reason: Reason, job: &JobProfile, units: u64, cost: f64, wait: f64) -> Self {
+        let error_factor =
+            if units > 0 { (job.units as f64 / units as f64).powf(job.error_exponent) } else { f64::INFINITY };
+        Decision {
+            strategy,
+            reason,
+            units_requested: job.units,
+            units_granted: units,
+            chunks: 1,
+            predicted_cost_us: cost,
+            predicted_wait_us: wait,
+            error_factor,
+        }
+    }
+
+    pub fn drop(job: &JobProfile, reason: Reason, wait: f64) -> Self {
+        Decision::new(Strategy::Drop, reason, job, 0, 0.0, wait)
+    }
+}
+
+impl JobProfile {
+    pub fn cost_us(&self, units: u64) -> f64 {
+        self.fixed_us + self.per_unit_us * units as f64
+    }
+
+    /// The floor in units (block-rounded up, at most the request), if degradable.
+    pub fn floor_units(&self) -> Option<u64> {
+        let f = self.floor_fraction?;
+        let raw = ((self.units as f64 * f).ceil() as u64).max(1);
+        Some(round_up(raw, self.block).min(self.units))
+    }
+
+    /// The most units whose cost fits `available_us`, rounded down to whole blocks.
+    pub fn units_within(&self, available_us: f64) -> u64 {
+        if available_us <= self.fixed_us {
+            return 0;
+        }
+        if self.per_unit_us <= 0.0 {
+            return self.units;
+        }
+        let raw = ((available_us - self.fixed_us) / self.per_unit_us).floor().min(self.units as f64) as u64;
+        if raw >= self.units { self.units } else { raw / self.block * self.block }
+    }
+}
+
+fn round_up(x: u64, block: u64) -> u64 {
+    x.div_ceil(block) * block
+}
+
+/// Decides how `job` runs under `pressure`.
+pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Decision {
+    let wait = pressure.predicted_wait_us();
+    if job.remaining_budget_us <= 0.0 {
+        return Decision::drop(job, Reason::DeadlinePassed, wait);
+    }
+    let full = job.cost_us(job.units);
+    if job.allow_async_lanes && full <= cfg.inline_max_us {
+        return Decision::new(Strategy::Inline, Reason::CheapInline, job, job.units, full, 0.0);
+    }
+    if job.allow_async_lanes && full <= cfg.spawn_max_us {
+        return Decision::new(Strategy::Spawn, Reason::CheapSpawn, job, job.units, full, 0.0);
+    }
+    if pressure.queue_depth >= pressure.queue_capacity {
+        return Decision::drop(job, Reason::QueueFull, wait);
+    }
+    let usable = job.remaining_budget_us * cfg.budget_use;
+    let pressured = pressure.queue_depth as f64 >= cfg.shed_queue_fraction * pressure.queue_capacity as f64
+        || wait >= cfg.shed_wait_us;
+    if job.criticality == Criticality::Sheddable && pressured {
+        return match job.floor_units() {
+            Some(floor) if wait + job.cost_us(floor) <= usable => {
+                // A job smaller than one block has no smaller run: it goes whole.
+                let strategy = if floor < job.units { Strategy::Degrade } else { Strategy::CpuLane };
+                Decision::new(strategy, Reason::ShedToFloor, job, floor, job.cost_us(floor), wait)
+            }
+            _ => Decision::drop(job, Reason::ShedUnderPressure, wait),
+        };
+    }
+    let batch_pays = job.batch_open || cfg.batch_when_idle || pressure.queue_depth > 0 || pressure.free_permits() == 0;
+    if let Some(delay) = job.batch_delay_us
+        && batch_pays
+        && wait + delay + full <= usable
+    {
+        return Decision::new(Strategy::Batch, Reason::SharedWork, job, job.units, full, wait + delay);
+    }
+    // On an idle lane a parallel kernel can spread over the free permits (Amdahl speed-up).
+    let free = pressure.free_permits();
+    let blocks = job.units.div_ceil(job.block.max(1));
+    let chunks = if job.splittable
+        && job.scaling_potential >= cfg.split_min_scaling
+        && free >= 2
+        && pressure.queue_depth == 0
+        && blocks >= 2
+    {
+        free.min(blocks as usize)
+    } else {
+        1
+    };
+    let s = job.scaling_potential;
+    let parallel = JobProfile { per_unit_us: job.per_unit_us * ((1.0 - s) + s / chunks as f64), ..*job };
+    let with_chunks = |mut d: Decision| {
+        d.chunks = chunks;
+        d
+    };
+    // Split when the job is big enough to be worth it, or when only splitting meets the budget.
+    if chunks > 1 && (full >= cfg.split_min_us || wait + full > usable) && parallel.cost_us(job.units) <= usable {
+        let cost = parallel.cost_us(job.units);
+        return with_chunks(Decision::new(Strategy::Split, Reason::IdleParallel, job, job.units, cost, 0.0));
+    }
+    if wait + full <= usable {
+        return Decision::new(Strategy::CpuLane, Reason::FitsBudget, job, job.units, full, wait);
+    }
+    if let Some(floor) = job.floor_units() {
+        let fit = parallel.units_within(usable - wait);
+        if fit >= floor && fit > 0 {
+            let d = Decision::new(Strategy::Degrade, Reason::DegradedToFit, job, fit, parallel.cost_us(fit), wait);
+            return with_chunks(d);
+        }
+    }
+    Decision::drop(job, Reason::BudgetUnreachable, wait)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! The registered kernels, by name and runtime. Readers take a lock-free snapshot; registration
+//! swaps in a new map, so jobs in flight keep the version they started with.
+
+use crate::job::Runtime;
+use crate::lanes::batch::Batcher;
+use crate::manifest::{Manifest, ManifestError};
+use crate::metrics::KernelStats;
+use arc_swap::ArcSwap;
+use helix_math::KernelKind;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// How a kernel's code is reached.
+#[derive(Debug)]
+pub enum Entry {
+    Native(KernelKind),
+}
+
+/// One registered kernel version.
+pub struct Kernel {
+    pub manifest: Manifest,
+    pub entry: Entry,
+    pub stats: KernelStats,
+    /// Started on the first batched job; ends when this version is dropped.
+    pub batcher: OnceLock<Batcher>,
+}
+
+impl Kernel {
+    pub fn runtime(&self) -> Runtime {
+        self.manifest.runtime
+    }
+
+    /// Builds a native kernel from its manifest.
+    pub fn native(manifest: Manifest) -> Result<Kernel, ManifestError> {
+        let entry_name = manifest.entry.clone().unwrap_or_else(|| manifest.name.clone());
+        let kind = KernelKind::from_name(&entry_name).ok_or_else(|| ManifestError {
+            source: manifest.name.clone(),
+            message: format!(
+                "no built-in kernel {entry_name:?} (built in: {})",
+                KernelKind::ALL.map(KernelKind::name).join(", ")
+            ),
+        })?;
+        if let Some(u) = &manifest.units
+            && kind.unit_param() != Some(u.param.as_str())
+        {
+            return Err(ManifestError {
+                source: manifest.name.clone(),
+                message: format!("units.param must be {:?} for {entry_name}", kind.unit_param()),
+            });
+        }
+        Ok(Kernel { manifest, entry: Entry::Native(kind), stats: KernelStats::default(), batcher: OnceLock::new() })
+    }
+}
+
+/// The builds registered under one name.
+#[derive(Clone, Default)]
+pub struct KernelSet {
+    pub native: Option<Arc<Kernel>>,
+    pub wasm: Option<Arc<Kernel>>,
+}
+
+impl KernelSet {
+    /// The requested build, or native when none is named.
+    pub fn pick(&self, runtime: Option<Runtime>) -> Option<&Arc<Kernel>> {
+        match runtime {
+            Some(Runtime::Native) => self.native.as_ref(),
+            Some(Runtime::Wasm) => self.wasm.as_ref(),
+            None => self.native.as_ref().or(self.wasm.as_ref()),
+        }
+    }
+
+    fn slot(&mut self, runtime: Runtime) -> &mut Option<Arc<Kernel>> {
+        match runtime {
+            Runtime::Native => &mut self.native,
+            Runtime::Wasm => &mut self.wasm,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    kernels: ArcSwap<BTreeMap<String, KernelSet>>,
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<KernelSet> {
+        self.kernels.load().get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Kernel>> {
+        self.kernels.load().values().flat_map(|s| s.native.iter().chain(s.wasm.iter()).cloned()).collect()
+    }
+
+    /// Registers (or replaces) a kernel version.
+    pub fn insert(&self, kernel: Kernel) {
+        let kernel = Arc::new(kernel);
+        self.kernels.rcu(|map| {
+            let mut next = BTreeMap::clone(map);
+            *next.entry(kernel.manifest.name.clone()).or_default().slot(kernel.runtime()) = Some(kernel.clone());
+            next
+        });
+    }
+
+    /// Loads every `*.toml` manifest in `dir` that this host can serve; returns the refusals.
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<ManifestError>, std::io::Error> {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let mut refused = Vec::new();
+        for path in paths {
+            let kernel = Manifest::load(&path).and_then(|m| match m.runtime {
+                Runtime::Native => Kernel::native(m),
+                Runtime::Wasm => Err(ManifestError {
+                    source: path.display().to_string(),
+                    message: "wasm kernels are not supported by this host build".into(),
+                }),
+            });
+            match kernel {
+                Ok(k) => self.insert(k),
+                Err(e) => refused.push(e),
+            }
+        }
+        Ok(refused)
+    }
+}

@@ -1,0 +1,361 @@
+//! The router: admission, the policy's decision, and the hand-off to the chosen lane.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use helix_host::{Job, Router, RouterConfig};
+//! use helix_math::{Params, Value};
+//! use std::time::Duration;
+//!
+//! let router = Router::from_dir(RouterConfig::default(), "manifests".as_ref())?;
+//! let params = Params::new()
+//!     .with("spot", Value::Number(100.0))
+//!     .with("strike", Value::Number(105.0))
+//!     .with("vol", Value::Number(0.2))
+//!     .with("maturity", Value::Number(1.0));
+//! let outcome = router.submit(Job::new(1, "mc-option", params, Duration::from_millis(50))).await;
+//! println!("{}", outcome.to_json());
+//! # Ok(()) }
+//! ```
+
+use crate::admission::{Admitted, Rejection, admit_native};
+use crate::config::RouterConfig;
+use crate::execute::{LaneWork, Pending};
+use crate::job::Job;
+use crate::lanes::batch::{Batcher, Member};
+use crate::lanes::cpu::CpuLane;
+use crate::manifest::ManifestError;
+use crate::metrics::{Metrics, Percentiles};
+use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
+use crate::policy::{self, Decision, JobProfile, Pressure, Reason, Strategy};
+use crate::registry::{Entry, Kernel, Registry};
+use helix_math::Value;
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// State shared by the router and the work it hands out.
+pub struct Shared {
+    pub config: RouterConfig,
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Counts one outcome: exactly once per submitted job.
+    pub fn record(&self, kernel: &Kernel, o: &Outcome) {
+        kernel.stats.count(o.decision.map(|d| d.strategy), o.status);
+        self.metrics.total.record(o.timings.total_us);
+        if matches!(o.status, Status::Completed | Status::Degraded | Status::Failed) {
+            self.metrics.queue.record(o.timings.queue_us);
+            self.metrics.service.record(o.timings.service_us);
+        }
+    }
+}
+
+pub struct Router {
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    cpu: Arc<CpuLane>,
+    load_errors: Vec<ManifestError>,
+}
+
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl Router {
+    /// A router with no kernels; must be called inside a Tokio runtime.
+    pub fn new(config: RouterConfig) -> Router {
+        let cpu = Arc::new(CpuLane::start(config.cpu_permits, config.queue_capacity));
+        Router {
+            shared: Arc::new(Shared { config, metrics: Metrics::default() }),
+            registry: Arc::new(Registry::default()),
+            cpu,
+            load_errors: Vec::new(),
+        }
+    }
+
+    /// A router serving every manifest in `dir`. Manifests that fail validation are skipped and
+    /// reported by `load_errors`; an unreadable folder is an error.
+    pub fn from_dir(config: RouterConfig, dir: &Path) -> Result<Router, LoadError> {
+        let mut router = Router::new(config);
+        router.load_errors =
+            router.registry.load_dir(dir).map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
+        for e in &router.load_errors {
+            tracing::warn!(error = %e, "manifest refused");
+        }
+        Ok(router)
+    }
+
+    pub fn load_errors(&self) -> &[ManifestError] {
+        &self.load_errors
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn config(&self) -> &RouterConfig {
+        &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn pressure(&self) -> Pressure {
+        self.cpu.state.pressure()
+    }
+
+    /// Runs one job to its outcome.
+    pub async fn submit(&self, job: Job) -> Outcome {
+        let submitted = Instant::now();
+        self.shared.metrics.submitted.fetch_add(1, Relaxed);
+        let span = tracing::info_span!("job", id = job.id, kernel = %job.kernel, criticality = job.criticality.as_str());
+        let Some(kernel) = self.registry.get(&job.kernel).and_then(|s| s.pick(job.runtime).cloned()) else {
+            self.shared.metrics.unknown_kernel.fetch_add(1, Relaxed);
+            let err = JobError {
+                kind: ErrorKind::UnknownKernel,
+                field: Some("kernel".into()),
+                message: format!("no kernel {:?}{}", job.kernel, job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))),
+            };
+            return rejected(&job, None, err, submitted);
+        };
+        let admitted = match admit(&kernel, &job) {
+            Ok(a) => a,
+            Err(r) => {
+                let err = JobError { kind: ErrorKind::InvalidInput, field: r.field, message: r.message };
+                let o = rejected(&job, Some(&kernel), err, submitted);
+                self.shared.record(&kernel, &o);
+                span.in_scope(|| tracing::info!(status = "rejected", error = ?o.error, "job rejected"));
+                return o;
+            }
+        };
+        let batch_key = self.batch_key(&kernel, &admitted, job.seed());
+        let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
+        profile.batch_open = batch_key.is_some_and(|k| kernel.batcher.get().is_some_and(|b| b.open.contains(k)));
+        let decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.shared.config.policy);
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            id: job.id,
+            kernel: kernel.clone(),
+            criticality: job.criticality,
+            prepared: Arc::new(admitted.prepared),
+            seed: job.seed(),
+            decision,
+            profile,
+            submitted,
+            deadline: submitted + job.budget,
+            reply: Some(tx),
+            span: span.clone(),
+            shared: self.shared.clone(),
+        };
+        span.in_scope(|| {
+            tracing::debug!(
+                strategy = decision.strategy.as_str(),
+                reason = decision.reason.as_str(),
+                units_requested = decision.units_requested,
+                units_granted = decision.units_granted,
+                predicted_cost_us = decision.predicted_cost_us,
+                predicted_wait_us = decision.predicted_wait_us,
+                "decided"
+            )
+        });
+        match decision.strategy {
+            Strategy::Drop => return pending.drop_with(decision.reason),
+            Strategy::Inline => return pending.run_now(Vec::new(), None),
+            Strategy::Spawn => {
+                tokio::spawn(async move { pending.run_now(Vec::new(), None) });
+            }
+            Strategy::Batch => {
+                let delay = std::time::Duration::from_secs_f64(kernel.manifest.batch.as_ref().map_or(0.0, |b| b.max_delay_ms) / 1e3);
+                let member = Member { key: batch_key.expect("batch needs a key"), close_by: submitted + delay, pending };
+                if let Err(m) = self.batcher(&kernel).offer(member) {
+                    return m.pending.drop_with(Reason::QueueFull);
+                }
+            }
+            Strategy::CpuLane | Strategy::Split | Strategy::Degrade => {
+                if let Err(work) = self.cpu.enqueue(LaneWork::Job(Box::new(pending))) {
+                    let LaneWork::Job(p) = work else { unreachable!("enqueued a job") };
+                    return p.drop_with(Reason::QueueFull);
+                }
+            }
+        }
+        match rx.await {
+            Ok(o) => o,
+            // The lane always answers; a closed channel means the runtime is shutting down.
+            Err(_) => rejected(
+                &job,
+                Some(&kernel),
+                JobError { kind: ErrorKind::Panic, field: None, message: "router shut down".into() },
+                submitted,
+            ),
+        }
+    }
+
+    fn profile(&self, kernel: &Kernel, a: &Admitted, job: &Job, submitted: Instant, batchable: bool) -> JobProfile {
+        let m = &kernel.manifest;
+        let c = kernel.stats.correction();
+        let degrade = m.degradable();
+        JobProfile {
+            remaining_budget_us: job.budget.saturating_sub(submitted.elapsed()).as_micros() as f64,
+            criticality: job.criticality,
+            units: a.units,
+            block: a.prepared.block(),
+            fixed_us: m.cost.fixed_us * c,
+            per_unit_us: m.cost.per_unit_us(&a.params) * c,
+            scaling_potential: m.scaling_potential,
+            floor_fraction: degrade.map(|u| u.floor_fraction),
+            error_exponent: m.units.as_ref().map_or(0.5, |u| u.error_exponent),
+            splittable: a.prepared.splittable(),
+            batch_delay_us: if batchable { m.batch.as_ref().map(|b| b.max_delay_ms * 1e3) } else { None },
+            batch_open: false,
+            allow_async_lanes: true,
+        }
+    }
+
+    /// Jobs share a batch when their kernel batches and the manifest's shared parameters, the
+    /// seed and the units are equal.
+    fn batch_key(&self, kernel: &Kernel, a: &Admitted, seed: u64) -> Option<u64> {
+        let rule = kernel.manifest.batch.as_ref().filter(|_| self.shared.config.batching)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&kernel.manifest.name, &kernel.manifest.version, seed, a.units).hash(&mut h);
+        for name in &rule.share_when_equal {
+            name.hash(&mut h);
+            match a.params.get(name) {
+                Some(Value::Number(x)) => x.to_bits().hash(&mut h),
+                Some(Value::Array(v)) => v.iter().for_each(|x| x.to_bits().hash(&mut h)),
+                Some(Value::Text(t)) => t.hash(&mut h),
+                None => 0u8.hash(&mut h),
+            }
+        }
+        // Non-zero: zero marks an empty slot in the open-batch hint.
+        Some(h.finish() | 1)
+    }
+
+    fn batcher<'k>(&self, kernel: &'k Kernel) -> &'k Batcher {
+        kernel.batcher.get_or_init(|| {
+            let max = kernel.manifest.batch.as_ref().map_or(2, |b| b.max_size);
+            Batcher::start(max, self.shared.config.batch_queue_capacity, self.cpu.clone())
+        })
+    }
+
+    /// Everything the router counts, at this moment.
+    pub fn snapshot(&self) -> Snapshot {
+        let m = &self.shared.metrics;
+        let kernels = self
+            .registry
+            .all()
+            .iter()
+            .map(|k| KernelSnapshot {
+                kernel: k.manifest.name.clone(),
+                version: k.manifest.version.clone(),
+                runtime: k.runtime().as_str(),
+                cost_correction: k.stats.correction(),
+                fuel_used: k.stats.fuel_used(),
+                counts: Strategy::ALL
+                    .into_iter()
+                    .map(Some)
+                    .chain([None])
+                    .flat_map(|s| Status::ALL.into_iter().map(move |st| (s, st)))
+                    .filter_map(|(s, st)| {
+                        let n = k.stats.get(s, st);
+                        (n > 0).then(|| CountSnapshot { strategy: s.map_or("none", Strategy::as_str), status: st.as_str(), count: n })
+                    })
+                    .collect(),
+            })
+            .collect();
+        Snapshot {
+            submitted: m.submitted.load(Relaxed),
+            unknown_kernel: m.unknown_kernel.load(Relaxed),
+            latency_total_us: Percentiles::of(&m.total.merged()),
+            latency_queue_us: Percentiles::of(&m.queue.merged()),
+            latency_service_us: Percentiles::of(&m.service.merged()),
+            pressure: self.pressure(),
+            lane_running: m.lane_running.load(Relaxed),
+            lane_running_max: m.lane_running_max.load(Relaxed),
+            heavy_on_async: m.heavy_on_async.load(Relaxed),
+            kernels,
+        }
+    }
+}
+
+fn admit(kernel: &Kernel, job: &Job) -> Result<Admitted, Rejection> {
+    match kernel.entry {
+        Entry::Native(kind) => admit_native(&kernel.manifest, kind, &job.params),
+    }
+}
+
+fn rejected(job: &Job, kernel: Option<&Kernel>, err: JobError, submitted: Instant) -> Outcome {
+    let total_us = submitted.elapsed().as_micros() as u64;
+    Outcome {
+        id: job.id,
+        kernel: job.kernel.clone(),
+        version: kernel.map(|k| k.manifest.version.clone()),
+        runtime: kernel.map(|k| k.runtime()).or(job.runtime),
+        criticality: job.criticality,
+        status: Status::Rejected,
+        decision: None::<Decision>,
+        estimates: Vec::new(),
+        arrays: Vec::new(),
+        error: Some(err),
+        timings: Timings { queue_us: 0, service_us: 0, total_us },
+        budget_us: job.budget.as_micros() as u64,
+        fuel_used: None,
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CountSnapshot {
+    pub strategy: &'static str,
+    pub status: &'static str,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelSnapshot {
+    pub kernel: String,
+    pub version: String,
+    pub runtime: &'static str,
+    pub cost_correction: f64,
+    pub fuel_used: u64,
+    pub counts: Vec<CountSnapshot>,
+}
+
+/// The snapshot API: counters, latency percentiles, lane gauges and cost corrections.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub submitted: u64,
+    pub unknown_kernel: u64,
+    pub latency_total_us: Percentiles,
+    pub latency_queue_us: Percentiles,
+    pub latency_service_us: Percentiles,
+    pub pressure: Pressure,
+    pub lane_running: usize,
+    pub lane_running_max: usize,
+    pub heavy_on_async: u64,
+    pub kernels: Vec<KernelSnapshot>,
+}
+
+impl Snapshot {
+    /// Outcomes counted across kernels, by status, plus unknown-kernel rejections.
+    pub fn outcomes(&self) -> u64 {
+        self.unknown_kernel + self.kernels.iter().flat_map(|k| &k.counts).map(|c| c.count).sum::<u64>()
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.kernels.iter().flat_map(|k| &k.counts).filter(|c| c.status == status.as_str()).map(|c| c.count).sum::<u64>()
+            + if status == Status::Rejected { self.unknown_kernel } else { 0 }
+    }
+}
+
