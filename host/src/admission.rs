@@ -24,7 +24,9 @@ impl fmt::Display for Rejection {
 impl From<KernelError> for Rejection {
     fn from(e: KernelError) -> Self {
         match e {
-            KernelError::InvalidInput { param, reason } => Rejection { field: Some(param.to_string()), message: reason },
+            KernelError::InvalidInput { param, reason } => {
+                Rejection { field: Some(param.to_string()), message: reason }
+            }
             KernelError::NumericFailure(why) => Rejection { field: None, message: why },
         }
     }

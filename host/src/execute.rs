@@ -243,17 +243,15 @@ pub struct BatchRun {
 }
 
 impl BatchRun {
-    fn run(self, dispatch: Dispatch) {
-        let Dispatch { permits, dispatched: _, lane } = dispatch;
+    fn run(self, lane: &LaneState) {
         let members = self.members;
         let refs: Vec<&Prepared> = members.iter().map(|m| m.prepared.as_ref()).collect();
         let combined = Prepared::combine(&refs);
         let Some(combined) = combined else {
             // Members that turned out not to share work run one after another.
             for m in members {
-                m.run_now(Vec::new(), Some(&lane));
+                m.run_now(Vec::new(), Some(lane));
             }
-            drop(permits);
             return;
         };
         let first = &members[0];
@@ -263,7 +261,6 @@ impl BatchRun {
         let result = run_chunks(&Arc::new(combined), seed, units, Vec::new(), &shared);
         let service_us = start.elapsed().as_micros() as u64;
         lane.running_work(self.predicted_us, false);
-        drop(permits);
         match result {
             Ok(outputs) => {
                 for (m, out) in members.into_iter().zip(outputs) {
@@ -330,27 +327,29 @@ impl LaneWork {
         }
     }
 
-    /// Runs on a blocking thread holding the dispatch's permits.
+    /// Runs on a blocking thread holding the dispatch's permits; the permit is released only
+    /// after the lane's running count drops, so the count never exceeds the permits.
     pub fn run(self, dispatch: Dispatch) {
         IN_CPU_LANE.with(|f| f.set(true));
-        let metrics = match &self {
+        let shared = match &self {
             LaneWork::Job(p) => p.shared.clone(),
             LaneWork::Batch(b) => b.members[0].shared.clone(),
         };
-        metrics.metrics.lane_enter();
+        let Dispatch { mut permits, dispatched: _, lane } = dispatch;
+        let own = permits.remove(0);
+        shared.metrics.lane_enter();
         match self {
-            LaneWork::Job(mut p) => {
-                if let Some(reason) = p.redecide_at_dispatch() {
+            LaneWork::Job(mut p) => match p.redecide_at_dispatch() {
+                Some(reason) => {
                     p.drop_with(reason);
-                } else {
-                    let mut permits = dispatch.permits;
-                    let own = permits.remove(0);
-                    p.run_now(permits, Some(&dispatch.lane));
-                    drop(own);
                 }
-            }
-            LaneWork::Batch(b) => b.run(dispatch),
+                None => {
+                    p.run_now(permits, Some(&lane));
+                }
+            },
+            LaneWork::Batch(b) => b.run(&lane),
         }
-        metrics.metrics.lane_exit();
+        shared.metrics.lane_exit();
+        drop(own);
     }
 }

@@ -54,7 +54,15 @@ pub struct Job {
 
 impl Job {
     pub fn new(id: u64, kernel: &str, params: Params, budget: Duration) -> Self {
-        Job { id, kernel: kernel.to_string(), params, budget, seed: None, criticality: Criticality::Critical, runtime: None }
+        Job {
+            id,
+            kernel: kernel.to_string(),
+            params,
+            budget,
+            seed: None,
+            criticality: Criticality::Critical,
+            runtime: None,
+        }
     }
 
     pub fn seed(&self) -> u64 {

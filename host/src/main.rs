@@ -101,18 +101,35 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Kernels { manifests, json } => {
             let router = router(&manifests)?;
             let mut kernels = router.registry().all();
-            kernels.sort_by(|a, b| (&a.manifest.name, a.runtime().as_str()).cmp(&(&b.manifest.name, b.runtime().as_str())));
+            kernels.sort_by(|a, b| {
+                (&a.manifest.name, a.runtime().as_str()).cmp(&(&b.manifest.name, b.runtime().as_str()))
+            });
             if json {
-                let list: Vec<_> = kernels.iter().map(|k| serde_json::to_value(&k.manifest).expect("manifest serialises")).collect();
+                let list: Vec<_> =
+                    kernels.iter().map(|k| serde_json::to_value(&k.manifest).expect("manifest serialises")).collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
-                println!("{:<16} {:<8} {:<8} {:<10} {:>8}  {:<9}  units (floor)", "kernel", "version", "runtime", "cost", "scaling", "batching");
+                println!(
+                    "{:<16} {:<8} {:<8} {:<10} {:>8}  {:<9}  units (floor)",
+                    "kernel", "version", "runtime", "cost", "scaling", "batching"
+                );
                 for k in &kernels {
                     let m = &k.manifest;
-                    let units = m.units.as_ref().map_or("-".to_string(), |u| format!("{} ({:.0}%)", u.param, u.floor_fraction * 100.0));
+                    let units = m
+                        .units
+                        .as_ref()
+                        .map_or("-".to_string(), |u| format!("{} ({:.0}%)", u.param, u.floor_fraction * 100.0));
                     let batch = m.batch.as_ref().map_or("-".to_string(), |b| format!("up to {}", b.max_size));
                     let cost = format!("{}us+{}ns", m.cost.fixed_us, m.cost.per_unit_ns);
-                    println!("{:<16} {:<8} {:<8} {:<10} {:>8.2}  {:<9}  {units}", m.name, m.version, m.runtime.as_str(), cost, m.scaling_potential, batch);
+                    println!(
+                        "{:<16} {:<8} {:<8} {:<10} {:>8.2}  {:<9}  {units}",
+                        m.name,
+                        m.version,
+                        m.runtime.as_str(),
+                        cost,
+                        m.scaling_potential,
+                        batch
+                    );
                 }
             }
             for e in router.load_errors() {

@@ -16,7 +16,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Completed, Status::Degraded, Status::Dropped, Status::Rejected, Status::Failed];
+    pub const ALL: [Status; 5] =
+        [Status::Completed, Status::Degraded, Status::Dropped, Status::Rejected, Status::Failed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,8 +116,11 @@ impl Outcome {
             .iter()
             .map(|(n, e)| (n.clone(), json!({"value": number(e.value), "std_error": e.std_error.map(number)})))
             .collect();
-        let arrays: Map<String, Value> =
-            self.arrays.iter().map(|(n, a)| (n.clone(), Value::Array(a.iter().map(|&x| number(x)).collect()))).collect();
+        let arrays: Map<String, Value> = self
+            .arrays
+            .iter()
+            .map(|(n, a)| (n.clone(), Value::Array(a.iter().map(|&x| number(x)).collect())))
+            .collect();
         let mut obj = json!({
             "id": self.id,
             "status": self.status.as_str(),
@@ -179,7 +183,13 @@ pub fn render_text(o: &Outcome) -> String {
         let _ = writeln!(s, "  {name:<16} [{}{more}]", shown.join(", "));
     }
     if let Some(e) = &o.error {
-        let _ = writeln!(s, "  error: {} {}{}", e.kind.as_str(), e.field.as_ref().map_or(String::new(), |f| format!("`{f}` ")), e.message);
+        let _ = writeln!(
+            s,
+            "  error: {} {}{}",
+            e.kind.as_str(),
+            e.field.as_ref().map_or(String::new(), |f| format!("`{f}` ")),
+            e.message
+        );
     }
     let t = o.timings;
     let _ = writeln!(

@@ -121,13 +121,18 @@ impl Router {
     pub async fn submit(&self, job: Job) -> Outcome {
         let submitted = Instant::now();
         self.shared.metrics.submitted.fetch_add(1, Relaxed);
-        let span = tracing::info_span!("job", id = job.id, kernel = %job.kernel, criticality = job.criticality.as_str());
+        let span =
+            tracing::info_span!("job", id = job.id, kernel = %job.kernel, criticality = job.criticality.as_str());
         let Some(kernel) = self.registry.get(&job.kernel).and_then(|s| s.pick(job.runtime).cloned()) else {
             self.shared.metrics.unknown_kernel.fetch_add(1, Relaxed);
             let err = JobError {
                 kind: ErrorKind::UnknownKernel,
                 field: Some("kernel".into()),
-                message: format!("no kernel {:?}{}", job.kernel, job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))),
+                message: format!(
+                    "no kernel {:?}{}",
+                    job.kernel,
+                    job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))
+                ),
             };
             return rejected(&job, None, err, submitted);
         };
@@ -178,8 +183,11 @@ impl Router {
                 tokio::spawn(async move { pending.run_now(Vec::new(), None) });
             }
             Strategy::Batch => {
-                let delay = std::time::Duration::from_secs_f64(kernel.manifest.batch.as_ref().map_or(0.0, |b| b.max_delay_ms) / 1e3);
-                let member = Member { key: batch_key.expect("batch needs a key"), close_by: submitted + delay, pending };
+                let delay = std::time::Duration::from_secs_f64(
+                    kernel.manifest.batch.as_ref().map_or(0.0, |b| b.max_delay_ms) / 1e3,
+                );
+                let member =
+                    Member { key: batch_key.expect("batch needs a key"), close_by: submitted + delay, pending };
                 if let Err(m) = self.batcher(&kernel).offer(member) {
                     return m.pending.drop_with(Reason::QueueFull);
                 }
@@ -270,7 +278,11 @@ impl Router {
                     .flat_map(|s| Status::ALL.into_iter().map(move |st| (s, st)))
                     .filter_map(|(s, st)| {
                         let n = k.stats.get(s, st);
-                        (n > 0).then(|| CountSnapshot { strategy: s.map_or("none", Strategy::as_str), status: st.as_str(), count: n })
+                        (n > 0).then(|| CountSnapshot {
+                            strategy: s.map_or("none", Strategy::as_str),
+                            status: st.as_str(),
+                            count: n,
+                        })
                     })
                     .collect(),
             })
@@ -354,8 +366,12 @@ impl Snapshot {
     }
 
     pub fn count(&self, status: Status) -> u64 {
-        self.kernels.iter().flat_map(|k| &k.counts).filter(|c| c.status == status.as_str()).map(|c| c.count).sum::<u64>()
+        self.kernels
+            .iter()
+            .flat_map(|k| &k.counts)
+            .filter(|c| c.status == status.as_str())
+            .map(|c| c.count)
+            .sum::<u64>()
             + if status == Status::Rejected { self.unknown_kernel } else { 0 }
     }
 }
-

@@ -66,8 +66,8 @@ impl Batcher {
     }
 
     /// Hands a member to the batcher, or back if its queue is full.
-    pub fn offer(&self, m: Member) -> Result<(), Member> {
-        self.tx.try_send(m).map_err(|e| e.into_inner())
+    pub fn offer(&self, m: Member) -> Result<(), Box<Member>> {
+        self.tx.try_send(m).map_err(|e| Box::new(e.into_inner()))
     }
 }
 

@@ -35,7 +35,8 @@ impl CostModel {
     }
 
     pub(super) fn validate(&self, params: &BTreeMap<String, ParamRule>) -> Result<(), String> {
-        if !(self.fixed_us >= 0.0 && self.fixed_us.is_finite()) || !(self.per_unit_ns >= 0.0 && self.per_unit_ns.is_finite()) {
+        let valid = |x: f64| x.is_finite() && x >= 0.0;
+        if !valid(self.fixed_us) || !valid(self.per_unit_ns) {
             return Err("cost.fixed_us and cost.per_unit_ns must be finite and >= 0".into());
         }
         match self.scale.iter().find(|t| !params.contains_key(&t.param)) {
@@ -79,8 +80,9 @@ impl TryFrom<String> for ScaleTerm {
             Some((b, rest)) => {
                 let inner = rest.strip_suffix(']').ok_or_else(bad)?;
                 let (lo, hi) = inner.split_once("..").ok_or_else(bad)?;
-                let (lo, hi) = (lo.trim().parse::<f64>().map_err(|_| bad())?, hi.trim().parse::<f64>().map_err(|_| bad())?);
-                if !(lo <= hi) {
+                let (lo, hi) =
+                    (lo.trim().parse::<f64>().map_err(|_| bad())?, hi.trim().parse::<f64>().map_err(|_| bad())?);
+                if lo.is_nan() || hi.is_nan() || lo > hi {
                     return Err(bad());
                 }
                 (b, Some((lo, hi)))

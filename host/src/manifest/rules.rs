@@ -39,7 +39,7 @@ pub struct ParamRule {
 impl ParamRule {
     pub(super) fn validate(&self) -> Result<(), String> {
         if let Some([lo, hi]) = self.range
-            && !(lo <= hi)
+            && (lo.is_nan() || hi.is_nan() || lo > hi)
         {
             return Err(format!("range [{lo}, {hi}] is empty"));
         }
@@ -81,7 +81,11 @@ impl ParamRule {
         };
         match (self.kind, v) {
             (ParamType::Number, Value::Number(x)) => {
-                if in_range(*x) { Ok(()) } else { Err(format!("must be {}, got {x}", range_text())) }
+                if in_range(*x) {
+                    Ok(())
+                } else {
+                    Err(format!("must be {}, got {x}", range_text()))
+                }
             }
             (ParamType::Integer, Value::Number(x)) => {
                 if x.fract() != 0.0 {

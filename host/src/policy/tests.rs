@@ -22,7 +22,14 @@ fn job() -> JobProfile {
 }
 
 fn idle() -> Pressure {
-    Pressure { permits: 2, permits_in_use: 0, queue_depth: 0, queue_capacity: 64, queued_work_us: 0.0, running_work_us: 0.0 }
+    Pressure {
+        permits: 2,
+        permits_in_use: 0,
+        queue_depth: 0,
+        queue_capacity: 64,
+        queued_work_us: 0.0,
+        running_work_us: 0.0,
+    }
 }
 
 fn busy(queue_depth: usize, queued_work_us: f64) -> Pressure {
@@ -36,7 +43,13 @@ fn each_strategy_where_it_belongs() {
         ("tiny job", JobProfile { units: 1000, ..job() }, idle(), Strategy::Inline, Reason::CheapInline),
         ("small job", JobProfile { units: 10_000, ..job() }, idle(), Strategy::Spawn, Reason::CheapSpawn),
         ("heavy, below split size", job(), idle(), Strategy::CpuLane, Reason::FitsBudget),
-        ("heavy and parallel on idle", JobProfile { per_unit_us: 0.2, ..job() }, idle(), Strategy::Split, Reason::IdleParallel),
+        (
+            "heavy and parallel on idle",
+            JobProfile { per_unit_us: 0.2, ..job() },
+            idle(),
+            Strategy::Split,
+            Reason::IdleParallel,
+        ),
         (
             "heavy, one permit free",
             JobProfile { per_unit_us: 0.2, ..job() },
@@ -188,14 +201,23 @@ fn decisions_respect_budget_floor_and_request_everywhere() {
             for units in [1u64, 1000, 100_000, 3_000_000] {
                 for (depth, work) in [(0, 0.0), (3, 5e3), (40, 1e5), (64, 1e6)] {
                     for crit in [Criticality::Critical, Criticality::Sheddable] {
-                        let j = JobProfile { remaining_budget_us: budget, per_unit_us: per_unit, units, criticality: crit, ..job() };
+                        let j = JobProfile {
+                            remaining_budget_us: budget,
+                            per_unit_us: per_unit,
+                            units,
+                            criticality: crit,
+                            ..job()
+                        };
                         let p = if depth == 0 { idle() } else { busy(depth, work) };
                         let d = decide(&j, &p, &cfg);
                         assert!(d.units_granted <= units, "{d:?}");
                         match d.strategy {
                             Strategy::Drop => assert_eq!(d.units_granted, 0),
                             Strategy::Degrade => {
-                                assert!(d.units_granted >= j.floor_units().unwrap() && d.units_granted < units, "{j:?} {p:?} {d:?}");
+                                assert!(
+                                    d.units_granted >= j.floor_units().unwrap() && d.units_granted < units,
+                                    "{j:?} {p:?} {d:?}"
+                                );
                                 assert!(d.predicted_wait_us + d.predicted_cost_us <= budget * cfg.budget_use + 1e-9);
                             }
                             Strategy::CpuLane | Strategy::Split | Strategy::Batch => {

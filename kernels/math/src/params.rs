@@ -25,6 +25,15 @@ impl Params {
         self
     }
 
+    /// Replaces the value of `name`, or adds it.
+    pub fn set(mut self, name: &str, value: Value) -> Self {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
