@@ -36,8 +36,8 @@ fn reject(field: &str, message: impl Into<String>) -> Rejection {
     Rejection { field: Some(field.to_string()), message: message.into() }
 }
 
-/// Checks every parameter against the manifest and returns the parameters with defaults filled.
-pub fn check_params(manifest: &Manifest, params: &Params) -> Result<Params, Rejection> {
+/// Checks every parameter against the manifest and fills in the defaults.
+pub fn check_params(manifest: &Manifest, mut params: Params) -> Result<Params, Rejection> {
     for (i, (name, value)) in params.0.iter().enumerate() {
         let rule = manifest.params.get(name).ok_or_else(|| {
             let known: Vec<&str> = manifest.params.keys().map(String::as_str).collect();
@@ -48,17 +48,16 @@ pub fn check_params(manifest: &Manifest, params: &Params) -> Result<Params, Reje
         }
         rule.check(value).map_err(|m| reject(name, m))?;
     }
-    let mut full = params.clone();
     for (name, rule) in &manifest.params {
         if params.get(name).is_none() {
             match rule.default_value() {
-                Some(v) => full.0.push((name.clone(), v)),
+                Some(v) => params.0.push((name.clone(), v)),
                 None if rule.optional => {}
                 None => return Err(reject(name, "is required")),
             }
         }
     }
-    Ok(full)
+    Ok(params)
 }
 
 /// A job that passed admission: its computation and the units it asked for.
@@ -70,7 +69,7 @@ pub struct Admitted {
 }
 
 /// Full admission for a native kernel.
-pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: &Params) -> Result<Admitted, Rejection> {
+pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: Params) -> Result<Admitted, Rejection> {
     let params = check_params(manifest, params)?;
     let parsed = Prepared::parse(kind, &params)?;
     Ok(Admitted { params, prepared: parsed.prepared, units: parsed.units })

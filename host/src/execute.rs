@@ -61,8 +61,9 @@ impl Pending {
         }
     }
 
-    /// Records the outcome, logs it in the job's span and sends it to the caller (if still there).
-    pub fn finish(mut self, mut outcome: Outcome, service_start: Option<Instant>, service_us: u64) -> Outcome {
+    /// Records the outcome and logs it in the job's span; sends it to a waiting caller, or
+    /// returns it when the caller runs the job itself (no reply channel).
+    pub fn finish(mut self, mut outcome: Outcome, service_start: Option<Instant>, service_us: u64) -> Option<Outcome> {
         let now = Instant::now();
         let queue_end = service_start.unwrap_or(now);
         outcome.timings = Timings {
@@ -85,21 +86,24 @@ impl Pending {
                 "job finished"
             )
         });
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(outcome.clone());
+        match self.reply.take() {
+            Some(reply) => {
+                let _ = reply.send(outcome);
+                None
+            }
+            None => Some(outcome),
         }
-        outcome
     }
 
     /// Ends the job without running it.
-    pub fn drop_with(mut self, reason: Reason) -> Outcome {
+    pub fn drop_with(mut self, reason: Reason) -> Option<Outcome> {
         self.decision = Decision { strategy: Strategy::Drop, reason, units_granted: 0, chunks: 1, ..self.decision };
         let outcome = self.outcome(Status::Dropped);
         self.finish(outcome, None, 0)
     }
 
     /// Runs the job on the current thread with the given extra permits for chunks.
-    pub fn run_now(mut self, extra: Vec<OwnedSemaphorePermit>, lane: Option<&LaneState>) -> Outcome {
+    pub fn run_now(mut self, extra: Vec<OwnedSemaphorePermit>, lane: Option<&LaneState>) -> Option<Outcome> {
         let units = self.decision.units_granted;
         let heavy = self.decision.predicted_cost_us > self.shared.config.policy.spawn_max_us;
         if heavy && !IN_CPU_LANE.with(Cell::get) {

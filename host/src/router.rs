@@ -28,7 +28,7 @@ use crate::metrics::{Metrics, Percentiles};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Decision, JobProfile, Pressure, Reason, Strategy};
 use crate::registry::{Entry, Kernel, Registry};
-use helix_math::Value;
+use helix_math::{Params, Value};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -118,7 +118,7 @@ impl Router {
     }
 
     /// Runs one job to its outcome.
-    pub async fn submit(&self, job: Job) -> Outcome {
+    pub async fn submit(&self, mut job: Job) -> Outcome {
         let submitted = Instant::now();
         self.shared.metrics.submitted.fetch_add(1, Relaxed);
         let span =
@@ -136,7 +136,7 @@ impl Router {
             };
             return rejected(&job, None, err, submitted);
         };
-        let admitted = match admit(&kernel, &job) {
+        let admitted = match admit(&kernel, std::mem::take(&mut job.params)) {
             Ok(a) => a,
             Err(r) => {
                 let err = JobError { kind: ErrorKind::InvalidInput, field: r.field, message: r.message };
@@ -150,8 +150,7 @@ impl Router {
         let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
         profile.batch_open = batch_key.is_some_and(|k| kernel.batcher.get().is_some_and(|b| b.open.contains(k)));
         let decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.shared.config.policy);
-        let (tx, rx) = oneshot::channel();
-        let pending = Pending {
+        let mut pending = Pending {
             id: job.id,
             kernel: kernel.clone(),
             criticality: job.criticality,
@@ -161,7 +160,7 @@ impl Router {
             profile,
             submitted,
             deadline: submitted + job.budget,
-            reply: Some(tx),
+            reply: None,
             span: span.clone(),
             shared: self.shared.clone(),
         };
@@ -176,9 +175,16 @@ impl Router {
                 "decided"
             )
         });
+        let answered = "a job without a reply channel returns its outcome";
         match decision.strategy {
-            Strategy::Drop => return pending.drop_with(decision.reason),
-            Strategy::Inline => return pending.run_now(Vec::new(), None),
+            Strategy::Drop => return pending.drop_with(decision.reason).expect(answered),
+            Strategy::Inline => return pending.run_now(Vec::new(), None).expect(answered),
+            _ => {}
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.reply = Some(tx);
+        match decision.strategy {
+            Strategy::Drop | Strategy::Inline => unreachable!("answered above"),
             Strategy::Spawn => {
                 tokio::spawn(async move { pending.run_now(Vec::new(), None) });
             }
@@ -189,13 +195,16 @@ impl Router {
                 let member =
                     Member { key: batch_key.expect("batch needs a key"), close_by: submitted + delay, pending };
                 if let Err(m) = self.batcher(&kernel).offer(member) {
-                    return m.pending.drop_with(Reason::QueueFull);
+                    let mut p = m.pending;
+                    p.reply = None;
+                    return p.drop_with(Reason::QueueFull).expect(answered);
                 }
             }
             Strategy::CpuLane | Strategy::Split | Strategy::Degrade => {
-                if let Err(work) = self.cpu.enqueue(LaneWork::Job(Box::new(pending))) {
-                    let LaneWork::Job(p) = work else { unreachable!("enqueued a job") };
-                    return p.drop_with(Reason::QueueFull);
+                if let Err(work) = self.cpu.submit(LaneWork::Job(Box::new(pending))) {
+                    let LaneWork::Job(mut p) = work else { unreachable!("enqueued a job") };
+                    p.reply = None;
+                    return p.drop_with(Reason::QueueFull).expect(answered);
                 }
             }
         }
@@ -302,9 +311,9 @@ impl Router {
     }
 }
 
-fn admit(kernel: &Kernel, job: &Job) -> Result<Admitted, Rejection> {
+fn admit(kernel: &Kernel, params: Params) -> Result<Admitted, Rejection> {
     match kernel.entry {
-        Entry::Native(kind) => admit_native(&kernel.manifest, kind, &job.params),
+        Entry::Native(kind) => admit_native(&kernel.manifest, kind, params),
     }
 }
 

@@ -115,7 +115,7 @@ fn close(mut members: Vec<Pending>, lane: &CpuLane) {
         let predicted_us = (most * (1.0 + 0.1 * (members.len() - 1) as f64)) as u64;
         LaneWork::Batch(BatchRun { members, deadline, predicted_us })
     };
-    if let Err(work) = lane.enqueue(work) {
+    if let Err(work) = lane.submit(work) {
         work.abandon(Reason::QueueFull);
     }
 }

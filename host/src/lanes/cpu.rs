@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Live state the policy reads: all atomics.
 #[derive(Debug)]
@@ -91,8 +91,21 @@ impl CpuLane {
         CpuLane { tx, seq: AtomicU64::new(0), state }
     }
 
-    /// Queues work, or hands it back if the queue is at its cap.
-    pub fn enqueue(&self, work: LaneWork) -> Result<(), LaneWork> {
+    /// Runs work now if a permit is free and nothing is queued (the queue would serve it first
+    /// anyway, and skipping the dispatcher saves a thread wake-up); otherwise queues it, or hands
+    /// it back if the queue is at its cap.
+    pub fn submit(&self, work: LaneWork) -> Result<(), LaneWork> {
+        let s = &self.state;
+        if s.depth.load(Relaxed) == 0
+            && let Ok(permit) = s.semaphore.clone().try_acquire_owned()
+        {
+            start(work, permit, s);
+            return Ok(());
+        }
+        self.enqueue(work)
+    }
+
+    fn enqueue(&self, work: LaneWork) -> Result<(), LaneWork> {
         let s = &self.state;
         if s.depth.fetch_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)).is_err() {
             return Err(work);
@@ -160,14 +173,19 @@ async fn dispatch_loop(mut rx: mpsc::Receiver<(u64, LaneWork)>, state: Arc<LaneS
             push(&mut heap, item);
         }
         let Some(work) = pop_live(&mut heap, &state) else { continue };
-        let mut permits = vec![permit];
-        while permits.len() < work.chunks() {
-            match state.semaphore.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
-        let dispatch = Dispatch { permits, dispatched: Instant::now(), lane: state.clone() };
-        tokio::task::spawn_blocking(move || work.run(dispatch));
+        start(work, permit, &state);
     }
+}
+
+/// Hands work holding `permit` (plus any free permits it can use for chunks) to a blocking thread.
+fn start(work: LaneWork, permit: OwnedSemaphorePermit, state: &Arc<LaneState>) {
+    let mut permits = vec![permit];
+    while permits.len() < work.chunks() {
+        match state.semaphore.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    let dispatch = Dispatch { permits, dispatched: Instant::now(), lane: state.clone() };
+    tokio::task::spawn_blocking(move || work.run(dispatch));
 }
