@@ -46,8 +46,8 @@ impl Pending {
     fn outcome(&self, status: Status) -> Outcome {
         Outcome {
             id: self.id,
-            kernel: self.kernel.manifest.name.clone(),
-            version: Some(self.kernel.manifest.version.clone()),
+            kernel: self.kernel.name.clone(),
+            version: Some(self.kernel.version.clone()),
             runtime: Some(self.kernel.runtime()),
             criticality: self.criticality,
             status,

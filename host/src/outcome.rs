@@ -5,6 +5,8 @@ use crate::job::{Criticality, Runtime};
 use crate::policy::Decision;
 use helix_math::{Estimate, Output};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -76,14 +78,15 @@ pub struct Timings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub id: u64,
-    pub kernel: String,
-    pub version: Option<String>,
+    pub kernel: Arc<str>,
+    pub version: Option<Arc<str>>,
     pub runtime: Option<Runtime>,
     pub criticality: Criticality,
     pub status: Status,
     pub decision: Option<Decision>,
-    pub estimates: Vec<(String, Estimate)>,
-    pub arrays: Vec<(String, Vec<f64>)>,
+    /// Names are static for native kernels and owned for Wasm ones.
+    pub estimates: Vec<(Cow<'static, str>, Estimate)>,
+    pub arrays: Vec<(Cow<'static, str>, Vec<f64>)>,
     pub error: Option<JobError>,
     pub timings: Timings,
     pub budget_us: u64,
@@ -104,8 +107,8 @@ impl Outcome {
     }
 
     pub(crate) fn set_output(&mut self, out: Output) {
-        self.estimates = out.estimates.into_iter().map(|(n, e)| (n.to_string(), e)).collect();
-        self.arrays = out.arrays.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
+        self.estimates = out.estimates.into_iter().map(|(n, e)| (Cow::Borrowed(n), e)).collect();
+        self.arrays = out.arrays.into_iter().map(|(n, a)| (Cow::Borrowed(n), a)).collect();
     }
 
     /// The JSON object `helix run --json` prints and `POST /v1/jobs` returns.
@@ -114,18 +117,18 @@ impl Outcome {
         let estimates: Map<String, Value> = self
             .estimates
             .iter()
-            .map(|(n, e)| (n.clone(), json!({"value": number(e.value), "std_error": e.std_error.map(number)})))
+            .map(|(n, e)| (n.to_string(), json!({"value": number(e.value), "std_error": e.std_error.map(number)})))
             .collect();
         let arrays: Map<String, Value> = self
             .arrays
             .iter()
-            .map(|(n, a)| (n.clone(), Value::Array(a.iter().map(|&x| number(x)).collect())))
+            .map(|(n, a)| (n.to_string(), Value::Array(a.iter().map(|&x| number(x)).collect())))
             .collect();
         let mut obj = json!({
             "id": self.id,
             "status": self.status.as_str(),
-            "kernel": self.kernel,
-            "version": self.version,
+            "kernel": &*self.kernel,
+            "version": self.version.as_deref(),
             "runtime": self.runtime.map(Runtime::as_str),
             "criticality": self.criticality.as_str(),
             "decision": self.decision.map(|d| json!({

@@ -19,6 +19,9 @@ pub enum Entry {
 
 /// One registered kernel version.
 pub struct Kernel {
+    /// The manifest's name and version, shared with every outcome.
+    pub name: Arc<str>,
+    pub version: Arc<str>,
     pub manifest: Manifest,
     pub entry: Entry,
     pub stats: KernelStats,
@@ -49,7 +52,18 @@ impl Kernel {
                 message: format!("units.param must be {:?} for {entry_name}", kind.unit_param()),
             });
         }
-        Ok(Kernel { manifest, entry: Entry::Native(kind), stats: KernelStats::default(), batcher: OnceLock::new() })
+        Ok(Kernel::new(manifest, Entry::Native(kind)))
+    }
+
+    pub fn new(manifest: Manifest, entry: Entry) -> Kernel {
+        Kernel {
+            name: Arc::from(manifest.name.as_str()),
+            version: Arc::from(manifest.version.as_str()),
+            manifest,
+            entry,
+            stats: KernelStats::default(),
+            batcher: OnceLock::new(),
+        }
     }
 }
 
@@ -86,6 +100,11 @@ pub struct Registry {
 impl Registry {
     pub fn get(&self, name: &str) -> Option<KernelSet> {
         self.kernels.load().get(name).cloned()
+    }
+
+    /// The build of `name` to run for a job preferring `runtime`.
+    pub fn pick(&self, name: &str, runtime: Option<Runtime>) -> Option<Arc<Kernel>> {
+        self.kernels.load().get(name).and_then(|s| s.pick(runtime)).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Kernel>> {

@@ -123,7 +123,7 @@ impl Router {
         self.shared.metrics.submitted.fetch_add(1, Relaxed);
         let span =
             tracing::info_span!("job", id = job.id, kernel = %job.kernel, criticality = job.criticality.as_str());
-        let Some(kernel) = self.registry.get(&job.kernel).and_then(|s| s.pick(job.runtime).cloned()) else {
+        let Some(kernel) = self.registry.pick(&job.kernel, job.runtime) else {
             self.shared.metrics.unknown_kernel.fetch_add(1, Relaxed);
             let err = JobError {
                 kind: ErrorKind::UnknownKernel,
@@ -321,8 +321,8 @@ fn rejected(job: &Job, kernel: Option<&Kernel>, err: JobError, submitted: Instan
     let total_us = submitted.elapsed().as_micros() as u64;
     Outcome {
         id: job.id,
-        kernel: job.kernel.clone(),
-        version: kernel.map(|k| k.manifest.version.clone()),
+        kernel: kernel.map_or_else(|| Arc::from(job.kernel.as_str()), |k| k.name.clone()),
+        version: kernel.map(|k| k.version.clone()),
         runtime: kernel.map(|k| k.runtime()).or(job.runtime),
         criticality: job.criticality,
         status: Status::Rejected,

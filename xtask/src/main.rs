@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask test`: installs the wasm32-wasip2 target, checks the kernel math builds for
 //!   it, and runs the whole test suite.
+//! - `cargo xtask helix ARGS...`: builds `helix` in release and runs it with the bundled
+//!   manifests (`cargo xtask helix run mc-option --param spot=100 ...`).
 //!
 //! Every step echoes the command it runs.
 
@@ -13,8 +15,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("helix") => helix(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test [-- cargo test args]");
+            eprintln!("usage: cargo xtask test [cargo test args] | cargo xtask helix [helix args]");
             return ExitCode::from(2);
         }
     };
@@ -44,4 +47,22 @@ fn test(extra: &[String]) -> Result<(), String> {
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+fn helix(args: &[String]) -> Result<(), String> {
+    run("cargo", &["build", "--release", "--package", "helix-host", "--bin", "helix"])?;
+    let root = root();
+    let bin = root.join("target/release/helix");
+    eprintln!("+ {} {}", bin.display(), args.join(" "));
+    let status = Command::new(&bin)
+        .args(args)
+        .env("HELIX_MANIFESTS", root.join("manifests"))
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    if status.success() { Ok(()) } else { Err(format!("helix exited with {status}")) }
 }
