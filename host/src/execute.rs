@@ -147,25 +147,29 @@ impl Pending {
         self.kernel.stats.observe(predicted, serial_equivalent);
     }
 
-    /// Re-checks the budget when the job leaves the queue: the wait may have eaten it.
-    fn redecide_at_dispatch(&mut self) -> Option<Reason> {
+    /// Re-checks the budget when the job leaves the queue holding `permits` permits: the wait
+    /// may have eaten the budget, or fewer permits than planned may be free.
+    fn redecide_at_dispatch(&mut self, permits: usize) -> Option<Reason> {
         let now = Instant::now();
         if now >= self.deadline {
             return Some(Reason::DeadlinePassed);
         }
         let usable = (self.deadline - now).as_micros() as f64 * self.shared.config.policy.budget_use;
         let granted = self.decision.units_granted;
-        if self.profile.cost_us(granted) <= usable {
+        let s = self.profile.scaling_potential;
+        let chunks = if self.prepared.splittable() { permits.max(1) as f64 } else { 1.0 };
+        let cost = JobProfile { per_unit_us: self.profile.per_unit_us * ((1.0 - s) + s / chunks), ..self.profile };
+        if cost.cost_us(granted) <= usable {
             return None;
         }
         match self.profile.floor_units() {
             Some(floor) => {
-                let fit = self.profile.units_within(usable).min(granted);
+                let fit = cost.units_within(usable).min(granted);
                 if fit >= floor && fit > 0 {
                     self.decision.strategy = Strategy::Degrade;
                     self.decision.reason = Reason::DegradedToFit;
                     self.decision.units_granted = fit;
-                    self.decision.predicted_cost_us = self.profile.cost_us(fit);
+                    self.decision.predicted_cost_us = cost.cost_us(fit);
                     self.decision.error_factor =
                         (self.decision.units_requested as f64 / fit as f64).powf(self.profile.error_exponent);
                     None
@@ -343,7 +347,7 @@ impl LaneWork {
         let own = permits.remove(0);
         shared.metrics.lane_enter();
         match self {
-            LaneWork::Job(mut p) => match p.redecide_at_dispatch() {
+            LaneWork::Job(mut p) => match p.redecide_at_dispatch(1 + permits.len()) {
                 Some(reason) => {
                     p.drop_with(reason);
                 }

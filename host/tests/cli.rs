@@ -1,0 +1,115 @@
+//! The real `helix` binary: `helix run --json` prints the documented object, its estimates equal
+//! the library's for the same job, and bad input exits non-zero with the field named.
+
+use helix_math::{KernelKind, Params, Prepared, Value};
+use serde_json::Value as Json;
+use std::process::Command;
+
+fn helix(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_helix"))
+        .args(args)
+        .env("HELIX_MANIFESTS", concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests"))
+        .output()
+        .expect("helix runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn run_json_matches_the_library_bit_for_bit() {
+    let (ok, stdout, stderr) = helix(&[
+        "run",
+        "mc-option",
+        "--param",
+        "style=asian",
+        "--param",
+        "spot=100",
+        "--param",
+        "strike=95",
+        "--param",
+        "vol=0.3",
+        "--param",
+        "maturity=0.5",
+        "--param",
+        "steps=12",
+        "--param",
+        "paths=30000",
+        "--seed",
+        "11",
+        "--budget-ms",
+        "5000",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: Json = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["kernel"], "mc-option");
+    assert_eq!(v["runtime"], "native");
+    for key in ["strategy", "reason", "units_requested", "units_granted"] {
+        assert!(!v["decision"][key].is_null(), "decision.{key}");
+    }
+    for key in ["queue", "service", "total"] {
+        assert!(v["timings_us"][key].is_u64(), "timings_us.{key}");
+    }
+    let params = Params::new()
+        .with("style", Value::Text("asian".into()))
+        .with("spot", Value::Number(100.0))
+        .with("strike", Value::Number(95.0))
+        .with("vol", Value::Number(0.3))
+        .with("maturity", Value::Number(0.5))
+        .with("steps", Value::Number(12.0))
+        .with("paths", Value::Number(30000.0));
+    let parsed = Prepared::parse(KernelKind::McOption, &params).unwrap();
+    let expected = parsed.prepared.run(11, parsed.units).unwrap().remove(0);
+    for (name, e) in &expected.estimates {
+        assert_eq!(v["estimates"][name]["value"].as_f64(), Some(e.value), "{name}");
+        assert_eq!(v["estimates"][name]["std_error"].as_f64(), e.std_error, "{name}");
+    }
+}
+
+#[test]
+fn arrays_and_exact_estimates_print_with_null_errors() {
+    let (ok, stdout, _) = helix(&[
+        "run",
+        "ewma-cov",
+        "--param",
+        "returns=0.01,0.02,-0.01,0.03,0.0,-0.02",
+        "--param",
+        "assets=2",
+        "--json",
+    ]);
+    assert!(ok);
+    let v: Json = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["arrays"]["covariance"].as_array().unwrap().len(), 4);
+    assert!(v["estimates"]["weight_used"]["std_error"].is_null());
+}
+
+#[test]
+fn bad_input_exits_non_zero_and_names_the_field() {
+    let (ok, stdout, _) = helix(&[
+        "run",
+        "mc-var",
+        "--param",
+        "positions=1,2",
+        "--param",
+        "vols=0.2,-0.1",
+        "--param",
+        "correlation=1,0,0,1",
+        "--json",
+    ]);
+    assert!(!ok);
+    let v: Json = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["status"], "rejected");
+    assert_eq!(v["error"]["field"], "vols");
+    let (ok, _, stderr) = helix(&["run", "mc-var", "--param", "novalue"]);
+    assert!(!ok && stderr.contains("NAME=VALUE"), "{stderr}");
+}
+
+#[test]
+fn kernels_lists_every_bundled_manifest() {
+    let (ok, stdout, stderr) = helix(&["kernels"]);
+    assert!(ok, "{stderr}");
+    for k in ["mc-option", "mc-var", "particle-filter", "ewma-cov", "hashmix", "primecount"] {
+        assert!(stdout.contains(k), "{k} missing:\n{stdout}");
+    }
+    assert!(!stderr.contains("refused"), "{stderr}");
+}
