@@ -2,7 +2,7 @@
 //! and the kernel's own validation run, before the job costs anything.
 
 use crate::manifest::Manifest;
-use helix_math::{KernelError, KernelKind, Params, Prepared};
+use helix_math::{KernelError, KernelKind, Params, Prepared, Value};
 use std::fmt;
 
 /// Why a job was rejected: the field and the rule it broke.
@@ -60,17 +60,53 @@ pub fn check_params(manifest: &Manifest, mut params: Params) -> Result<Params, R
     Ok(params)
 }
 
-/// A job that passed admission: its computation and the units it asked for.
+/// What runs: a native computation, or parameters for a Wasm guest.
+#[derive(Clone, Debug)]
+pub enum Work {
+    Native(Prepared),
+    Wasm(Params),
+}
+
+impl Work {
+    /// Units per block (grants are multiples of it).
+    pub fn block(&self, manifest: &Manifest) -> u64 {
+        match self {
+            Work::Native(p) => p.block(),
+            Work::Wasm(_) => manifest.units.as_ref().map_or(1, |u| u.block),
+        }
+    }
+
+    /// Whether the work can run as chunks on several permits: native only (a guest answers
+    /// whole jobs; partial results do not cross the sandbox boundary).
+    pub fn splittable(&self) -> bool {
+        matches!(self, Work::Native(p) if p.splittable())
+    }
+}
+
+/// A job that passed admission: its work and the units it asked for.
 #[derive(Clone, Debug)]
 pub struct Admitted {
     pub params: Params,
-    pub prepared: Prepared,
+    pub work: Work,
     pub units: u64,
 }
 
-/// Full admission for a native kernel.
+/// Full admission for a native kernel: the manifest's rules, then the kernel's own.
 pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: Params) -> Result<Admitted, Rejection> {
     let params = check_params(manifest, params)?;
     let parsed = Prepared::parse(kind, &params)?;
-    Ok(Admitted { params, prepared: parsed.prepared, units: parsed.units })
+    Ok(Admitted { params, work: Work::Native(parsed.prepared), units: parsed.units })
+}
+
+/// Admission for a Wasm kernel: the manifest's rules (the guest checks the rest when it runs).
+pub fn admit_wasm(manifest: &Manifest, params: Params) -> Result<Admitted, Rejection> {
+    let params = check_params(manifest, params)?;
+    let units = match &manifest.units {
+        Some(u) => match params.get(&u.param) {
+            Some(Value::Number(x)) if *x >= 1.0 => *x as u64,
+            _ => return Err(reject(&u.param, "must be a whole number >= 1")),
+        },
+        None => 1,
+    };
+    Ok(Admitted { work: Work::Wasm(params.clone()), params, units })
 }

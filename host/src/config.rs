@@ -1,6 +1,7 @@
 //! Router configuration: lane sizes, queue cap and policy thresholds.
 
 use crate::policy::PolicyConfig;
+use crate::wasm::WasmConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,6 +15,7 @@ pub struct RouterConfig {
     pub batch_queue_capacity: usize,
     pub batching: bool,
     pub policy: PolicyConfig,
+    pub wasm: WasmConfig,
 }
 
 impl Default for RouterConfig {
@@ -24,6 +26,7 @@ impl Default for RouterConfig {
             batch_queue_capacity: 1024,
             batching: true,
             policy: PolicyConfig::default(),
+            wasm: WasmConfig::default(),
         }
     }
 }

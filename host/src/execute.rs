@@ -1,13 +1,16 @@
 //! Running a decided job: on the caller's thread, as a task, or on CPU-lane permits (split into
 //! chunks when it holds several), with panics caught, and exactly one outcome recorded and sent.
 
+use crate::admission::Work;
 use crate::lanes::cpu::LaneState;
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{Decision, JobProfile, Reason, Strategy};
-use crate::registry::Kernel;
+use crate::registry::{Entry, Kernel};
 use crate::router::Shared;
+use crate::wasm::{GuestError, GuestJob, GuestLimits, GuestOutput, WasmKernel};
 use helix_math::chunk::split;
 use helix_math::{KernelError, Output, Prepared};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -31,7 +34,7 @@ pub struct Pending {
     pub id: u64,
     pub kernel: Arc<Kernel>,
     pub criticality: crate::job::Criticality,
-    pub prepared: Arc<Prepared>,
+    pub work: Arc<Work>,
     pub seed: u64,
     pub decision: Decision,
     pub profile: JobProfile,
@@ -115,26 +118,91 @@ impl Pending {
             l.running_work(predicted, true);
         }
         let start = Instant::now();
-        let result = run_chunks(&self.prepared, self.seed, units, extra, &self.shared);
+        let outcome = match (&self.kernel.entry, &*self.work) {
+            (Entry::Wasm(guest), Work::Wasm(params)) => {
+                let job = GuestJob { seed: self.seed, units, params: params.clone() };
+                let limits = self.guest_limits(units);
+                let run = guest.run(std::slice::from_ref(&job), limits);
+                let fuel = run.as_ref().ok().and_then(|r| r.fuel_used);
+                let answer = run.map(|mut r| r.answers.swap_remove(0));
+                self.guest_outcome(answer, fuel, units)
+            }
+            _ => match run_chunks(&self.work, self.seed, units, extra, &self.shared) {
+                Ok(mut outputs) => self.completed(units, outputs.swap_remove(0)),
+                Err(e) => self.failed(e),
+            },
+        };
         let service_us = start.elapsed().as_micros() as u64;
         if let Some(l) = lane {
             l.running_work(predicted, false);
         }
         self.observe_cost(units, service_us);
-        let outcome = match result {
-            Ok(mut outputs) => {
-                let status = if units < self.decision.units_requested { Status::Degraded } else { Status::Completed };
-                let mut o = self.outcome(status);
-                o.set_output(outputs.swap_remove(0));
-                o
-            }
-            Err(e) => {
-                let mut o = self.outcome(Status::Failed);
-                o.error = Some(e);
-                o
-            }
-        };
         self.finish(outcome, Some(start), service_us)
+    }
+
+    fn completed(&self, units: u64, out: Output) -> Outcome {
+        let mut o = self.outcome(self.success_status(units));
+        o.set_output(out);
+        o
+    }
+
+    fn success_status(&self, units: u64) -> Status {
+        if units < self.decision.units_requested { Status::Degraded } else { Status::Completed }
+    }
+
+    fn failed(&self, e: JobError) -> Outcome {
+        let mut o = self.outcome(Status::Failed);
+        o.error = Some(e);
+        o
+    }
+
+    /// The fuel and wall-clock limits for a guest running `units`: four times the predicted
+    /// fuel (when the manifest gives a rate), never more than the budget left could burn.
+    fn guest_limits(&self, units: u64) -> GuestLimits {
+        let remaining_us = self.deadline.saturating_duration_since(Instant::now()).as_micros() as u64;
+        let budget_fuel = remaining_us.saturating_mul(FUEL_PER_US_CEILING).saturating_add(FUEL_FLOOR);
+        let fuel = match &*self.work {
+            Work::Wasm(params) => self.kernel.manifest.cost.fuel(params, units),
+            Work::Native(_) => None,
+        };
+        let limit = fuel.map_or(budget_fuel, |f| ((f * 4.0) as u64).saturating_add(FUEL_FLOOR).min(budget_fuel));
+        let metered = matches!(&self.kernel.entry, Entry::Wasm(g) if g.meters_fuel());
+        GuestLimits { fuel: metered.then_some(limit), deadline_ms: remaining_us.div_ceil(1000) }
+    }
+
+    /// The outcome for a guest's answer (or the sandbox's verdict).
+    fn guest_outcome(
+        &self,
+        answer: Result<Result<GuestOutput, GuestError>, crate::wasm::GuestFailure>,
+        fuel: Option<u64>,
+        units: u64,
+    ) -> Outcome {
+        if let Some(f) = fuel {
+            self.kernel.stats.add_fuel(f, units);
+        }
+        let mut o = match answer {
+            Ok(Ok(out)) => {
+                let mut o = self.outcome(self.success_status(units));
+                o.estimates = out.estimates.into_iter().map(|(n, e)| (Cow::Owned(n), e)).collect();
+                o.arrays = out.arrays.into_iter().map(|(n, a)| (Cow::Owned(n), a)).collect();
+                o
+            }
+            Ok(Err(GuestError::InvalidInput { param, reason })) => {
+                let mut o = self.outcome(Status::Rejected);
+                o.error = Some(JobError { kind: ErrorKind::InvalidInput, field: Some(param), message: reason });
+                o
+            }
+            Ok(Err(GuestError::NumericFailure(m))) => {
+                self.failed(JobError { kind: ErrorKind::NumericFailure, field: None, message: m })
+            }
+            Err(f) => self.failed(JobError {
+                kind: ErrorKind::Sandbox,
+                field: None,
+                message: format!("kernel {} {f}", self.kernel.name),
+            }),
+        };
+        o.fuel_used = fuel;
+        o
     }
 
     /// Feeds the kernel's cost correction with this run (uncorrected prediction vs measured).
@@ -157,7 +225,7 @@ impl Pending {
         let usable = (self.deadline - now).as_micros() as f64 * self.shared.config.policy.budget_use;
         let granted = self.decision.units_granted;
         let s = self.profile.scaling_potential;
-        let chunks = if self.prepared.splittable() { permits.max(1) as f64 } else { 1.0 };
+        let chunks = if self.work.splittable() { permits.max(1) as f64 } else { 1.0 };
         let cost = JobProfile { per_unit_us: self.profile.per_unit_us * ((1.0 - s) + s / chunks), ..self.profile };
         if cost.cost_us(granted) <= usable {
             return None;
@@ -186,15 +254,28 @@ impl Pending {
     }
 }
 
-/// Runs `units` of a prepared job: on this thread alone, or as block-aligned chunks with one
+/// Fuel a guest may burn per microsecond of budget left: far above any kernel's real rate
+/// (~5 per ns measured), so it only stops guests that would overrun anyway.
+const FUEL_PER_US_CEILING: u64 = 20_000;
+/// Fuel every guest run gets on top, for instantiation and argument copies.
+const FUEL_FLOOR: u64 = 20_000_000;
+
+/// Runs `units` of a native job: on this thread alone, or as block-aligned chunks with one
 /// chunk per extra permit on other blocking threads. Panics become the job's failure.
 pub fn run_chunks(
-    prepared: &Arc<Prepared>,
+    work: &Arc<Work>,
     seed: u64,
     units: u64,
     extra: Vec<OwnedSemaphorePermit>,
     shared: &Arc<Shared>,
 ) -> Result<Vec<Output>, JobError> {
+    let Work::Native(prepared) = &**work else {
+        return Err(JobError {
+            kind: ErrorKind::Panic,
+            field: None,
+            message: "a Wasm job reached the native runner".into(),
+        });
+    };
     let guarded = |f: &dyn Fn() -> Result<helix_math::Chunk, KernelError>| -> Result<helix_math::Chunk, JobError> {
         catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
     };
@@ -207,10 +288,11 @@ pub fn run_chunks(
     let mut ranges = ranges.into_iter();
     let mine = ranges.next().expect("split gives at least one range");
     for (range, permit) in ranges.zip(extra) {
-        let (p, tx, shared) = (prepared.clone(), tx.clone(), shared.clone());
+        let (w, tx, shared) = (work.clone(), tx.clone(), shared.clone());
         tokio::task::spawn_blocking(move || {
             IN_CPU_LANE.with(|f| f.set(true));
             shared.metrics.lane_enter();
+            let Work::Native(p) = &*w else { unreachable!("checked above") };
             let r = catch_unwind(AssertUnwindSafe(|| p.simulate(seed, range))).map_err(panic_error);
             shared.metrics.lane_exit();
             drop(permit);
@@ -253,8 +335,19 @@ pub struct BatchRun {
 impl BatchRun {
     fn run(self, lane: &LaneState) {
         let members = self.members;
-        let refs: Vec<&Prepared> = members.iter().map(|m| m.prepared.as_ref()).collect();
-        let combined = Prepared::combine(&refs);
+        if matches!(members[0].kernel.entry, Entry::Wasm(_)) {
+            let kernel = members[0].kernel.clone();
+            let Entry::Wasm(guest) = &kernel.entry else { unreachable!("matched above") };
+            return run_guest_batch(guest, members, self.predicted_us, lane);
+        }
+        let refs: Vec<&Prepared> = members
+            .iter()
+            .filter_map(|m| match &*m.work {
+                Work::Native(p) => Some(p),
+                Work::Wasm(_) => None,
+            })
+            .collect();
+        let combined = if refs.len() == members.len() { Prepared::combine(&refs) } else { None };
         let Some(combined) = combined else {
             // Members that turned out not to share work run one after another.
             for m in members {
@@ -266,7 +359,7 @@ impl BatchRun {
         let (seed, units, shared) = (first.seed, first.decision.units_granted, first.shared.clone());
         lane.running_work(self.predicted_us, true);
         let start = Instant::now();
-        let result = run_chunks(&Arc::new(combined), seed, units, Vec::new(), &shared);
+        let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &shared);
         let service_us = start.elapsed().as_micros() as u64;
         lane.running_work(self.predicted_us, false);
         match result {
@@ -283,6 +376,61 @@ impl BatchRun {
                     o.error = Some(e.clone());
                     m.finish(o, Some(start), service_us);
                 }
+            }
+        }
+    }
+}
+
+/// A Wasm batch: one instantiation, `run-batch` with every member's job, one answer each.
+fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predicted_us: u64, lane: &LaneState) {
+    let jobs: Vec<GuestJob> = members
+        .iter()
+        .map(|m| {
+            let params = match &*m.work {
+                Work::Wasm(p) => p.clone(),
+                Work::Native(_) => helix_math::Params::new(),
+            };
+            GuestJob { seed: m.seed, units: m.decision.units_granted, params }
+        })
+        .collect();
+    // The tightest member sets the wall-clock limit; fuel is the sum of the members' limits.
+    let limits =
+        members.iter().map(|m| m.guest_limits(m.decision.units_granted)).fold(None, |acc: Option<GuestLimits>, l| {
+            Some(match acc {
+                None => l,
+                Some(a) => GuestLimits {
+                    fuel: a.fuel.zip(l.fuel).map(|(x, y)| x.saturating_add(y)),
+                    deadline_ms: a.deadline_ms.min(l.deadline_ms),
+                },
+            })
+        });
+    let limits = limits.expect("a batch has members");
+    lane.running_work(predicted_us, true);
+    let start = Instant::now();
+    let run = guest.run(&jobs, limits);
+    let service_us = start.elapsed().as_micros() as u64;
+    lane.running_work(predicted_us, false);
+    match run {
+        Ok(r) if r.answers.len() == members.len() => {
+            // Fuel is shared work: each member is charged its share.
+            let share = r.fuel_used.map(|f| f / members.len() as u64);
+            for (m, answer) in members.into_iter().zip(r.answers) {
+                let o = m.guest_outcome(Ok(answer), share, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
+            }
+        }
+        Ok(r) => {
+            let failure =
+                crate::wasm::GuestFailure::Trap(format!("answered {} of {} jobs", r.answers.len(), members.len()));
+            for m in members {
+                let o = m.guest_outcome(Err(failure.clone()), None, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
+            }
+        }
+        Err(f) => {
+            for m in members {
+                let o = m.guest_outcome(Err(f.clone()), None, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
             }
         }
     }

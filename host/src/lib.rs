@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod policy;
 pub mod registry;
 pub mod router;
+pub mod wasm;
 
 pub use config::RouterConfig;
 pub use job::{ClassicJob, Criticality, Job, Runtime};

@@ -19,6 +19,7 @@ pub struct KernelStats {
     /// measured / predicted service time, smoothed; stored as f64 bits.
     correction: AtomicU64,
     fuel_used: AtomicU64,
+    fuel_units: AtomicU64,
 }
 
 impl Default for KernelStats {
@@ -27,6 +28,7 @@ impl Default for KernelStats {
             counts: Default::default(),
             correction: AtomicU64::new(1.0f64.to_bits()),
             fuel_used: AtomicU64::new(0),
+            fuel_units: AtomicU64::new(0),
         }
     }
 }
@@ -64,8 +66,16 @@ impl KernelStats {
         });
     }
 
-    pub fn add_fuel(&self, fuel: u64) {
+    /// Records the fuel a guest burnt running `units` units.
+    pub fn add_fuel(&self, fuel: u64, units: u64) {
         self.fuel_used.fetch_add(fuel, Relaxed);
+        self.fuel_units.fetch_add(units, Relaxed);
+    }
+
+    /// Measured fuel per unit so far (the Wasm cost model's unit).
+    pub fn fuel_per_unit(&self) -> Option<f64> {
+        let units = self.fuel_units.load(Relaxed);
+        (units > 0).then(|| self.fuel_used.load(Relaxed) as f64 / units as f64)
     }
 
     pub fn fuel_used(&self) -> u64 {

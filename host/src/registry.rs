@@ -5,6 +5,7 @@ use crate::job::Runtime;
 use crate::lanes::batch::Batcher;
 use crate::manifest::{Manifest, ManifestError};
 use crate::metrics::KernelStats;
+use crate::wasm::{WasmEngine, WasmKernel, load_file};
 use arc_swap::ArcSwap;
 use helix_math::KernelKind;
 use std::collections::BTreeMap;
@@ -12,9 +13,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// How a kernel's code is reached.
-#[derive(Debug)]
 pub enum Entry {
     Native(KernelKind),
+    Wasm(WasmKernel),
 }
 
 /// One registered kernel version.
@@ -53,6 +54,29 @@ impl Kernel {
             });
         }
         Ok(Kernel::new(manifest, Entry::Native(kind)))
+    }
+
+    /// Builds a Wasm kernel: reads, checks and compiles the module its manifest names, which
+    /// lives next to the manifest.
+    pub fn wasm(manifest: Manifest, dir: &Path, engine: &Arc<WasmEngine>) -> Result<Kernel, ManifestError> {
+        let module = manifest.module.as_ref().expect("validated: a wasm manifest has a module");
+        let cache = engine.config.cache_dir.as_deref();
+        let k = load_file(engine, &dir.join(&module.path), &module.sha256, cache)
+            .map_err(|message| ManifestError { source: manifest.name.clone(), message })?;
+        Ok(Kernel::new(manifest, Entry::Wasm(k)))
+    }
+
+    /// Loads the manifest at `path` (and its module, for Wasm kernels).
+    pub fn load(path: &Path, engine: Option<&Arc<WasmEngine>>) -> Result<Kernel, ManifestError> {
+        let m = Manifest::load(path)?;
+        match (m.runtime, engine) {
+            (Runtime::Native, _) => Kernel::native(m),
+            (Runtime::Wasm, Some(e)) => Kernel::wasm(m, path.parent().unwrap_or(Path::new(".")), e),
+            (Runtime::Wasm, None) => Err(ManifestError {
+                source: path.display().to_string(),
+                message: "wasm kernels need the Wasm engine, which this router was built without".into(),
+            }),
+        }
     }
 
     pub fn new(manifest: Manifest, entry: Entry) -> Kernel {
@@ -121,27 +145,33 @@ impl Registry {
         });
     }
 
-    /// Loads every `*.toml` manifest in `dir` that this host can serve; returns the refusals.
-    pub fn load_dir(&self, dir: &Path) -> Result<Vec<ManifestError>, std::io::Error> {
-        let mut paths: Vec<_> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
+    /// Loads every manifest in `dir` (and its subfolders, one level down); returns the refusals.
+    pub fn load_dir(&self, dir: &Path, engine: Option<&Arc<WasmEngine>>) -> Result<Vec<ManifestError>, std::io::Error> {
         let mut refused = Vec::new();
-        for path in paths {
-            let kernel = Manifest::load(&path).and_then(|m| match m.runtime {
-                Runtime::Native => Kernel::native(m),
-                Runtime::Wasm => Err(ManifestError {
-                    source: path.display().to_string(),
-                    message: "wasm kernels are not supported by this host build".into(),
-                }),
-            });
-            match kernel {
+        for path in manifest_paths(dir)? {
+            match Kernel::load(&path, engine) {
                 Ok(k) => self.insert(k),
                 Err(e) => refused.push(e),
             }
         }
         Ok(refused)
     }
+}
+
+/// The `*.toml` files in `dir` and in its immediate subfolders, sorted.
+pub fn manifest_paths(dir: &Path) -> Result<Vec<std::path::PathBuf>, std::io::Error> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            for sub in std::fs::read_dir(&p)? {
+                paths.push(sub?.path());
+            }
+        } else {
+            paths.push(p);
+        }
+    }
+    paths.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"));
+    paths.sort();
+    Ok(paths)
 }

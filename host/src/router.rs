@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::admission::{Admitted, Rejection, admit_native};
+use crate::admission::{Admitted, Rejection, admit_native, admit_wasm};
 use crate::config::RouterConfig;
 use crate::execute::{LaneWork, Pending};
 use crate::job::Job;
@@ -28,6 +28,7 @@ use crate::metrics::{Metrics, Percentiles};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Decision, JobProfile, Pressure, Reason, Strategy};
 use crate::registry::{Entry, Kernel, Registry};
+use crate::wasm::WasmEngine;
 use helix_math::{Params, Value};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
@@ -59,6 +60,7 @@ pub struct Router {
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     cpu: Arc<CpuLane>,
+    wasm: Option<Arc<WasmEngine>>,
     load_errors: Vec<ManifestError>,
 }
 
@@ -74,10 +76,15 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl Router {
-    /// A router with no kernels; must be called inside a Tokio runtime.
+    /// A router with no kernels; must be called inside a Tokio runtime. Without a Wasm engine
+    /// (it failed to build) the router serves native kernels only and refuses Wasm manifests.
     pub fn new(config: RouterConfig) -> Router {
         let cpu = Arc::new(CpuLane::start(config.cpu_permits, config.queue_capacity));
+        let wasm = WasmEngine::new(config.wasm.clone())
+            .inspect_err(|e| tracing::error!(error = %e, "Wasm kernels disabled"))
+            .ok();
         Router {
+            wasm,
             shared: Arc::new(Shared { config, metrics: Metrics::default() }),
             registry: Arc::new(Registry::default()),
             cpu,
@@ -89,8 +96,10 @@ impl Router {
     /// reported by `load_errors`; an unreadable folder is an error.
     pub fn from_dir(config: RouterConfig, dir: &Path) -> Result<Router, LoadError> {
         let mut router = Router::new(config);
-        router.load_errors =
-            router.registry.load_dir(dir).map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
+        router.load_errors = router
+            .registry
+            .load_dir(dir, router.wasm.as_ref())
+            .map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
         for e in &router.load_errors {
             tracing::warn!(error = %e, "manifest refused");
         }
@@ -103,6 +112,10 @@ impl Router {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    pub fn wasm_engine(&self) -> Option<&Arc<WasmEngine>> {
+        self.wasm.as_ref()
     }
 
     pub fn config(&self) -> &RouterConfig {
@@ -154,7 +167,7 @@ impl Router {
             id: job.id,
             kernel: kernel.clone(),
             criticality: job.criticality,
-            prepared: Arc::new(admitted.prepared),
+            work: Arc::new(admitted.work),
             seed: job.seed(),
             decision,
             profile,
@@ -224,20 +237,22 @@ impl Router {
         let m = &kernel.manifest;
         let c = kernel.stats.correction();
         let degrade = m.degradable();
+        let native = matches!(kernel.entry, Entry::Native(_));
         JobProfile {
             remaining_budget_us: job.budget.saturating_sub(submitted.elapsed()).as_micros() as f64,
             criticality: job.criticality,
             units: a.units,
-            block: a.prepared.block(),
+            block: a.work.block(m),
             fixed_us: m.cost.fixed_us * c,
             per_unit_us: m.cost.per_unit_us(&a.params) * c,
             scaling_potential: m.scaling_potential,
             floor_fraction: degrade.map(|u| u.floor_fraction),
             error_exponent: m.units.as_ref().map_or(0.5, |u| u.error_exponent),
-            splittable: a.prepared.splittable(),
+            splittable: a.work.splittable(),
             batch_delay_us: if batchable { m.batch.as_ref().map(|b| b.max_delay_ms * 1e3) } else { None },
             batch_open: false,
-            allow_async_lanes: true,
+            // A guest costs an instantiation and may run until its deadline: never on async threads.
+            allow_async_lanes: native,
         }
     }
 
@@ -312,8 +327,9 @@ impl Router {
 }
 
 fn admit(kernel: &Kernel, params: Params) -> Result<Admitted, Rejection> {
-    match kernel.entry {
-        Entry::Native(kind) => admit_native(&kernel.manifest, kind, params),
+    match &kernel.entry {
+        Entry::Native(kind) => admit_native(&kernel.manifest, *kind, params),
+        Entry::Wasm(_) => admit_wasm(&kernel.manifest, params),
     }
 }
 

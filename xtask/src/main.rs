@@ -1,9 +1,15 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
-//! - `cargo xtask test`: installs the wasm32-wasip2 target, checks the kernel math builds for
-//!   it, and runs the whole test suite.
-//! - `cargo xtask helix ARGS...`: builds `helix` in release and runs it with the bundled
-//!   manifests (`cargo xtask helix run mc-option --param spot=100 ...`).
+//! - `cargo xtask test`: installs the wasm32-wasip2 target, builds the Wasm kernels, and runs
+//!   the whole test suite.
+//! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
+//!   the bundled manifests (`cargo xtask helix run mc-option --param spot=100 ...`).
+//! - `cargo xtask kernels`: builds the Wasm kernels only.
+//!
+//! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
+//! that has a `kernel.toml` into `manifests/wasm/`: the module, and its manifest with the
+//! module's sha256 (a bundled kernel's `kernel.toml` names its native manifest as `base` and
+//! replaces its cost model). `manifests/wasm/` is build output and never committed.
 //!
 //! Every step echoes the command it runs.
 
@@ -16,8 +22,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("helix") => helix(&args[1..]),
+        Some("kernels") => build_kernels().map(|_| ()),
         _ => {
-            eprintln!("usage: cargo xtask test [cargo test args] | cargo xtask helix [helix args]");
+            eprintln!(
+                "usage: cargo xtask test [cargo test args] | cargo xtask helix [helix args] | cargo xtask kernels"
+            );
             return ExitCode::from(2);
         }
     };
@@ -42,8 +51,7 @@ fn ensure_wasm_target() -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
-    ensure_wasm_target()?;
-    run("cargo", &["build", "--release", "--package", "helix-math", "--target", WASM_TARGET])?;
+    build_kernels()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)
@@ -55,6 +63,7 @@ fn root() -> std::path::PathBuf {
 }
 
 fn helix(args: &[String]) -> Result<(), String> {
+    build_kernels()?;
     run("cargo", &["build", "--release", "--package", "helix-host", "--bin", "helix"])?;
     let root = root();
     let bin = root.join("target/release/helix");
@@ -65,4 +74,87 @@ fn helix(args: &[String]) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     if status.success() { Ok(()) } else { Err(format!("helix exited with {status}")) }
+}
+
+/// Builds every guest workspace for wasm32-wasip2 and stages the bundled kernels.
+fn build_kernels() -> Result<Vec<std::path::PathBuf>, String> {
+    ensure_wasm_target()?;
+    let root = root();
+    let target_dir = root.join("target/wasm");
+    let target_dir = target_dir.to_str().ok_or("target path is not UTF-8")?;
+    let guests = root.join("kernels/guests/Cargo.toml");
+    let guests = guests.to_str().ok_or("path is not UTF-8")?;
+    run(
+        "cargo",
+        &["build", "--release", "--target", WASM_TARGET, "--manifest-path", guests, "--target-dir", target_dir],
+    )?;
+    let hostile = root.join("tests/guests/Cargo.toml");
+    if hostile.exists() {
+        let hostile = hostile.to_str().ok_or("path is not UTF-8")?;
+        run(
+            "cargo",
+            &["build", "--release", "--target", WASM_TARGET, "--manifest-path", hostile, "--target-dir", target_dir],
+        )?;
+    }
+    stage_bundled(&root)
+}
+
+/// Writes `manifests/wasm/NAME.wasm` and `manifests/wasm/NAME.toml` for every guest with a
+/// `kernel.toml`.
+fn stage_bundled(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    use sha2::Digest;
+    let out_dir = root.join("manifests/wasm");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let built = root.join("target/wasm").join(WASM_TARGET).join("release");
+    let mut staged = Vec::new();
+    let mut guests: Vec<_> = std::fs::read_dir(root.join("kernels/guests"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("kernel.toml").exists())
+        .collect();
+    guests.sort();
+    for dir in guests {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        let template: toml::Table =
+            read(&dir.join("kernel.toml"))?.parse().map_err(|e| format!("{}: {e}", dir.display()))?;
+        let crate_name = dir.file_name().and_then(|n| n.to_str()).ok_or("bad guest folder name")?;
+        let mut manifest = match template.get("base").and_then(|b| b.as_str()) {
+            Some(base) => {
+                let path = root.join("manifests").join(format!("{base}.toml"));
+                let mut t: toml::Table = read(&path)?.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+                t.remove("entry");
+                t
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in template {
+            if k != "base" {
+                manifest.insert(k, v);
+            }
+        }
+        let name = manifest
+            .get("name")
+            .and_then(|n| n.as_str())
+            .ok_or(format!("{crate_name}: kernel.toml names no kernel"))?
+            .to_string();
+        let module = built.join(format!("{}_guest.wasm", crate_name.replace('-', "_")));
+        let bytes = std::fs::read(&module).map_err(|e| format!("{}: {e}", module.display()))?;
+        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let file = format!("{name}.wasm");
+        std::fs::write(out_dir.join(&file), &bytes).map_err(|e| e.to_string())?;
+        manifest.insert("runtime".into(), toml::Value::String("wasm".into()));
+        let mut m = toml::Table::new();
+        m.insert("path".into(), toml::Value::String(file));
+        m.insert("sha256".into(), toml::Value::String(sha));
+        manifest.insert("module".into(), toml::Value::Table(m));
+        let text = format!(
+            "# Generated by `cargo xtask` from kernels/guests/{crate_name}/kernel.toml: do not edit.\n{}",
+            toml::to_string(&manifest).map_err(|e| e.to_string())?
+        );
+        let path = out_dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        eprintln!("staged {}", path.display());
+        staged.push(path);
+    }
+    Ok(staged)
 }

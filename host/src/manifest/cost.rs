@@ -14,6 +14,9 @@ pub struct CostModel {
     pub per_unit_ns: f64,
     #[serde(default)]
     scale: Vec<ScaleTerm>,
+    /// Wasm kernels: fuel per unit (scaled like the time), which sets the per-job fuel limit.
+    #[serde(default)]
+    pub fuel_per_unit: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,7 +30,7 @@ pub struct ScaleTerm {
 
 impl CostModel {
     pub fn new(fixed_us: f64, per_unit_ns: f64, scale: Vec<ScaleTerm>) -> Self {
-        CostModel { fixed_us, per_unit_ns, scale }
+        CostModel { fixed_us, per_unit_ns, scale, fuel_per_unit: None }
     }
 
     pub fn terms(&self) -> &[ScaleTerm] {
@@ -47,8 +50,16 @@ impl CostModel {
 
     /// Per-unit cost in microseconds for these parameters.
     pub fn per_unit_us(&self, params: &Params) -> f64 {
-        let factor: f64 = self.scale.iter().map(|t| t.value(params)).product();
-        self.per_unit_ns * 1e-3 * factor
+        self.per_unit_ns * 1e-3 * self.scale_factor(params)
+    }
+
+    /// Predicted fuel for `units`, if the manifest gives a fuel rate.
+    pub fn fuel(&self, params: &Params, units: u64) -> Option<f64> {
+        Some(self.fuel_per_unit? * self.scale_factor(params) * units as f64)
+    }
+
+    fn scale_factor(&self, params: &Params) -> f64 {
+        self.scale.iter().map(|t| t.value(params)).product()
     }
 }
 
