@@ -64,7 +64,11 @@ pub fn check_params(manifest: &Manifest, mut params: Params) -> Result<Params, R
 #[derive(Clone, Debug)]
 pub enum Work {
     Native(Prepared),
-    Wasm(Params),
+    /// A guest job; `counted` when the parameters name the unit count (then it can be degraded).
+    Wasm {
+        params: Params,
+        counted: bool,
+    },
 }
 
 impl Work {
@@ -72,7 +76,7 @@ impl Work {
     pub fn block(&self, manifest: &Manifest) -> u64 {
         match self {
             Work::Native(p) => p.block(),
-            Work::Wasm(_) => manifest.units.as_ref().map_or(1, |u| u.block),
+            Work::Wasm { .. } => manifest.units.as_ref().map_or(1, |u| u.block),
         }
     }
 
@@ -80,6 +84,11 @@ impl Work {
     /// whole jobs; partial results do not cross the sandbox boundary).
     pub fn splittable(&self) -> bool {
         matches!(self, Work::Native(p) if p.splittable())
+    }
+
+    /// Whether the router knows the unit count, and so may grant fewer.
+    pub fn degradable(&self) -> bool {
+        !matches!(self, Work::Wasm { counted: false, .. })
     }
 }
 
@@ -101,12 +110,14 @@ pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: Params) -> Re
 /// Admission for a Wasm kernel: the manifest's rules (the guest checks the rest when it runs).
 pub fn admit_wasm(manifest: &Manifest, params: Params) -> Result<Admitted, Rejection> {
     let params = check_params(manifest, params)?;
-    let units = match &manifest.units {
-        Some(u) => match params.get(&u.param) {
-            Some(Value::Number(x)) if *x >= 1.0 => *x as u64,
-            _ => return Err(reject(&u.param, "must be a whole number >= 1")),
-        },
-        None => 1,
+    let (units, counted) = match manifest.units.as_ref().map(|u| params.get(&u.param)) {
+        Some(Some(Value::Number(x))) if *x >= 1.0 => (*x as u64, true),
+        Some(Some(_)) => {
+            let name = &manifest.units.as_ref().expect("matched").param;
+            return Err(reject(name, "must be a whole number >= 1"));
+        }
+        // The parameters leave the count to the kernel: run it whole.
+        Some(None) | None => (1, false),
     };
-    Ok(Admitted { work: Work::Wasm(params.clone()), params, units })
+    Ok(Admitted { work: Work::Wasm { params: params.clone(), counted }, params, units })
 }

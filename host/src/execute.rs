@@ -119,8 +119,8 @@ impl Pending {
         }
         let start = Instant::now();
         let outcome = match (&self.kernel.entry, &*self.work) {
-            (Entry::Wasm(guest), Work::Wasm(params)) => {
-                let job = GuestJob { seed: self.seed, units, params: params.clone() };
+            (Entry::Wasm(guest), Work::Wasm { params, counted }) => {
+                let job = GuestJob { seed: self.seed, units: counted.then_some(units), params: params.clone() };
                 let limits = self.guest_limits(units);
                 let run = guest.run(std::slice::from_ref(&job), limits);
                 let fuel = run.as_ref().ok().and_then(|r| r.fuel_used);
@@ -162,8 +162,8 @@ impl Pending {
         let remaining_us = self.deadline.saturating_duration_since(Instant::now()).as_micros() as u64;
         let budget_fuel = remaining_us.saturating_mul(FUEL_PER_US_CEILING).saturating_add(FUEL_FLOOR);
         let fuel = match &*self.work {
-            Work::Wasm(params) => self.kernel.manifest.cost.fuel(params, units),
-            Work::Native(_) => None,
+            Work::Wasm { params, counted: true } => self.kernel.manifest.cost.fuel(params, units),
+            _ => None,
         };
         let limit = fuel.map_or(budget_fuel, |f| ((f * 4.0) as u64).saturating_add(FUEL_FLOOR).min(budget_fuel));
         let metered = matches!(&self.kernel.entry, Entry::Wasm(g) if g.meters_fuel());
@@ -344,7 +344,7 @@ impl BatchRun {
             .iter()
             .filter_map(|m| match &*m.work {
                 Work::Native(p) => Some(p),
-                Work::Wasm(_) => None,
+                Work::Wasm { .. } => None,
             })
             .collect();
         let combined = if refs.len() == members.len() { Prepared::combine(&refs) } else { None };
@@ -385,12 +385,11 @@ impl BatchRun {
 fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predicted_us: u64, lane: &LaneState) {
     let jobs: Vec<GuestJob> = members
         .iter()
-        .map(|m| {
-            let params = match &*m.work {
-                Work::Wasm(p) => p.clone(),
-                Work::Native(_) => helix_math::Params::new(),
-            };
-            GuestJob { seed: m.seed, units: m.decision.units_granted, params }
+        .map(|m| match &*m.work {
+            Work::Wasm { params, counted } => {
+                GuestJob { seed: m.seed, units: counted.then_some(m.decision.units_granted), params: params.clone() }
+            }
+            Work::Native(_) => GuestJob { seed: m.seed, units: None, params: helix_math::Params::new() },
         })
         .collect();
     // The tightest member sets the wall-clock limit; fuel is the sum of the members' limits.

@@ -246,7 +246,7 @@ impl Router {
             fixed_us: m.cost.fixed_us * c,
             per_unit_us: m.cost.per_unit_us(&a.params) * c,
             scaling_potential: m.scaling_potential,
-            floor_fraction: degrade.map(|u| u.floor_fraction),
+            floor_fraction: degrade.filter(|_| a.work.degradable()).map(|u| u.floor_fraction),
             error_exponent: m.units.as_ref().map_or(0.5, |u| u.error_exponent),
             splittable: a.work.splittable(),
             batch_delay_us: if batchable { m.batch.as_ref().map(|b| b.max_delay_ms * 1e3) } else { None },

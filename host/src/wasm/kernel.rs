@@ -49,7 +49,8 @@ pub struct WasmKernel {
 #[derive(Clone, Debug)]
 pub struct GuestJob {
     pub seed: u64,
-    pub units: u64,
+    /// `None`: as many as the parameters ask for.
+    pub units: Option<u64>,
     pub params: Params,
 }
 

@@ -10,7 +10,7 @@
 //! impl Kernel for Doubler {
 //!     fn run(job: &Job) -> Result<Output, KernelError> {
 //!         let x = job.params.number("x")?;
-//!         Ok(Output { estimates: vec![("twice", Estimate::exact(2.0 * x))], arrays: vec![], units_done: job.units })
+//!         Ok(Output { estimates: vec![("twice", Estimate::exact(2.0 * x))], arrays: vec![], units_done: 1 })
 //!     }
 //! }
 //!
@@ -19,7 +19,7 @@
 //!
 //! Parameters arrive validated against the kernel's manifest (types, ranges, defaults filled);
 //! the kernel checks the rules a manifest cannot express. `job.units` is the router's grant: a
-//! degraded job asks for fewer units than its parameters name, and must run exactly that many.
+//! degraded job gets fewer units than its parameters name, and must run exactly that many.
 
 pub use helix_math::{Estimate, KernelError, Output, Params, Value};
 
@@ -41,8 +41,8 @@ use bindings::helix::kernel::types as wit;
 #[derive(Clone, Debug)]
 pub struct Job {
     pub seed: u64,
-    /// Units to run (the grant).
-    pub units: u64,
+    /// Units to run (the grant); `None`: as many as the parameters ask for.
+    pub units: Option<u64>,
     pub params: Params,
 }
 
@@ -125,22 +125,25 @@ pub mod bundled {
     /// Runs one job of a bundled kernel for its granted units.
     pub fn run(kind: KernelKind, job: &Job) -> Result<Output, KernelError> {
         let parsed = Prepared::parse(kind, &job.params)?;
-        let mut outs = parsed.prepared.run(job.seed, job.units)?;
+        let mut outs = parsed.prepared.run(job.seed, job.units.unwrap_or(parsed.units))?;
         Ok(outs.swap_remove(0))
     }
 
     /// Runs a batch: jobs whose books combine (same seed and units, shared underlying or
     /// portfolio) run once on shared work; the rest run alone.
     pub fn run_batch(kind: KernelKind, jobs: &[Job]) -> Vec<Result<Output, KernelError>> {
-        let parsed: Vec<Result<Prepared, KernelError>> =
-            jobs.iter().map(|j| Prepared::parse(kind, &j.params).map(|p| p.prepared)).collect();
-        let first = jobs.first();
-        let same_draws = first.is_some_and(|f| jobs.iter().all(|j| j.seed == f.seed && j.units == f.units));
-        if same_draws && parsed.iter().all(Result::is_ok) {
-            let refs: Vec<&Prepared> = parsed.iter().map(|p| p.as_ref().expect("checked")).collect();
+        let parsed: Vec<Result<(Prepared, u64), KernelError>> = jobs
+            .iter()
+            .map(|j| Prepared::parse(kind, &j.params).map(|p| (p.prepared, j.units.unwrap_or(p.units))))
+            .collect();
+        let draws: Vec<Option<(u64, u64)>> =
+            jobs.iter().zip(&parsed).map(|(j, p)| p.as_ref().ok().map(|(_, units)| (j.seed, *units))).collect();
+        let same_draws = draws.first().is_some_and(|f| f.is_some() && draws.iter().all(|d| d == f));
+        if same_draws {
+            let refs: Vec<&Prepared> = parsed.iter().map(|p| &p.as_ref().expect("checked").0).collect();
             if let Some(combined) = Prepared::combine(&refs) {
-                let f = first.expect("non-empty");
-                return match combined.run(f.seed, f.units) {
+                let (seed, units) = draws[0].expect("checked");
+                return match combined.run(seed, units) {
                     Ok(outs) => outs.into_iter().map(Ok).collect(),
                     Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
                 };

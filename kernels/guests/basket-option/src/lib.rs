@@ -30,8 +30,12 @@ impl Kernel for Basket {
         let drift: Vec<f64> = vols.iter().map(|v| (rate - 0.5 * v * v) * t).collect();
         let scale: Vec<f64> = vols.iter().map(|v| v * t.sqrt()).collect();
         let (mut z, mut y) = (vec![0.0; d], vec![0.0; d]);
+        let units = match job.units {
+            Some(u) => u,
+            None => p.count("paths")?,
+        };
         let mut per_block: Vec<Comoments<1>> = Vec::new();
-        for (block, n) in blocks(&(0..job.units), BLOCK)? {
+        for (block, n) in blocks(&(0..units), BLOCK)? {
             let mut normals = Normals::new(block_rng(job.seed, block));
             let mut sums = BlockSums::<1>::new();
             for _ in 0..n {
@@ -48,7 +52,7 @@ impl Kernel for Basket {
         Ok(Output {
             estimates: vec![("price", Estimate::new(df * m.mean[0], df * m.std_error(0)))],
             arrays: Vec::new(),
-            units_done: job.units,
+            units_done: units,
         })
     }
 }

@@ -1,0 +1,320 @@
+//! Wasm kernels through the router: the same job gives the same bits natively and in Wasm, on
+//! every strategy; hostile guests fail their own job (or their registration) with a clear error
+//! while honest jobs beside them complete.
+//!
+//! The guests are built by `cargo xtask test` (into target/wasm and manifests/wasm).
+
+use helix_host::outcome::ErrorKind;
+use helix_host::{Job, Outcome, Router, RouterConfig, Runtime, Status};
+use helix_math::{KernelKind, Params, Prepared, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A built guest module; missing means the guests were not built (`cargo xtask test` does it).
+fn module(crate_name: &str) -> PathBuf {
+    let p =
+        repo().join("target/wasm/wasm32-wasip2/release").join(format!("{}_guest.wasm", crate_name.replace('-', "_")));
+    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which builds the Wasm guests", p.display());
+    p
+}
+
+fn bundled_router(cfg: RouterConfig) -> Router {
+    assert!(
+        repo().join("manifests/wasm/mc-option.toml").exists(),
+        "manifests/wasm is missing: run `cargo xtask test`, which stages the Wasm kernels"
+    );
+    let r = Router::from_dir(cfg, &repo().join("manifests")).unwrap();
+    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
+    r
+}
+
+fn num(x: f64) -> Value {
+    Value::Number(x)
+}
+fn arr(x: &[f64]) -> Value {
+    Value::Array(x.to_vec())
+}
+fn text(x: &str) -> Value {
+    Value::Text(x.into())
+}
+
+/// Parameter sets covering every bundled kernel and mode.
+fn cases() -> Vec<(&'static str, KernelKind, Params)> {
+    let option = |style: &str, kind: &str| {
+        Params::new()
+            .with("style", text(style))
+            .with("type", text(kind))
+            .with("spot", num(100.0))
+            .with("strike", num(97.0))
+            .with("vol", num(0.3))
+            .with("rate", num(0.02))
+            .with("maturity", num(0.75))
+            .with("steps", num(if style == "european" { 1.0 } else { 24.0 }))
+            .with("paths", num(12_000.0))
+    };
+    let corr = [1.0, 0.3, -0.2, 0.3, 1.0, 0.1, -0.2, 0.1, 1.0];
+    let var = |mode: &str| {
+        Params::new()
+            .with("positions", arr(&[1e6, -3e5, 2e6]))
+            .with("drifts", arr(&[0.05, 0.01, 0.07]))
+            .with("vols", arr(&[0.2, 0.35, 0.25]))
+            .with("correlation", arr(&corr))
+            .with("horizon", num(0.04))
+            .with("mode", text(mode))
+            .with("paths", num(9_000.0))
+    };
+    let obs: Vec<f64> = (0..40).map(|t| (t as f64 * 0.3).sin() * 1.5).collect();
+    let returns: Vec<f64> = (0..300 * 3).map(|k| 0.01 * ((k as f64 * 2.718).sin() + (k as f64 * 0.37).cos())).collect();
+    vec![
+        ("mc-option", KernelKind::McOption, option("european", "call")),
+        ("mc-option", KernelKind::McOption, option("european", "put")),
+        ("mc-option", KernelKind::McOption, option("asian", "call")),
+        ("mc-option", KernelKind::McOption, option("barrier", "call").with("barrier", num(80.0))),
+        (
+            "mc-option",
+            KernelKind::McOption,
+            option("barrier", "put").with("barrier", num(130.0)).with("barrier_kind", text("up-out")),
+        ),
+        ("mc-var", KernelKind::McVar, var("full")),
+        ("mc-var", KernelKind::McVar, var("linear")),
+        (
+            "particle-filter",
+            KernelKind::ParticleFilter,
+            Params::new()
+                .with("a", num(0.8))
+                .with("q", num(1.1))
+                .with("r", num(0.6))
+                .with("observations", arr(&obs))
+                .with("particles", num(3000.0)),
+        ),
+        (
+            "ewma-cov",
+            KernelKind::EwmaCov,
+            Params::new().with("returns", arr(&returns)).with("assets", num(3.0)).with("lambda", num(0.97)),
+        ),
+    ]
+}
+
+fn job(id: u64, kernel: &str, params: Params, seed: u64, runtime: Runtime) -> Job {
+    let mut j = Job::new(id, kernel, params, Duration::from_secs(10));
+    j.seed = Some(seed);
+    j.runtime = Some(runtime);
+    j
+}
+
+fn assert_same_answer(a: &Outcome, b: &Outcome, what: &str) {
+    assert_eq!(a.status, Status::Completed, "{what}: {:?}", a.error);
+    assert_eq!(b.status, Status::Completed, "{what}: {:?}", b.error);
+    assert!(!a.estimates.is_empty(), "{what}");
+    assert_eq!(a.estimates, b.estimates, "{what}");
+    assert_eq!(a.arrays, b.arrays, "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_wasm_give_the_same_bits_for_every_bundled_kernel() {
+    let r = bundled_router(RouterConfig { batching: false, ..RouterConfig::default() });
+    let mut id = 0;
+    for (kernel, _, params) in cases() {
+        for seed in [0u64, 1, 7, 42, 1_000_003, u64::MAX] {
+            id += 1;
+            let native = r.submit(job(id, kernel, params.clone(), seed, Runtime::Native)).await;
+            let wasm = r.submit(job(id, kernel, params.clone(), seed, Runtime::Wasm)).await;
+            assert_eq!((native.runtime, wasm.runtime), (Some(Runtime::Native), Some(Runtime::Wasm)));
+            assert!(wasm.fuel_used.is_some_and(|f| f > 0), "a Wasm job reports its fuel");
+            assert_same_answer(&native, &wasm, &format!("{kernel} seed {seed}"));
+        }
+    }
+}
+
+/// CPU lane, a batch, and a degraded run of the Wasm build all equal the native math for the
+/// units they ran; a cheap Wasm job never runs on an async thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_answers_do_not_depend_on_the_strategy() {
+    let mut cfg = RouterConfig::default();
+    cfg.policy.batch_when_idle = true;
+    let r = bundled_router(cfg);
+    let (_, kind, params) = cases().swap_remove(2);
+    let expected = |units: u64| Prepared::parse(kind, &params).unwrap().prepared.run(9, units).unwrap().remove(0);
+    let full = expected(12_000);
+
+    let partner = params.clone().set("strike", num(110.0));
+    let (a, b) = tokio::join!(
+        r.submit(job(1, "mc-option", params.clone(), 9, Runtime::Wasm)),
+        r.submit(job(2, "mc-option", partner, 9, Runtime::Wasm))
+    );
+    assert_eq!(a.decision.unwrap().strategy, helix_host::policy::Strategy::Batch);
+    assert_eq!(b.status, Status::Completed);
+    for (name, e) in &full.estimates {
+        assert_eq!(a.estimate(name), Some(*e), "batched {name}");
+    }
+
+    let r = bundled_router(RouterConfig { batching: false, ..RouterConfig::default() });
+    let lane = r.submit(job(3, "mc-option", params.clone(), 9, Runtime::Wasm)).await;
+    assert_eq!(lane.decision.unwrap().strategy, helix_host::policy::Strategy::CpuLane);
+    for (name, e) in &full.estimates {
+        assert_eq!(lane.estimate(name), Some(*e), "cpu lane {name}");
+    }
+
+    let mut tight = job(4, "mc-option", params.clone().set("paths", num(2_000_000.0)), 9, Runtime::Wasm);
+    tight.budget = Duration::from_millis(400);
+    let degraded = r.submit(tight).await;
+    assert_eq!(degraded.status, Status::Degraded, "{:?}", degraded.decision);
+    let granted = degraded.decision.unwrap().units_granted;
+    for (name, e) in &expected(granted).estimates {
+        assert_eq!(degraded.estimate(name), Some(*e), "degraded {name}");
+    }
+
+    let cheap = r.submit(job(5, "mc-option", params.set("paths", num(1.0)), 9, Runtime::Wasm)).await;
+    assert_eq!(cheap.status, Status::Completed);
+    assert_eq!(cheap.decision.unwrap().strategy, helix_host::policy::Strategy::CpuLane);
+    assert_eq!(r.snapshot().heavy_on_async, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wasm_only_basket_kernel_prices_a_one_asset_basket_like_black_scholes() {
+    let r = bundled_router(RouterConfig::default());
+    let params = Params::new()
+        .with("spots", arr(&[100.0]))
+        .with("weights", arr(&[1.0]))
+        .with("vols", arr(&[0.25]))
+        .with("correlation", arr(&[1.0]))
+        .with("rate", num(0.03))
+        .with("maturity", num(1.0))
+        .with("strike", num(105.0))
+        .with("paths", num(200_000.0));
+    let mut j = Job::new(1, "basket-option", params, Duration::from_secs(10));
+    j.seed = Some(5);
+    let o = r.submit(j).await;
+    assert_eq!((o.status, o.runtime), (Status::Completed, Some(Runtime::Wasm)), "{:?}", o.error);
+    let m = helix_math::option::Market { spot: 100.0, rate: 0.03, dividend: 0.0, vol: 0.25, maturity: 1.0 };
+    let bs = helix_math::option::closed_form::black_scholes(helix_math::option::OptionType::Call, 105.0, &m).price;
+    let price = o.estimate("price").unwrap();
+    assert!((price.value - bs).abs() <= 4.0 * price.std_error.unwrap(), "{price:?} vs {bs}");
+}
+
+/// Writes `name.toml` (+ its module) into `dir`.
+fn stage(dir: &Path, name: &str, module_bytes: &[u8], extra: &str) {
+    let file = format!("{name}.wasm");
+    std::fs::write(dir.join(&file), module_bytes).unwrap();
+    let sha = helix_host::wasm::sha256_hex(module_bytes);
+    let manifest = format!(
+        "name = \"{name}\"\nversion = \"1.0.0\"\nruntime = \"wasm\"\n{extra}\n[cost]\nfixed_us = 50.0\nper_unit_ns = 1.0\n\n[module]\npath = \"{file}\"\nsha256 = \"{sha}\"\n"
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("helix-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
+    let dir = temp_dir("hostile");
+    let read = |c: &str| std::fs::read(module(c)).unwrap();
+    for c in ["loop-forever", "memory-bomb", "deep-recursion", "panic-trap", "huge-output"] {
+        stage(&dir, c, &read(c), "");
+    }
+    stage(&dir, "loop-fueled", &read("loop-forever"), "[cost]\n");
+    // The same spinning guest, but with a fuel rate: its fuel limit (4x a tiny prediction) stops it.
+    let fueled = std::fs::read_to_string(dir.join("loop-fueled.toml"))
+        .unwrap()
+        .replace("per_unit_ns = 1.0", "per_unit_ns = 1.0\nfuel_per_unit = 1000.0")
+        .replacen("[cost]\n\n[cost]", "[cost]", 1);
+    std::fs::write(dir.join("loop-fueled.toml"), fueled).unwrap();
+    // An honest kernel beside them: the bundled Wasm mc-option, as staged.
+    for f in ["mc-option.toml", "mc-option.wasm"] {
+        std::fs::copy(repo().join("manifests/wasm").join(f), dir.join(f)).unwrap();
+    }
+
+    // A permit each, so every hostile guest runs at once (time-sharing the cores).
+    let r = Arc::new(Router::from_dir(RouterConfig { cpu_permits: 12, ..RouterConfig::default() }, &dir).unwrap());
+    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
+    // Rust keeps large frames on a shadow stack in linear memory, so runaway recursion ends in
+    // either the engine's stack limit or an out-of-bounds access below that shadow stack.
+    let hostile: [(&str, &[&str]); 6] = [
+        ("loop-forever", &["deadline"]),
+        ("loop-fueled", &["fuel"]),
+        ("memory-bomb", &["memory cap"]),
+        ("deep-recursion", &["stack", "out of bounds memory access"]),
+        ("panic-trap", &["trapped"]),
+        ("huge-output", &["values"]),
+    ];
+    let mut handles = Vec::new();
+    for (i, (name, _)) in hostile.iter().enumerate() {
+        let r = r.clone();
+        let name = name.to_string();
+        // The spinners get a short budget: the deadline is what stops the unmetered one.
+        let budget = Duration::from_millis(if name.starts_with("loop") { 300 } else { 10_000 });
+        handles.push(tokio::spawn(async move { r.submit(Job::new(i as u64, &name, Params::new(), budget)).await }));
+    }
+    let honest: Vec<_> = (0..6)
+        .map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move {
+                let p = Params::new()
+                    .with("spot", num(100.0))
+                    .with("strike", num(100.0))
+                    .with("vol", num(0.2))
+                    .with("maturity", num(1.0))
+                    .with("paths", num(20_000.0));
+                let mut j = Job::new(100 + i, "mc-option", p, Duration::from_secs(20));
+                j.seed = Some(i);
+                r.submit(j).await
+            })
+        })
+        .collect();
+    for (h, (name, needles)) in handles.into_iter().zip(hostile) {
+        let o = tokio::time::timeout(Duration::from_secs(20), h).await.expect("a hostile job ends").unwrap();
+        assert_eq!(o.status, Status::Failed, "{name}: {o:?}");
+        let e = o.error.unwrap();
+        assert_eq!(e.kind, ErrorKind::Sandbox, "{name}: {e:?}");
+        assert!(
+            needles.iter().any(|n| e.message.contains(n)),
+            "{name}: expected one of {needles:?} in {:?}",
+            e.message
+        );
+    }
+    for h in honest {
+        let o = h.await.unwrap();
+        assert_eq!(o.status, Status::Completed, "{:?}", o.error);
+    }
+    let snap = r.snapshot();
+    assert_eq!(snap.submitted, snap.outcomes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_modules_are_refused_at_registration_with_the_reason() {
+    let dir = temp_dir("refused");
+    stage(&dir, "forbidden-import", &std::fs::read(module("forbidden-import")).unwrap(), "");
+    stage(&dir, "other-contract", &std::fs::read(module("other-contract")).unwrap(), "");
+    stage(&dir, "corrupt", b"\0asm this is not a component", "");
+    stage(&dir, "wrong-sha", &std::fs::read(module("panic-trap")).unwrap(), "");
+    let text = std::fs::read_to_string(dir.join("wrong-sha.toml")).unwrap();
+    let sha_line = text.lines().find(|l| l.starts_with("sha256")).unwrap();
+    std::fs::write(dir.join("wrong-sha.toml"), text.replace(sha_line, &format!("sha256 = \"{}\"", "0".repeat(64))))
+        .unwrap();
+    std::fs::write(dir.join("not-toml.toml"), "name = [").unwrap();
+
+    let r = Router::from_dir(RouterConfig::default(), &dir).unwrap();
+    let refused: Vec<String> = r.load_errors().iter().map(|e| e.to_string()).collect();
+    let expect = [
+        ("forbidden-import", "which this host does not provide"),
+        ("other-contract", "another contract version"),
+        ("corrupt", "not a valid component"),
+        ("wrong-sha", "sha256"),
+        ("not-toml", "not-toml.toml"),
+    ];
+    assert_eq!(refused.len(), expect.len(), "{refused:#?}");
+    for (name, needle) in expect {
+        assert!(refused.iter().any(|e| e.contains(name) && e.contains(needle)), "{name}/{needle}: {refused:#?}");
+    }
+    assert!(r.registry().all().is_empty());
+}
