@@ -69,7 +69,7 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
             .with("paths", num(9_000.0))
     };
     let obs: Vec<f64> = (0..40).map(|t| (t as f64 * 0.3).sin() * 1.5).collect();
-    let returns: Vec<f64> = (0..300 * 3).map(|k| 0.01 * ((k as f64 * 2.718).sin() + (k as f64 * 0.37).cos())).collect();
+    let returns: Vec<f64> = (0..300 * 3).map(|k| 0.01 * ((k as f64 * 2.9).sin() + (k as f64 * 0.37).cos())).collect();
     vec![
         ("mc-option", KernelKind::McOption, option("european", "call")),
         ("mc-option", KernelKind::McOption, option("european", "put")),
