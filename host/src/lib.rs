@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod registry;
+pub mod reload;
 pub mod router;
 pub mod wasm;
 

@@ -40,13 +40,22 @@ enum Command {
         #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
         manifests: PathBuf,
     },
-    /// List the registered kernels.
+    /// List the registered kernels, or check one manifest.
     Kernels {
+        #[command(subcommand)]
+        action: Option<KernelsAction>,
         #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
         manifests: PathBuf,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KernelsAction {
+    /// Validate a manifest and its module (schema, sha256, contract exports, imports) without
+    /// starting a server.
+    Check { path: PathBuf },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -98,7 +107,29 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 _ => ExitCode::FAILURE,
             })
         }
-        Command::Kernels { manifests, json } => {
+        Command::Kernels { action: Some(KernelsAction::Check { path }), .. } => {
+            let engine = helix_host::wasm::WasmEngine::new(RouterConfig::default().wasm)?;
+            match helix_host::registry::Kernel::load(&path, Some(&engine)) {
+                Ok(k) => {
+                    let m = &k.manifest;
+                    println!("ok: {} {} ({})", m.name, m.version, m.runtime.as_str());
+                    if let helix_host::registry::Entry::Wasm(w) = &k.entry {
+                        println!("  module sha256 {}", w.sha256);
+                        println!("  exports {}", helix_host::wasm::CONTRACT_EXPORT);
+                        println!(
+                            "  imports {}",
+                            if w.imports.is_empty() { "nothing".to_string() } else { w.imports.join(", ") }
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("refused: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Kernels { action: None, manifests, json } => {
             let router = router(&manifests)?;
             let mut kernels = router.registry().all();
             kernels.sort_by(|a, b| {

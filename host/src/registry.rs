@@ -25,7 +25,9 @@ pub struct Kernel {
     pub version: Arc<str>,
     pub manifest: Manifest,
     pub entry: Entry,
-    pub stats: KernelStats,
+    /// Shared by every version of this kernel and runtime, and kept after removal, so counters
+    /// and the cost correction survive hot swaps.
+    pub stats: Arc<KernelStats>,
     /// Started on the first batched job; ends when this version is dropped.
     pub batcher: OnceLock<Batcher>,
 }
@@ -85,7 +87,7 @@ impl Kernel {
             version: Arc::from(manifest.version.as_str()),
             manifest,
             entry,
-            stats: KernelStats::default(),
+            stats: Arc::default(),
             batcher: OnceLock::new(),
         }
     }
@@ -119,6 +121,8 @@ impl KernelSet {
 #[derive(Default)]
 pub struct Registry {
     kernels: ArcSwap<BTreeMap<String, KernelSet>>,
+    /// Counters per kernel name and runtime, across versions (touched only on registration).
+    stats: std::sync::Mutex<BTreeMap<(String, Runtime), Arc<KernelStats>>>,
 }
 
 impl Registry {
@@ -135,8 +139,10 @@ impl Registry {
         self.kernels.load().values().flat_map(|s| s.native.iter().chain(s.wasm.iter()).cloned()).collect()
     }
 
-    /// Registers (or replaces) a kernel version.
-    pub fn insert(&self, kernel: Kernel) {
+    /// Registers (or replaces) a kernel version; it inherits the counters of earlier versions.
+    pub fn insert(&self, mut kernel: Kernel) {
+        let key = (kernel.manifest.name.clone(), kernel.runtime());
+        kernel.stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
         let kernel = Arc::new(kernel);
         self.kernels.rcu(|map| {
             let mut next = BTreeMap::clone(map);
@@ -145,16 +151,32 @@ impl Registry {
         });
     }
 
-    /// Loads every manifest in `dir` (and its subfolders, one level down); returns the refusals.
-    pub fn load_dir(&self, dir: &Path, engine: Option<&Arc<WasmEngine>>) -> Result<Vec<ManifestError>, std::io::Error> {
-        let mut refused = Vec::new();
-        for path in manifest_paths(dir)? {
-            match Kernel::load(&path, engine) {
-                Ok(k) => self.insert(k),
-                Err(e) => refused.push(e),
+    /// Every kernel name and runtime ever registered, with its counters and its current version
+    /// (`None` once removed).
+    pub fn stats(&self) -> Vec<(String, Runtime, Arc<KernelStats>, Option<Arc<Kernel>>)> {
+        let current = self.kernels.load();
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats
+            .iter()
+            .map(|((name, runtime), s)| {
+                let k = current.get(name).and_then(|set| set.pick(Some(*runtime))).cloned();
+                (name.clone(), *runtime, s.clone(), k)
+            })
+            .collect()
+    }
+
+    /// Unregisters a kernel build; jobs already holding it finish on it.
+    pub fn remove(&self, name: &str, runtime: Runtime) {
+        self.kernels.rcu(|map| {
+            let mut next = BTreeMap::clone(map);
+            if let Some(set) = next.get_mut(name) {
+                *set.slot(runtime) = None;
+                if set.native.is_none() && set.wasm.is_none() {
+                    next.remove(name);
+                }
             }
-        }
-        Ok(refused)
+            next
+        });
     }
 }
 

@@ -28,6 +28,7 @@ use crate::metrics::{Metrics, Percentiles};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Decision, JobProfile, Pressure, Reason, Strategy};
 use crate::registry::{Entry, Kernel, Registry};
+use crate::reload::{ReloadReport, Reloader};
 use crate::wasm::WasmEngine;
 use helix_math::{Params, Value};
 use serde::Serialize;
@@ -61,6 +62,7 @@ pub struct Router {
     registry: Arc<Registry>,
     cpu: Arc<CpuLane>,
     wasm: Option<Arc<WasmEngine>>,
+    reloader: Option<Arc<Reloader>>,
     load_errors: Vec<ManifestError>,
 }
 
@@ -85,6 +87,7 @@ impl Router {
             .ok();
         Router {
             wasm,
+            reloader: None,
             shared: Arc::new(Shared { config, metrics: Metrics::default() }),
             registry: Arc::new(Registry::default()),
             cpu,
@@ -93,17 +96,51 @@ impl Router {
     }
 
     /// A router serving every manifest in `dir`. Manifests that fail validation are skipped and
-    /// reported by `load_errors`; an unreadable folder is an error.
+    /// reported by `load_errors`; an unreadable folder is an error. `reload` and `watch` keep
+    /// the registry in step with the folder afterwards.
     pub fn from_dir(config: RouterConfig, dir: &Path) -> Result<Router, LoadError> {
         let mut router = Router::new(config);
-        router.load_errors = router
-            .registry
-            .load_dir(dir, router.wasm.as_ref())
-            .map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
-        for e in &router.load_errors {
-            tracing::warn!(error = %e, "manifest refused");
-        }
+        let reloader = Arc::new(Reloader::new(dir, router.wasm.clone()));
+        let report =
+            reloader.scan(&router.registry).map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
+        router.load_errors = report.refused;
+        router.reloader = Some(reloader);
         Ok(router)
+    }
+
+    /// Picks up new, changed and removed manifests now (compiling off the async threads).
+    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        let reloader = self.reloader.clone().ok_or_else(|| LoadError("this router has no manifests folder".into()))?;
+        let registry = self.registry.clone();
+        let dir = reloader.dir().display().to_string();
+        tokio::task::spawn_blocking(move || reloader.scan(&registry))
+            .await
+            .map_err(|e| LoadError(format!("reload panicked: {e}")))?
+            .map_err(|e| LoadError(format!("cannot read {dir}: {e}")))
+    }
+
+    /// Watches the manifests folder, reloading what changed every `period`. The watch ends
+    /// when the router is dropped.
+    pub fn watch(self: &Arc<Self>, period: std::time::Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(router) = weak.upgrade() else { return };
+                match router.reload().await {
+                    Ok(report) if !report.is_empty() => tracing::info!(
+                        loaded = ?report.loaded,
+                        removed = ?report.removed,
+                        refused = report.refused.len(),
+                        "manifests reloaded"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "manifest watch failed"),
+                }
+            }
+        });
     }
 
     pub fn load_errors(&self) -> &[ManifestError] {
@@ -287,21 +324,22 @@ impl Router {
         let m = &self.shared.metrics;
         let kernels = self
             .registry
-            .all()
-            .iter()
-            .map(|k| KernelSnapshot {
-                kernel: k.manifest.name.clone(),
-                version: k.manifest.version.clone(),
-                runtime: k.runtime().as_str(),
-                cost_correction: k.stats.correction(),
-                fuel_used: k.stats.fuel_used(),
+            .stats()
+            .into_iter()
+            .map(|(name, runtime, stats, current)| KernelSnapshot {
+                kernel: name,
+                version: current.map(|k| k.manifest.version.clone()),
+                runtime: runtime.as_str(),
+                cost_correction: stats.correction(),
+                fuel_used: stats.fuel_used(),
+                fuel_per_unit: stats.fuel_per_unit(),
                 counts: Strategy::ALL
                     .into_iter()
                     .map(Some)
                     .chain([None])
                     .flat_map(|s| Status::ALL.into_iter().map(move |st| (s, st)))
                     .filter_map(|(s, st)| {
-                        let n = k.stats.get(s, st);
+                        let n = stats.get(s, st);
                         (n > 0).then(|| CountSnapshot {
                             strategy: s.map_or("none", Strategy::as_str),
                             status: st.as_str(),
@@ -362,10 +400,13 @@ pub struct CountSnapshot {
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelSnapshot {
     pub kernel: String,
-    pub version: String,
+    /// The serving version; `None` once the kernel was removed.
+    pub version: Option<String>,
     pub runtime: &'static str,
     pub cost_correction: f64,
     pub fuel_used: u64,
+    /// Measured fuel per unit (Wasm kernels): the Wasm cost model's unit.
+    pub fuel_per_unit: Option<f64>,
     pub counts: Vec<CountSnapshot>,
 }
 

@@ -113,3 +113,22 @@ fn kernels_lists_every_bundled_manifest() {
     }
     assert!(!stderr.contains("refused"), "{stderr}");
 }
+
+#[test]
+fn kernels_check_accepts_a_good_manifest_and_explains_a_bad_one() {
+    let staged = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/wasm/mc-var.toml");
+    assert!(std::path::Path::new(staged).exists(), "run `cargo xtask test`, which stages the Wasm kernels");
+    let (ok, stdout, stderr) = helix(&["kernels", "check", staged]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok: mc-var 1.0.0 (wasm)") && stdout.contains("helix:kernel/runner@0.1.0"), "{stdout}");
+
+    let dir = std::env::temp_dir().join(format!("helix-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(staged).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/wasm/mc-var.wasm"), dir.join("mc-var.wasm"))
+        .unwrap();
+    let sha_line = text.lines().find(|l| l.starts_with("sha256")).unwrap();
+    std::fs::write(dir.join("bad.toml"), text.replace(sha_line, &format!("sha256 = \"{}\"", "ab".repeat(32)))).unwrap();
+    let (ok, stdout, _) = helix(&["kernels", "check", dir.join("bad.toml").to_str().unwrap()]);
+    assert!(!ok && stdout.contains("refused") && stdout.contains("sha256"), "{stdout}");
+}

@@ -1,0 +1,135 @@
+//! Hot registration: a kernel dropped into the watched folder is served without a restart;
+//! replacing a version while jobs run loses none of them; a bad replacement is refused and the
+//! previous version keeps serving; a removed manifest unregisters its kernel.
+
+use helix_host::outcome::ErrorKind;
+use helix_host::{Job, Router, RouterConfig, Runtime, Status};
+use helix_math::{Params, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn staged(file: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm").join(file);
+    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which stages the Wasm kernels", p.display());
+    p
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("helix-reload-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a file whole and atomically, as a deploy tool would.
+fn put(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+fn basket_job(id: u64) -> Job {
+    let p = Params::new()
+        .with("spots", Value::Array(vec![100.0, 50.0]))
+        .with("weights", Value::Array(vec![1.0, 2.0]))
+        .with("vols", Value::Array(vec![0.2, 0.3]))
+        .with("correlation", Value::Array(vec![1.0, 0.5, 0.5, 1.0]))
+        .with("maturity", Value::Number(0.5))
+        .with("strike", Value::Number(200.0))
+        .with("paths", Value::Number(4096.0));
+    let mut j = Job::new(id, "basket-option", p, Duration::from_secs(10));
+    j.seed = Some(1);
+    j
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_dropped_into_the_folder_is_served_without_restart() {
+    let dir = temp_dir("drop");
+    let router = Arc::new(Router::from_dir(RouterConfig::default(), &dir).unwrap());
+    router.watch(Duration::from_millis(100));
+    let before = router.submit(basket_job(1)).await;
+    assert_eq!(before.error.map(|e| e.kind), Some(ErrorKind::UnknownKernel));
+
+    // The module first, then the manifest that names it.
+    put(&dir, "basket-option.wasm", &std::fs::read(staged("basket-option.wasm")).unwrap());
+    let dropped = Instant::now();
+    put(&dir, "basket-option.toml", &std::fs::read(staged("basket-option.toml")).unwrap());
+    let served = loop {
+        let o = router.submit(basket_job(2)).await;
+        if o.status == Status::Completed {
+            break dropped.elapsed();
+        }
+        assert!(dropped.elapsed() < Duration::from_secs(10), "never served: {o:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!("new kernel served {} ms after its manifest landed", served.as_millis());
+
+    std::fs::remove_file(dir.join("basket-option.toml")).unwrap();
+    let report = router.reload().await.unwrap();
+    assert_eq!(report.removed, vec!["basket-option (wasm)".to_string()]);
+    let after = router.submit(basket_job(3)).await;
+    assert_eq!(after.error.map(|e| e.kind), Some(ErrorKind::UnknownKernel));
+}
+
+/// Version bumps under load: every job completes, on one version or the other, and the answers
+/// stay the same (same module, same job).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_version_while_jobs_run_loses_none() {
+    let dir = temp_dir("swap");
+    put(&dir, "basket-option.wasm", &std::fs::read(staged("basket-option.wasm")).unwrap());
+    let manifest = std::fs::read_to_string(staged("basket-option.toml")).unwrap();
+    put(&dir, "basket-option.toml", manifest.as_bytes());
+    let router =
+        Arc::new(Router::from_dir(RouterConfig { queue_capacity: 4096, ..RouterConfig::default() }, &dir).unwrap());
+    let reference = router.submit(basket_job(0)).await;
+    assert_eq!(reference.status, Status::Completed);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (router, stop) = (router.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut id = c * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    seen.push(router.submit(basket_job(id)).await);
+                }
+                seen
+            })
+        })
+        .collect();
+    for v in 1..=20 {
+        let next = manifest.replace("version = \"1.0.0\"", &format!("version = \"1.0.{v}\""));
+        put(&dir, "basket-option.toml", next.as_bytes());
+        let report = router.reload().await.unwrap();
+        assert_eq!(report.loaded, vec![format!("basket-option@1.0.{v} (wasm)")]);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    // A corrupt replacement is refused; version 1.0.20 keeps serving.
+    put(&dir, "basket-option.wasm", b"\0asm garbage");
+    let report = router.reload().await.unwrap();
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut versions = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for c in clients {
+        for o in c.await.unwrap() {
+            total += 1;
+            assert_eq!(o.status, Status::Completed, "{o:?}");
+            assert_eq!(o.runtime, Some(Runtime::Wasm));
+            assert_eq!(o.estimates, reference.estimates, "same module, same job, same bits");
+            versions.insert(o.version.unwrap().to_string());
+        }
+    }
+    assert!(versions.len() >= 3, "jobs ran across the swaps: {versions:?}");
+    let last = router.submit(basket_job(9)).await;
+    assert_eq!(last.version.as_deref(), Some("1.0.20"));
+    let snap = router.snapshot();
+    assert_eq!(snap.submitted, snap.outcomes());
+    println!("{total} jobs across 20 version swaps and a refused replacement, none lost");
+}
