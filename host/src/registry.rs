@@ -118,6 +118,14 @@ impl KernelSet {
     }
 }
 
+/// A kernel's counters across its versions, and the version serving now (`None` once removed).
+pub struct KernelRecord {
+    pub name: String,
+    pub runtime: Runtime,
+    pub stats: Arc<KernelStats>,
+    pub current: Option<Arc<Kernel>>,
+}
+
 #[derive(Default)]
 pub struct Registry {
     kernels: ArcSwap<BTreeMap<String, KernelSet>>,
@@ -151,16 +159,17 @@ impl Registry {
         });
     }
 
-    /// Every kernel name and runtime ever registered, with its counters and its current version
-    /// (`None` once removed).
-    pub fn stats(&self) -> Vec<(String, Runtime, Arc<KernelStats>, Option<Arc<Kernel>>)> {
+    /// Every kernel name and runtime ever registered, with its counters and current version.
+    pub fn stats(&self) -> Vec<KernelRecord> {
         let current = self.kernels.load();
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats
             .iter()
-            .map(|((name, runtime), s)| {
-                let k = current.get(name).and_then(|set| set.pick(Some(*runtime))).cloned();
-                (name.clone(), *runtime, s.clone(), k)
+            .map(|((name, runtime), s)| KernelRecord {
+                name: name.clone(),
+                runtime: *runtime,
+                stats: s.clone(),
+                current: current.get(name).and_then(|set| set.pick(Some(*runtime))).cloned(),
             })
             .collect()
     }

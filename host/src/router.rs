@@ -326,20 +326,20 @@ impl Router {
             .registry
             .stats()
             .into_iter()
-            .map(|(name, runtime, stats, current)| KernelSnapshot {
-                kernel: name,
-                version: current.map(|k| k.manifest.version.clone()),
-                runtime: runtime.as_str(),
-                cost_correction: stats.correction(),
-                fuel_used: stats.fuel_used(),
-                fuel_per_unit: stats.fuel_per_unit(),
+            .map(|rec| KernelSnapshot {
+                version: rec.current.as_ref().map(|k| k.manifest.version.clone()),
+                kernel: rec.name,
+                runtime: rec.runtime.as_str(),
+                cost_correction: rec.stats.correction(),
+                fuel_used: rec.stats.fuel_used(),
+                fuel_per_unit: rec.stats.fuel_per_unit(),
                 counts: Strategy::ALL
                     .into_iter()
                     .map(Some)
                     .chain([None])
                     .flat_map(|s| Status::ALL.into_iter().map(move |st| (s, st)))
                     .filter_map(|(s, st)| {
-                        let n = stats.get(s, st);
+                        let n = rec.stats.get(s, st);
                         (n > 0).then(|| CountSnapshot {
                             strategy: s.map_or("none", Strategy::as_str),
                             status: st.as_str(),
