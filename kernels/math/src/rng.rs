@@ -3,7 +3,6 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-use std::sync::LazyLock;
 
 /// SplitMix64: expands a 64-bit job seed into a 256-bit ChaCha key.
 fn splitmix64(state: &mut u64) -> u64 {
@@ -33,40 +32,301 @@ const LAYERS: usize = 256;
 const ZIG_R: f64 = 3.654_152_885_361_009;
 const ZIG_V: f64 = 0.004_928_673_233_99;
 
-/// Ziggurat layer edges `x` and the fast-accept ratios `x[i+1]/x[i]`.
-struct Ziggurat {
-    x: [f64; LAYERS + 1],
-    ratio: [f64; LAYERS],
-}
+/// Ziggurat layer edges `x[0..=256]` as f64 bits: `x[0] = V / f(R)`, `x[1] = R`,
+/// `x[i] = sqrt(-2 ln(V / x[i-1] + f(x[i-1])))`, `x[256] = 0`, computed with `libm` (the test
+/// `ziggurat_table_matches_its_recurrence` recomputes them). A constant table, not one built at
+/// first use: every Wasm instance would otherwise rebuild it for each job.
+const ZIG_X_BITS: [u64; LAYERS + 1] = [
+    0x400F493B78164498,
+    0x400D3BB48209AD33,
+    0x400B981F3878F995,
+    0x400A8FDC7894718C,
+    0x4009CBEE014050DF,
+    0x40092EE0946F3D1A,
+    0x4008AB0FBFAA7412,
+    0x400839030529E9C6,
+    0x4007D42DF4D6C5C3,
+    0x400779955608FD5B,
+    0x40072728F05F70D7,
+    0x4006DB6B8D09D896,
+    0x40069540BE9FDBED,
+    0x400653CE7B0060DF,
+    0x40061669CF86140F,
+    0x4005DC8A243AC693,
+    0x4005A5C08B718342,
+    0x400571B1A94AD95A,
+    0x40054011523A7359,
+    0x4005109F53E9A131,
+    0x4004E3250DCD7DCC,
+    0x4004B7739D6B4ECC,
+    0x40048D62759C383D,
+    0x400464CE44A72E74,
+    0x40043D98155452D1,
+    0x400417A49CB9D9F6,
+    0x4003F2DBAA60E871,
+    0x4003CF27B316F883,
+    0x4003AC7570AE7CB8,
+    0x40038AB3925634A9,
+    0x400369D27A339BC1,
+    0x400349C405AE0606,
+    0x40032A7B5E6897E9,
+    0x40030BECD256A217,
+    0x4002EE0DB1A96C02,
+    0x4002D0D43196CE88,
+    0x4002B4375329FD27,
+    0x4002982ECD770131,
+    0x40027CB2FAA84BCB,
+    0x400261BCC7764B62,
+    0x40024745A4AC8E8B,
+    0x40022D477A6FC63B,
+    0x400213BC9D04BEB3,
+    0x4001FA9FC2E2CB18,
+    0x4001E1EBFBE4A036,
+    0x4001C99CA9719877,
+    0x4001B1AD777F2157,
+    0x40019A1A564EDD5A,
+    0x400182DF74D203F5,
+    0x40016BF93B9DE06E,
+    0x4001556448601F9D,
+    0x40013F1D69C3FAB5,
+    0x400129219BBB4E64,
+    0x4001136E04206156,
+    0x4000FDFFEFA690B1,
+    0x4000E8D4CF115674,
+    0x4000D3EA34AA2DF8,
+    0x4000BF3DD1EEC4F6,
+    0x4000AACD7571B159,
+    0x4000969708E892CF,
+    0x400082988F631E78,
+    0x40006ED023A716B0,
+    0x40005B3BF6ADA3AC,
+    0x400047DA4E3EE5DB,
+    0x400034A983A8F2A6,
+    0x400021A8028FB929,
+    0x40000ED447D3903D,
+    0x3FFFF859C118D567,
+    0x3FFFD360D22FC6AE,
+    0x3FFFAEBB187101B4,
+    0x3FFF8A6604897644,
+    0x3FFF665F20C8DFF6,
+    0x3FFF42A40FB72BC7,
+    0x3FFF1F328AC23146,
+    0x3FFEFC086101CA9B,
+    0x3FFED923761084F7,
+    0x3FFEB681C0F74C90,
+    0x3FFE94214B2A9C5C,
+    0x3FFE72002F97DB41,
+    0x3FFE501C99C1AE6F,
+    0x3FFE2E74C4EA23A7,
+    0x3FFE0D06FB49AE97,
+    0x3FFDEBD195520A7C,
+    0x3FFDCAD2F8FC251E,
+    0x3FFDAA0999204A4B,
+    0x3FFD8973F4D7D74A,
+    0x3FFD691096E7CC91,
+    0x3FFD48DE1533A17E,
+    0x3FFD28DB1037CA20,
+    0x3FFD0906328B6A36,
+    0x3FFCE95E3068BAC8,
+    0x3FFCC9E1C73BB0E8,
+    0x3FFCAA8FBD367CCB,
+    0x3FFC8B66E0EB7FFE,
+    0x3FFC6C6608EC60B3,
+    0x3FFC4D8C136DE691,
+    0x3FFC2ED7E5F05367,
+    0x3FFC10486CEBEFA0,
+    0x3FFBF1DC9B818747,
+    0x3FFBD3936B2E992B,
+    0x3FFBB56BDB84FDBB,
+    0x3FFB9764F1E5CF4E,
+    0x3FFB797DB93F60FE,
+    0x3FFB5BB541CE149D,
+    0x3FFB3E0AA0DFE35D,
+    0x3FFB207CF09A6F7B,
+    0x3FFB030B4FC377FC,
+    0x3FFAE5B4E18B89DA,
+    0x3FFAC878CD5ACC32,
+    0x3FFAAB563E9FC72D,
+    0x3FFA8E4C64A00722,
+    0x3FFA715A724A7F49,
+    0x3FFA547F9E0B90EC,
+    0x3FFA37BB21A29D7E,
+    0x3FFA1B0C39F90B73,
+    0x3FF9FE7226FAA6E8,
+    0x3FF9E1EC2B6F486C,
+    0x3FF9C5798CD5AD43,
+    0x3FF9A919933F6D92,
+    0x3FF98CCB892DFDBF,
+    0x3FF9708EBB70A936,
+    0x3FF954627903758C,
+    0x3FF9384612EEDDB8,
+    0x3FF91C38DC2855BC,
+    0x3FF9003A297387BC,
+    0x3FF8E44951443C0A,
+    0x3FF8C865ABA0DE35,
+    0x3FF8AC8E92059191,
+    0x3FF890C35F47C82F,
+    0x3FF875036F7A4F7C,
+    0x3FF8594E1FD1C627,
+    0x3FF83DA2CE896F30,
+    0x3FF82200DAC85642,
+    0x3FF80667A486B99B,
+    0x3FF7EAD68C73AE12,
+    0x3FF7CF4CF3DAF1D6,
+    0x3FF7B3CA3C8AE292,
+    0x3FF7984DC8BA8BC9,
+    0x3FF77CD6FAEFC22C,
+    0x3FF7616535E540AD,
+    0x3FF745F7DC70BC13,
+    0x3FF72A8E5168E1A6,
+    0x3FF70F27F78B3573,
+    0x3FF6F3C43161C483,
+    0x3FF6D86261289F28,
+    0x3FF6BD01E8B30F35,
+    0x3FF6A1A229507DCE,
+    0x3FF6864283B0FBF5,
+    0x3FF66AE257C960D1,
+    0x3FF64F8104B6F00A,
+    0x3FF6341DE8A27A3F,
+    0x3FF618B860A2E8FD,
+    0x3FF5FD4FC89F270D,
+    0x3FF5E1E37B2F5543,
+    0x3FF5C672D17D3B46,
+    0x3FF5AAFD2323E2F9,
+    0x3FF58F81C60E4C4A,
+    0x3FF574000E552642,
+    0x3FF558774E1B7924,
+    0x3FF53CE6D56A2C3D,
+    0x3FF5214DF20A50D8,
+    0x3FF505ABEF5E1A6D,
+    0x3FF4EA0016386A9C,
+    0x3FF4CE49ACB2D5FD,
+    0x3FF4B287F6020506,
+    0x3FF496BA3248525E,
+    0x3FF47ADF9E6685EA,
+    0x3FF45EF773CA8993,
+    0x3FF44300E83BF25A,
+    0x3FF426FB2DA63591,
+    0x3FF40AE571E05F24,
+    0x3FF3EEBEDE721AAC,
+    0x3FF3D2869855DD80,
+    0x3FF3B63BBFB7FC17,
+    0x3FF399DD6FB270E9,
+    0x3FF37D6ABE05165E,
+    0x3FF360E2BACA1034,
+    0x3FF3444470261B6A,
+    0x3FF3278EE1F4755F,
+    0x3FF30AC10D6E0469,
+    0x3FF2EDD9E8CB647F,
+    0x3FF2D0D862E172A1,
+    0x3FF2B3BB62B7E880,
+    0x3FF29681C7199017,
+    0x3FF2792A661D8BCD,
+    0x3FF25BB40CA92399,
+    0x3FF23E1D7DE97A08,
+    0x3FF2206572C47D18,
+    0x3FF2028A99405611,
+    0x3FF1E48B93E088DC,
+    0x3FF1C666F8F7DEB3,
+    0x3FF1A81B51EE20A3,
+    0x3FF189A71A788C7E,
+    0x3FF16B08BFC3D191,
+    0x3FF14C3E9F8E41D8,
+    0x3FF12D470730BF74,
+    0x3FF10E203294C4BD,
+    0x3FF0EEC84B15B64D,
+    0x3FF0CF3D664B796D,
+    0x3FF0AF7D84BC0D06,
+    0x3FF08F8690719EFD,
+    0x3FF06F565B7249F9,
+    0x3FF04EEA9E164ED4,
+    0x3FF02E40F5393759,
+    0x3FF00D56E041DB88,
+    0x3FEFD8537DF97990,
+    0x3FEF956D9E87202A,
+    0x3FEF51F654D83C87,
+    0x3FEF0DE784EFA593,
+    0x3FEEC93ABDF8C393,
+    0x3FEE83E93379AD06,
+    0x3FEE3DEBB5D2292B,
+    0x3FEDF73AA9F0AE8B,
+    0x3FEDAFCE0022EDED,
+    0x3FED679D29E3510D,
+    0x3FED1E9F0E7FE5F7,
+    0x3FECD4C9FE7151CA,
+    0x3FEC8A13A531630B,
+    0x3FEC3E70F95872E0,
+    0x3FEBF1D62ABEA23B,
+    0x3FEBA4368E51BB30,
+    0x3FEB5584874191DA,
+    0x3FEB05B16D127FD5,
+    0x3FEAB4AD6E0F24BA,
+    0x3FEA62676D76D6F7,
+    0x3FEA0ECCDCA3AB9A,
+    0x3FE9B9C98E37C43D,
+    0x3FE96347822B1819,
+    0x3FE90B2EA94DC2AA,
+    0x3FE8B1649E7A632D,
+    0x3FE855CC5341F025,
+    0x3FE7F845AD45D398,
+    0x3FE798AD10B200F2,
+    0x3FE736DAD345C6B7,
+    0x3FE6D2A291FECA72,
+    0x3FE66BD261A2377E,
+    0x3FE60231CFD82F9B,
+    0x3FE59580A70673C9,
+    0x3FE5257562196C1C,
+    0x3FE4B1BB363C898D,
+    0x3FE439EF8DFE170A,
+    0x3FE3BD9EC1A11C06,
+    0x3FE33C3FC055E9ED,
+    0x3FE2B52E38621B30,
+    0x3FE227A28F78456A,
+    0x3FE192A6973F450A,
+    0x3FE0F5053B004B4E,
+    0x3FE04D32278C832E,
+    0x3FDF32482D4807A6,
+    0x3FDDAC2F5A6F3120,
+    0x3FDC004D2F328D93,
+    0x3FDA230C2E46389E,
+    0x3FD801FCE827FAC5,
+    0x3FD57CB9383AE550,
+    0x3FD250AF3C200A69,
+    0x3FCB8D0BE3D69918,
+    0x0000000000000000,
+];
 
-/// Built once with `libm`, so the tables have the same bits on every target.
-static ZIGGURAT: LazyLock<Ziggurat> = LazyLock::new(|| {
+const ZIG_X: [f64; LAYERS + 1] = {
     let mut x = [0.0; LAYERS + 1];
-    let mut f = libm::exp(-0.5 * ZIG_R * ZIG_R);
-    x[0] = ZIG_V / f;
-    x[1] = ZIG_R;
-    for i in 2..LAYERS {
-        x[i] = (-2.0 * libm::log(ZIG_V / x[i - 1] + f)).sqrt();
-        f = libm::exp(-0.5 * x[i] * x[i]);
+    let mut i = 0;
+    while i <= LAYERS {
+        x[i] = f64::from_bits(ZIG_X_BITS[i]);
+        i += 1;
     }
-    let mut ratio = [0.0; LAYERS];
-    for i in 0..LAYERS {
-        ratio[i] = x[i + 1] / x[i];
+    x
+};
+
+/// Fast-accept ratios `x[i+1] / x[i]` (exactly rounded divisions, the same on every target).
+const ZIG_RATIO: [f64; LAYERS] = {
+    let mut r = [0.0; LAYERS];
+    let mut i = 0;
+    while i < LAYERS {
+        r[i] = ZIG_X[i + 1] / ZIG_X[i];
+        i += 1;
     }
-    Ziggurat { x, ratio }
-});
+    r
+};
 
 /// A block's random stream: 64-bit words, uniforms, and standard normal variates by the
 /// ziggurat method (ZIGNOR, 256 layers): one word and a multiply for ~99% of normals; the rare
 /// wedge and tail cases use `libm`, so every target agrees.
 pub struct Normals<R> {
     rng: R,
-    zig: &'static Ziggurat,
 }
 
 impl<R: Rng> Normals<R> {
     pub fn new(rng: R) -> Self {
-        Normals { rng, zig: &ZIGGURAT }
+        Normals { rng }
     }
 
     #[inline(always)]
@@ -93,8 +353,8 @@ impl<R: Rng> Normals<R> {
             let bits = self.next_u64();
             let i = (bits & 0xFF) as usize;
             let u = 2.0 * ((bits >> 11) as f64 * TWO_POW_MINUS_53) - 1.0;
-            if u.abs() < self.zig.ratio[i] {
-                return u * self.zig.x[i];
+            if u.abs() < ZIG_RATIO[i] {
+                return u * ZIG_X[i];
             }
             if let Some(z) = self.slow_path(i, u) {
                 return z;
@@ -107,9 +367,9 @@ impl<R: Rng> Normals<R> {
         if i == 0 {
             return Some(self.tail(u < 0.0));
         }
-        let x = u * self.zig.x[i];
-        let f0 = libm::exp(-0.5 * (self.zig.x[i] * self.zig.x[i] - x * x));
-        let f1 = libm::exp(-0.5 * (self.zig.x[i + 1] * self.zig.x[i + 1] - x * x));
+        let x = u * ZIG_X[i];
+        let f0 = libm::exp(-0.5 * (ZIG_X[i] * ZIG_X[i] - x * x));
+        let f1 = libm::exp(-0.5 * (ZIG_X[i + 1] * ZIG_X[i + 1] - x * x));
         (f1 + self.uniform() * (f0 - f1) < 1.0).then_some(x)
     }
 
@@ -141,11 +401,19 @@ mod tests {
     }
 
     #[test]
-    fn ziggurat_tables_close_at_zero_and_cover_the_tail() {
-        let z = &*ZIGGURAT;
-        assert_eq!(z.x[LAYERS], 0.0);
-        assert!(z.x[LAYERS - 1] > 0.0 && z.x[LAYERS - 1] < 0.3, "top layer edge {}", z.x[LAYERS - 1]);
-        assert!(z.x.windows(2).skip(1).all(|w| w[0] > w[1]), "edges must decrease");
+    fn ziggurat_table_matches_its_recurrence() {
+        let mut x = [0.0f64; LAYERS + 1];
+        let mut f = libm::exp(-0.5 * ZIG_R * ZIG_R);
+        x[0] = ZIG_V / f;
+        x[1] = ZIG_R;
+        for i in 2..LAYERS {
+            x[i] = (-2.0 * libm::log(ZIG_V / x[i - 1] + f)).sqrt();
+            f = libm::exp(-0.5 * x[i] * x[i]);
+        }
+        assert_eq!(x.map(f64::to_bits), ZIG_X_BITS);
+        assert_eq!(ZIG_X[LAYERS], 0.0);
+        assert!(ZIG_X[LAYERS - 1] > 0.0 && ZIG_X[LAYERS - 1] < 0.3, "top layer edge {}", ZIG_X[LAYERS - 1]);
+        assert!(ZIG_X.windows(2).skip(1).all(|w| w[0] > w[1]), "edges must decrease");
     }
 
     /// Moments and tail frequencies of 2M draws against the standard normal.

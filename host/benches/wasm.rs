@@ -1,0 +1,122 @@
+//! Native vs Wasm in one run: every bundled Monte Carlo kernel at fixed work (units/s and the
+//! Wasm/native ratio), with fuel metering on and off; the fixed per-job Wasm cost (instantiate
+//! + call + copies) on a one-path job; and 32 small jobs as one batch vs 32 single runs.
+//!
+//! Needs the staged guests (`cargo xtask kernels`).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use helix_host::manifest::Manifest;
+use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel, load_file};
+use helix_math::{KernelKind, Params, Prepared, Value};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn staged(name: &str) -> (PathBuf, String) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
+    let m = Manifest::load(&dir.join(format!("{name}.toml"))).expect("staged manifest: run `cargo xtask kernels`");
+    let module = m.module.expect("wasm manifest");
+    (dir.join(module.path), module.sha256)
+}
+
+fn guest(engine: &Arc<WasmEngine>, name: &str) -> WasmKernel {
+    let (path, sha) = staged(name);
+    load_file(engine, &path, &sha, None).unwrap()
+}
+
+fn num(x: f64) -> Value {
+    Value::Number(x)
+}
+
+fn cases() -> Vec<(&'static str, &'static str, KernelKind, Params, u64)> {
+    let option = |style: &str, steps: f64| {
+        Params::new()
+            .with("style", Value::Text(style.into()))
+            .with("spot", num(100.0))
+            .with("strike", num(100.0))
+            .with("vol", num(0.25))
+            .with("maturity", num(1.0))
+            .with("steps", num(steps))
+            .with("barrier", num(80.0))
+    };
+    let d = 10;
+    let var = Params::new()
+        .with("positions", Value::Array(vec![1e6; d]))
+        .with("vols", Value::Array((0..d).map(|i| 0.15 + 0.02 * i as f64).collect()))
+        .with("correlation", Value::Array((0..d * d).map(|k| if k / d == k % d { 1.0 } else { 0.3 }).collect()));
+    let pf = Params::new()
+        .with("a", num(0.9))
+        .with("q", num(1.0))
+        .with("r", num(0.7))
+        .with("observations", Value::Array((0..50).map(|t| (t as f64 * 0.3).sin() * 2.0).collect()));
+    let returns: Vec<f64> = (0..1000 * 10).map(|k| 0.01 * ((k * 7919 % 1000) as f64 / 500.0 - 1.0)).collect();
+    let ewma = Params::new().with("returns", Value::Array(returns)).with("assets", num(10.0));
+    vec![
+        ("european-1step", "mc-option", KernelKind::McOption, option("european", 1.0), 400_000),
+        ("asian-64", "mc-option", KernelKind::McOption, option("asian", 64.0), 8_192),
+        ("barrier-252", "mc-option", KernelKind::McOption, option("barrier", 252.0), 4_096),
+        ("var-10-assets", "mc-var", KernelKind::McVar, var, 40_960),
+        ("particle-filter-50", "particle-filter", KernelKind::ParticleFilter, pf, 8_192),
+        ("ewma-10-assets", "ewma-cov", KernelKind::EwmaCov, ewma, 1_000),
+    ]
+}
+
+const LIMITS: GuestLimits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 60_000 };
+
+fn engines() -> (Arc<WasmEngine>, Arc<WasmEngine>) {
+    let on = WasmEngine::new(WasmConfig { cache_dir: None, ..WasmConfig::default() }).unwrap();
+    let off = WasmEngine::new(WasmConfig { fuel: false, cache_dir: None, ..WasmConfig::default() }).unwrap();
+    (on, off)
+}
+
+fn native_vs_wasm(c: &mut Criterion) {
+    let (on, off) = engines();
+    for (name, kernel, kind, params, units) in cases() {
+        let mut g = c.benchmark_group(format!("kernel/{name}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(units));
+        let prepared = Prepared::parse(kind, &params).unwrap().prepared;
+        g.bench_function("native", |b| b.iter(|| black_box(prepared.run(7, units).unwrap())));
+        let job = [GuestJob { seed: 7, units: Some(units), params: params.clone() }];
+        let fueled = guest(&on, kernel);
+        g.bench_function("wasm-fuel", |b| b.iter(|| black_box(fueled.run(&job, LIMITS).unwrap())));
+        let unmetered = guest(&off, kernel);
+        let no_fuel = GuestLimits { fuel: None, ..LIMITS };
+        g.bench_function("wasm-no-fuel", |b| b.iter(|| black_box(unmetered.run(&job, no_fuel).unwrap())));
+        g.finish();
+    }
+}
+
+fn small_option(strike: f64) -> Params {
+    Params::new().with("spot", num(100.0)).with("strike", num(strike)).with("vol", num(0.2)).with("maturity", num(1.0))
+}
+
+fn per_job_overhead(c: &mut Criterion) {
+    let (on, _) = engines();
+    let mc = guest(&on, "mc-option");
+    let mut g = c.benchmark_group("per-job");
+    let one = [GuestJob { seed: 1, units: Some(1), params: small_option(100.0) }];
+    let native = Prepared::parse(KernelKind::McOption, &small_option(100.0)).unwrap().prepared;
+    g.bench_function("native-1-path", |b| b.iter(|| black_box(native.run(1, 1).unwrap())));
+    g.bench_function("wasm-1-path", |b| b.iter(|| black_box(mc.run(&one, LIMITS).unwrap())));
+    // Instantiation from the pooled, pre-linked instance and an empty call: the floor of any job.
+    g.bench_function("wasm-instantiate-empty-batch", |b| b.iter(|| black_box(mc.run(&[], LIMITS).unwrap())));
+    g.finish();
+
+    let mut g = c.benchmark_group("batch-32");
+    g.throughput(Throughput::Elements(32));
+    let jobs: Vec<GuestJob> =
+        (0..32).map(|i| GuestJob { seed: 3, units: Some(1024), params: small_option(80.0 + i as f64) }).collect();
+    g.bench_function(BenchmarkId::new("wasm", "32-single-runs"), |b| {
+        b.iter(|| {
+            for j in &jobs {
+                black_box(mc.run(std::slice::from_ref(j), LIMITS).unwrap());
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("wasm", "one-batch"), |b| b.iter(|| black_box(mc.run(&jobs, LIMITS).unwrap())));
+    g.finish();
+}
+
+criterion_group!(benches, native_vs_wasm, per_job_overhead);
+criterion_main!(benches);
