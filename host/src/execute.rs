@@ -276,9 +276,6 @@ pub fn run_chunks(
             message: "a Wasm job reached the native runner".into(),
         });
     };
-    let guarded = |f: &dyn Fn() -> Result<helix_math::Chunk, KernelError>| -> Result<helix_math::Chunk, JobError> {
-        catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
-    };
     if extra.is_empty() || !prepared.splittable() {
         let chunk = guarded(&|| prepared.simulate(seed, 0..units))?;
         return prepared.finish(vec![chunk]).map_err(kernel_error);
@@ -293,10 +290,10 @@ pub fn run_chunks(
             IN_CPU_LANE.with(|f| f.set(true));
             shared.metrics.lane_enter();
             let Work::Native(p) = &*w else { unreachable!("checked above") };
-            let r = catch_unwind(AssertUnwindSafe(|| p.simulate(seed, range))).map_err(panic_error);
+            let r = guarded(&|| p.simulate(seed, range.clone()));
             shared.metrics.lane_exit();
             drop(permit);
-            let _ = tx.send(r.and_then(|c| c.map_err(kernel_error)));
+            let _ = tx.send(r);
         });
     }
     drop(tx);
@@ -305,6 +302,11 @@ pub fn run_chunks(
         chunks.push(r?);
     }
     prepared.finish(chunks).map_err(kernel_error)
+}
+
+/// Runs kernel code with panics caught: a panic becomes the job's failure, never the host's.
+fn guarded<T>(f: &dyn Fn() -> Result<T, KernelError>) -> Result<T, JobError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
 }
 
 pub fn kernel_error(e: KernelError) -> JobError {
@@ -506,5 +508,20 @@ impl LaneWork {
         }
         shared.metrics.lane_exit();
         drop(own);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_kernel_becomes_a_failure_with_its_message() {
+        let r: Result<(), JobError> = guarded(&|| panic!("bad index 7"));
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Panic);
+        assert!(e.message.contains("bad index 7"), "{}", e.message);
+        let r: Result<(), JobError> = guarded(&|| Err(KernelError::NumericFailure("nan".into())));
+        assert_eq!(r.unwrap_err().kind, ErrorKind::NumericFailure);
     }
 }
