@@ -38,27 +38,12 @@ fn overhead(c: &mut Criterion) {
             for _ in 0..iters {
                 let t = Instant::now();
                 black_box(classic::hashmix(black_box(&[1, 2, 3]), black_box(64)).unwrap());
-                let e = t.elapsed();
-                total += e;
+                total += t.elapsed();
             }
             total
         })
     });
-    g.bench_function("router-decide-inline", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for i in 0..iters {
-                    let job = hash_job(i);
-                    let t = Instant::now();
-                    black_box(inline.submit(job).await);
-                    let e = t.elapsed();
-                    total += e;
-                }
-                total
-            })
-        })
-    });
+    g.bench_function("router-decide-inline", |b| b.iter_custom(|iters| submit_all(&rt, &inline, iters)));
     g.finish();
 
     let mut g = c.benchmark_group("cpu-lane");
@@ -69,29 +54,28 @@ fn overhead(c: &mut Criterion) {
                 for _ in 0..iters {
                     let t = Instant::now();
                     black_box(tokio::task::spawn_blocking(|| classic::hashmix(&[1, 2, 3], 64).unwrap()).await.unwrap());
-                    let e = t.elapsed();
-                    total += e;
+                    total += t.elapsed();
                 }
                 total
             })
         })
     });
-    g.bench_function("router-cpu-lane", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for i in 0..iters {
-                    let job = hash_job(i);
-                    let t = Instant::now();
-                    black_box(lane.submit(job).await);
-                    let e = t.elapsed();
-                    total += e;
-                }
-                total
-            })
-        })
-    });
+    g.bench_function("router-cpu-lane", |b| b.iter_custom(|iters| submit_all(&rt, &lane, iters)));
     g.finish();
+}
+
+/// Time spent in `iters` submissions of a cheap job (job construction excluded).
+fn submit_all(rt: &tokio::runtime::Runtime, router: &Router, iters: u64) -> Duration {
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for i in 0..iters {
+            let job = hash_job(i);
+            let t = Instant::now();
+            black_box(router.submit(job).await);
+            total += t.elapsed();
+        }
+        total
+    })
 }
 
 /// Paired sampling: each round times the baseline and the router back to back, alternating
