@@ -23,13 +23,19 @@ fn hash_job(i: u64) -> Job {
     Job::new(i, "hashmix", params, Duration::from_millis(100))
 }
 
-fn overhead(c: &mut Criterion) {
+/// A runtime, a router that runs cheap jobs inline, and one that sends everything to the CPU lane.
+fn setup() -> (tokio::runtime::Runtime, Router, Router) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let inline = rt.block_on(async { router(RouterConfig::default()) });
     let mut lane_cfg = RouterConfig::default();
     lane_cfg.policy.inline_max_us = 0.0;
     lane_cfg.policy.spawn_max_us = 0.0;
     let lane = rt.block_on(async { router(lane_cfg) });
+    (rt, inline, lane)
+}
+
+fn overhead(c: &mut Criterion) {
+    let (rt, inline, lane) = setup();
 
     let mut g = c.benchmark_group("inline");
     g.bench_function("direct-kernel", |b| {
@@ -81,12 +87,7 @@ fn submit_all(rt: &tokio::runtime::Runtime, router: &Router, iters: u64) -> Dura
 /// Paired sampling: each round times the baseline and the router back to back, alternating
 /// which goes first, so both see the same machine noise; p50 and p99 come from the pairs.
 fn paired_report() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let inline = rt.block_on(async { router(RouterConfig::default()) });
-    let mut lane_cfg = RouterConfig::default();
-    lane_cfg.policy.inline_max_us = 0.0;
-    lane_cfg.policy.spawn_max_us = 0.0;
-    let lane = rt.block_on(async { router(lane_cfg) });
+    let (rt, inline, lane) = setup();
     let hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
     let (mut direct, mut routed_inline, mut bare, mut routed_lane) = (hist(), hist(), hist(), hist());
     rt.block_on(async {
