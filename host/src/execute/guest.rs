@@ -1,0 +1,121 @@
+//! Wasm work: a guest's limits (fuel, wall clock) and the outcome of its answer or of the
+//! sandbox's verdict.
+
+use super::Pending;
+use crate::admission::Work;
+use crate::lanes::cpu::LaneState;
+use crate::outcome::{ErrorKind, JobError, Outcome, Status};
+use crate::registry::Entry;
+use crate::wasm::{GuestError, GuestFailure, GuestJob, GuestLimits, GuestOutput, WasmKernel};
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// Fuel a guest may burn per microsecond of budget left: far above any kernel's real rate
+/// (~5 per ns measured), so it only stops guests that would overrun anyway.
+const FUEL_PER_US_CEILING: u64 = 20_000;
+/// Fuel every guest run gets on top, for instantiation and argument copies.
+const FUEL_FLOOR: u64 = 20_000_000;
+
+impl Pending {
+    /// The fuel and wall-clock limits for a guest running `units`: four times the predicted
+    /// fuel (when the manifest gives a rate), never more than the budget left could burn.
+    pub(super) fn guest_limits(&self, units: u64) -> GuestLimits {
+        let remaining_us = self.deadline.saturating_duration_since(Instant::now()).as_micros() as u64;
+        let budget_fuel = remaining_us.saturating_mul(FUEL_PER_US_CEILING).saturating_add(FUEL_FLOOR);
+        let fuel = match &*self.work {
+            Work::Wasm { params, counted: true } => self.kernel.manifest.cost.fuel(params, units),
+            _ => None,
+        };
+        let limit = fuel.map_or(budget_fuel, |f| ((f * 4.0) as u64).saturating_add(FUEL_FLOOR).min(budget_fuel));
+        let metered = matches!(&self.kernel.entry, Entry::Wasm(g) if g.meters_fuel());
+        GuestLimits { fuel: metered.then_some(limit), deadline_ms: remaining_us.div_ceil(1000) }
+    }
+
+    /// The outcome for a guest's answer (or the sandbox's verdict).
+    pub(super) fn guest_outcome(
+        &self,
+        answer: Result<Result<GuestOutput, GuestError>, GuestFailure>,
+        fuel: Option<u64>,
+        units: u64,
+    ) -> Outcome {
+        if let Some(f) = fuel {
+            self.kernel.stats.add_fuel(f, units);
+        }
+        let mut o = match answer {
+            Ok(Ok(out)) => {
+                let mut o = self.outcome(self.success_status(units));
+                o.estimates = out.estimates.into_iter().map(|(n, e)| (Cow::Owned(n), e)).collect();
+                o.arrays = out.arrays.into_iter().map(|(n, a)| (Cow::Owned(n), a)).collect();
+                o
+            }
+            Ok(Err(GuestError::InvalidInput { param, reason })) => {
+                let mut o = self.outcome(Status::Rejected);
+                o.error = Some(JobError { kind: ErrorKind::InvalidInput, field: Some(param), message: reason });
+                o
+            }
+            Ok(Err(GuestError::NumericFailure(m))) => {
+                self.failed(JobError { kind: ErrorKind::NumericFailure, field: None, message: m })
+            }
+            Err(f) => self.failed(JobError {
+                kind: ErrorKind::Sandbox,
+                field: None,
+                message: format!("kernel {} {f}", self.kernel.name),
+            }),
+        };
+        o.fuel_used = fuel;
+        o
+    }
+}
+
+/// A Wasm batch: one instantiation, `run-batch` with every member's job, one answer each.
+pub(super) fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predicted_us: u64, lane: &LaneState) {
+    let jobs: Vec<GuestJob> = members
+        .iter()
+        .map(|m| match &*m.work {
+            Work::Wasm { params, counted } => {
+                GuestJob { seed: m.seed, units: counted.then_some(m.decision.units_granted), params: params.clone() }
+            }
+            Work::Native(_) => GuestJob { seed: m.seed, units: None, params: helix_math::Params::new() },
+        })
+        .collect();
+    // The tightest member sets the wall-clock limit; fuel is the sum of the members' limits.
+    let limits =
+        members.iter().map(|m| m.guest_limits(m.decision.units_granted)).fold(None, |acc: Option<GuestLimits>, l| {
+            Some(match acc {
+                None => l,
+                Some(a) => GuestLimits {
+                    fuel: a.fuel.zip(l.fuel).map(|(x, y)| x.saturating_add(y)),
+                    deadline_ms: a.deadline_ms.min(l.deadline_ms),
+                },
+            })
+        });
+    let limits = limits.expect("a batch has members");
+    lane.running_work(predicted_us, true);
+    let start = Instant::now();
+    let run = guest.run(&jobs, limits);
+    let service_us = start.elapsed().as_micros() as u64;
+    lane.running_work(predicted_us, false);
+    match run {
+        Ok(r) if r.answers.len() == members.len() => {
+            // Fuel is shared work: each member is charged its share.
+            let share = r.fuel_used.map(|f| f / members.len() as u64);
+            for (m, answer) in members.into_iter().zip(r.answers) {
+                let o = m.guest_outcome(Ok(answer), share, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
+            }
+        }
+        Ok(r) => {
+            let failure = GuestFailure::Trap(format!("answered {} of {} jobs", r.answers.len(), members.len()));
+            for m in members {
+                let o = m.guest_outcome(Err(failure.clone()), None, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
+            }
+        }
+        Err(f) => {
+            for m in members {
+                let o = m.guest_outcome(Err(f.clone()), None, m.decision.units_granted);
+                m.finish(o, Some(start), service_us);
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Native work: helix-math computations, whole or as block-aligned chunks on several permits,
+//! with panics caught.
+
+use super::IN_CPU_LANE;
+use crate::admission::Work;
+use crate::outcome::{ErrorKind, JobError};
+use crate::router::Shared;
+use helix_math::chunk::split;
+use helix_math::{KernelError, Output};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Runs `units` of a native job: on this thread alone, or as block-aligned chunks with one
+/// chunk per extra permit on other blocking threads. Panics become the job's failure.
+pub fn run_chunks(
+    work: &Arc<Work>,
+    seed: u64,
+    units: u64,
+    extra: Vec<OwnedSemaphorePermit>,
+    shared: &Arc<Shared>,
+) -> Result<Vec<Output>, JobError> {
+    let Work::Native(prepared) = &**work else {
+        return Err(JobError {
+            kind: ErrorKind::Panic,
+            field: None,
+            message: "a Wasm job reached the native runner".into(),
+        });
+    };
+    if extra.is_empty() || !prepared.splittable() {
+        let chunk = guarded(&|| prepared.simulate(seed, 0..units))?;
+        return prepared.finish(vec![chunk]).map_err(kernel_error);
+    }
+    let ranges = split(units, 1 + extra.len() as u64, prepared.block());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut ranges = ranges.into_iter();
+    let mine = ranges.next().expect("split gives at least one range");
+    for (range, permit) in ranges.zip(extra) {
+        let (w, tx, shared) = (work.clone(), tx.clone(), shared.clone());
+        tokio::task::spawn_blocking(move || {
+            IN_CPU_LANE.with(|f| f.set(true));
+            shared.metrics.lane_enter();
+            let Work::Native(p) = &*w else { unreachable!("checked above") };
+            let r = guarded(&|| p.simulate(seed, range.clone()));
+            shared.metrics.lane_exit();
+            drop(permit);
+            let _ = tx.send(r);
+        });
+    }
+    drop(tx);
+    let mut chunks = vec![guarded(&|| prepared.simulate(seed, mine.clone()))?];
+    for r in rx {
+        chunks.push(r?);
+    }
+    prepared.finish(chunks).map_err(kernel_error)
+}
+
+/// Runs kernel code with panics caught: a panic becomes the job's failure, never the host's.
+fn guarded<T>(f: &dyn Fn() -> Result<T, KernelError>) -> Result<T, JobError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
+}
+
+pub fn kernel_error(e: KernelError) -> JobError {
+    match e {
+        KernelError::InvalidInput { param, reason } => {
+            JobError { kind: ErrorKind::InvalidInput, field: Some(param.to_string()), message: reason }
+        }
+        KernelError::NumericFailure(m) => JobError { kind: ErrorKind::NumericFailure, field: None, message: m },
+    }
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> JobError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "kernel panicked".into());
+    JobError { kind: ErrorKind::Panic, field: None, message: format!("kernel panicked: {message}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_kernel_becomes_a_failure_with_its_message() {
+        let r: Result<(), JobError> = guarded(&|| panic!("bad index 7"));
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Panic);
+        assert!(e.message.contains("bad index 7"), "{}", e.message);
+        let r: Result<(), JobError> = guarded(&|| Err(KernelError::NumericFailure("nan".into())));
+        assert_eq!(r.unwrap_err().kind, ErrorKind::NumericFailure);
+    }
+}
