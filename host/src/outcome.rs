@@ -185,6 +185,9 @@ pub fn render_text(o: &Outcome) -> String {
         let more = if a.len() > 8 { format!(", ... ({} values)", a.len()) } else { String::new() };
         let _ = writeln!(s, "  {name:<16} [{}{more}]", shown.join(", "));
     }
+    if let Some(f) = o.fuel_used {
+        let _ = writeln!(s, "  fuel used: {f}");
+    }
     if let Some(e) = &o.error {
         let _ = writeln!(
             s,
