@@ -54,7 +54,37 @@ fn test(extra: &[String]) -> Result<(), String> {
     build_kernels()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    run("cargo", &args)
+    eprintln!("+ cargo {}", args.join(" "));
+    // Stream the output and total the per-binary results into one closing line.
+    let mut child = Command::new("cargo")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';').find_map(|part| {
+                    part.trim()
+                        .trim_start_matches("ok. ")
+                        .trim_start_matches("FAILED. ")
+                        .strip_suffix(word)?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            };
+            passed += count(" passed").unwrap_or(0);
+            failed += count(" failed").unwrap_or(0);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("{passed} passed, {failed} failed");
+    if status.success() { Ok(()) } else { Err(format!("cargo test failed with {status}")) }
 }
 
 /// The workspace root (xtask lives one level below it).
