@@ -69,8 +69,14 @@ fn engines() -> (Arc<WasmEngine>, Arc<WasmEngine>) {
     (on, off)
 }
 
+/// Fuel on, NaN canonicalisation off: what that setting costs.
+fn raw_nans() -> Arc<WasmEngine> {
+    WasmEngine::new(WasmConfig { canonicalize_nans: false, cache_dir: None, ..WasmConfig::default() }).unwrap()
+}
+
 fn native_vs_wasm(c: &mut Criterion) {
     let (on, off) = engines();
+    let raw = raw_nans();
     for (name, kernel, kind, params, units) in cases() {
         let mut g = c.benchmark_group(format!("kernel/{name}"));
         g.sample_size(10);
@@ -83,6 +89,8 @@ fn native_vs_wasm(c: &mut Criterion) {
         let unmetered = guest(&off, kernel);
         let no_fuel = GuestLimits { fuel: None, ..LIMITS };
         g.bench_function("wasm-no-fuel", |b| b.iter(|| black_box(unmetered.run(&job, no_fuel).unwrap())));
+        let raw_guest = guest(&raw, kernel);
+        g.bench_function("wasm-fuel-raw-nans", |b| b.iter(|| black_box(raw_guest.run(&job, LIMITS).unwrap())));
         g.finish();
     }
 }
