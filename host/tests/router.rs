@@ -328,3 +328,37 @@ async fn classic_job_streams_run_unchanged() {
     let primes = r.submit(serde_json::from_str::<ClassicJob>(lines[1]).unwrap().into()).await;
     assert_eq!(primes.estimate("count").unwrap().value, 9592.0);
 }
+
+/// A batch waiting for the lane keeps its live members: a member whose caller went away is
+/// dropped as cancelled, and its partner still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_batch_drops_only_its_abandoned_members() {
+    let mut cfg = RouterConfig { cpu_permits: 1, ..RouterConfig::default() };
+    cfg.policy.batch_when_idle = true;
+    let r = Arc::new(router(cfg));
+    let r2 = r.clone();
+    let blocker_params = Params::new()
+        .with("positions", Value::Array(vec![1e6, 2e6]))
+        .with("vols", Value::Array(vec![0.2, 0.3]))
+        .with("correlation", Value::Array(vec![1.0, 0.2, 0.2, 1.0]))
+        .with("paths", Value::Number(2e6));
+    let blocker = tokio::spawn(async move { r2.submit(job(1, "mc-var", blocker_params, 20_000)).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let r3 = r.clone();
+    let kept = tokio::spawn(async move { r3.submit(job(2, "mc-option", option_params(100.0, 20_000), 20_000)).await });
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(5),
+        r.submit(job(3, "mc-option", option_params(90.0, 20_000), 20_000)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "still waiting behind the blocker");
+    assert_eq!(blocker.await.unwrap().status, Status::Completed);
+    let kept = kept.await.unwrap();
+    assert_eq!((kept.status, kept.decision.unwrap().strategy), (Status::Completed, Strategy::Batch));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let snap = r.snapshot();
+    assert_eq!(snap.outcomes(), 3);
+    let mc = snap.kernels.iter().find(|k| k.kernel == "mc-option").unwrap();
+    let dropped: u64 = mc.counts.iter().filter(|c| c.status == "dropped").map(|c| c.count).sum();
+    assert_eq!(dropped, 1, "{mc:?}");
+}

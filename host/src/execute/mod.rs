@@ -238,11 +238,39 @@ impl LaneWork {
         }
     }
 
-    /// Whether every caller has gone away.
-    pub fn is_cancelled(&self) -> bool {
+    /// Drops what is no longer worth running (callers that went away, deadlines already passed)
+    /// with that reason; a batch keeps its live members. `None` when nothing is left.
+    pub fn prune(self, now: Instant) -> Option<LaneWork> {
+        let verdict = |p: &Pending| {
+            if p.is_cancelled() {
+                Some(Reason::Cancelled)
+            } else if now >= p.deadline {
+                Some(Reason::DeadlinePassed)
+            } else {
+                None
+            }
+        };
         match self {
-            LaneWork::Job(p) => p.is_cancelled(),
-            LaneWork::Batch(b) => b.members.iter().all(Pending::is_cancelled),
+            LaneWork::Job(p) => match verdict(&p) {
+                Some(reason) => {
+                    p.drop_with(reason);
+                    None
+                }
+                None => Some(LaneWork::Job(p)),
+            },
+            LaneWork::Batch(b) => {
+                let mut live = Vec::with_capacity(b.members.len());
+                for m in b.members {
+                    match verdict(&m) {
+                        Some(reason) => {
+                            m.drop_with(reason);
+                        }
+                        None => live.push(m),
+                    }
+                }
+                let deadline = live.iter().map(|m| m.deadline).min()?;
+                Some(LaneWork::Batch(BatchRun { members: live, deadline, predicted_us: b.predicted_us }))
+            }
         }
     }
 

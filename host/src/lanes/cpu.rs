@@ -3,7 +3,7 @@
 //! than there are permits and async threads never run them.
 
 use crate::execute::{Dispatch, LaneWork};
-use crate::policy::{Pressure, Reason};
+use crate::policy::Pressure;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -126,16 +126,13 @@ fn dequeued(state: &LaneState, work: &LaneWork) {
     state.queued_work_us.fetch_sub(work.predicted_us(), Relaxed);
 }
 
-/// Pops the earliest deadline still worth running; abandons cancelled and expired work on the way.
+/// Pops the earliest deadline still worth running; cancelled and expired jobs (or batch
+/// members) are dropped on the way.
 fn pop_live(heap: &mut BinaryHeap<Queued>, state: &LaneState) -> Option<LaneWork> {
     while let Some(q) = heap.pop() {
         dequeued(state, &q.work);
-        if q.work.is_cancelled() {
-            q.work.abandon(Reason::Cancelled);
-        } else if Instant::now() >= q.deadline {
-            q.work.abandon(Reason::DeadlinePassed);
-        } else {
-            return Some(q.work);
+        if let Some(work) = q.work.prune(Instant::now()) {
+            return Some(work);
         }
     }
     None
