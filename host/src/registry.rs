@@ -134,10 +134,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn get(&self, name: &str) -> Option<KernelSet> {
-        self.kernels.load().get(name).cloned()
-    }
-
     /// The build of `name` to run for a job preferring `runtime`.
     pub fn pick(&self, name: &str, runtime: Option<Runtime>) -> Option<Arc<Kernel>> {
         self.kernels.load().get(name).and_then(|s| s.pick(runtime)).cloned()

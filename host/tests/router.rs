@@ -2,7 +2,7 @@
 //! prefixes, the CPU lane holds its permits, heavy work stays off async threads, and every
 //! submitted job gets exactly one outcome.
 
-use helix_host::policy::{Reason, Strategy};
+use helix_host::policy::Strategy;
 use helix_host::{ClassicJob, Criticality, Job, Outcome, Router, RouterConfig, Status};
 use helix_math::{KernelKind, Params, Prepared, Value};
 use std::path::PathBuf;
@@ -309,7 +309,6 @@ async fn an_abandoned_queued_job_is_dropped_as_cancelled() {
     assert_eq!(snap.outcomes(), 2);
     let mc = snap.kernels.iter().find(|k| k.kernel == "mc-option").unwrap();
     assert!(mc.counts.iter().any(|c| c.status == "dropped" && c.strategy == "drop"), "{mc:?}");
-    let _ = Reason::Cancelled;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
