@@ -13,7 +13,10 @@ pub mod outcome;
 pub mod policy;
 pub mod registry;
 pub mod reload;
+pub mod request;
 pub mod router;
+pub mod serve;
+pub mod upload;
 pub mod wasm;
 
 pub use config::RouterConfig;

@@ -1,6 +1,7 @@
 //! `helix`: the HelixRouter command line.
 
 use clap::{Parser, Subcommand};
+use helix_host::serve::{LogFormat, Overrides, ServeConfig};
 use helix_host::{Criticality, Job, Router, RouterConfig, Runtime};
 use helix_math::{Params, Value};
 use std::path::PathBuf;
@@ -16,6 +17,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the router over HTTP until SIGTERM or Ctrl-C.
+    Serve {
+        /// A TOML config file (every field optional); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The manifests folder [default: manifests].
+        #[arg(long, env = "HELIX_MANIFESTS")]
+        manifests: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
     /// Run one job through the router and print its outcome.
     Run {
         /// Kernel name, e.g. mc-option, mc-var, particle-filter, ewma-cov, hashmix, primecount.
@@ -84,7 +99,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Serve { config, listen, manifests, log_format } => {
+            let config = ServeConfig::load(config.as_deref(), Overrides { listen, manifests, log_format })?;
+            init_logs(config.log_format, "info");
+            let clean = helix_host::serve::serve(config).await?;
+            Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Run { kernel, params, budget_ms, seed, criticality, runtime, json, manifests } => {
+            init_logs(LogFormat::Text, "warn");
             let router = router(&manifests)?;
             let mut job = Job::new(1, &kernel, parse_params(&params)?, Duration::from_millis(budget_ms));
             job.seed = seed;
@@ -168,6 +190,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level (`RUST_LOG=debug` shows every decision).
+fn init_logs(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 

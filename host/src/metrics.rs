@@ -3,7 +3,7 @@
 //! updates are atomics or a per-thread histogram shard: no global lock.
 
 use crate::outcome::Status;
-use crate::policy::Strategy;
+use crate::policy::{Reason, Strategy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -83,9 +83,11 @@ impl KernelStats {
     }
 }
 
-/// A latency histogram in microseconds, sharded by thread so recording never contends.
+/// A latency histogram in microseconds, sharded by thread so recording never contends, with
+/// the exact sum beside it (Prometheus reports one; HdrHistogram keeps only bucketed values).
 pub struct LatencyHistogram {
     shards: Vec<Mutex<Histogram<u64>>>,
+    sum_us: AtomicU64,
 }
 
 const SHARDS: usize = 8;
@@ -104,14 +106,23 @@ fn empty_histogram() -> Histogram<u64> {
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
-        LatencyHistogram { shards: (0..SHARDS).map(|_| Mutex::new(empty_histogram())).collect() }
+        LatencyHistogram {
+            shards: (0..SHARDS).map(|_| Mutex::new(empty_histogram())).collect(),
+            sum_us: AtomicU64::new(0),
+        }
     }
 }
 
 impl LatencyHistogram {
     pub fn record(&self, us: u64) {
+        self.sum_us.fetch_add(us, Relaxed);
         let mut h = self.shards[shard_index()].lock().unwrap_or_else(|p| p.into_inner());
         h.saturating_record(us.clamp(1, MAX_US));
+    }
+
+    /// Sum of every recorded value, microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Relaxed)
     }
 
     pub fn merged(&self) -> Histogram<u64> {
@@ -162,6 +173,8 @@ pub struct Metrics {
     pub total: LatencyHistogram,
     pub queue: LatencyHistogram,
     pub service: LatencyHistogram,
+    /// Decisions behind every outcome, by strategy and reason: why jobs ran the way they did.
+    pub decisions: [[AtomicU64; Reason::ALL.len()]; Strategy::ALL.len()],
     /// Heavy kernels (predicted above the spawn threshold) that ran on an async worker: must stay 0.
     pub heavy_on_async: AtomicU64,
     /// Kernels running in the CPU lane now, and the most ever at once.
@@ -170,6 +183,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn decisions(&self, strategy: Strategy, reason: Reason) -> u64 {
+        self.decisions[strategy.index()][reason.index()].load(Relaxed)
+    }
+
     pub fn lane_enter(&self) {
         let now = self.lane_running.fetch_add(1, Relaxed) + 1;
         self.lane_running_max.fetch_max(now, Relaxed);

@@ -8,6 +8,7 @@ use crate::registry::{Kernel, Registry, manifest_paths};
 use crate::wasm::WasmEngine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -53,16 +54,25 @@ impl ReloadReport {
     }
 }
 
+/// Registrations since start, for the metrics.
+#[derive(Debug, Default)]
+pub struct ReloadCounts {
+    pub loaded: AtomicU64,
+    pub refused: AtomicU64,
+    pub removed: AtomicU64,
+}
+
 pub struct Reloader {
     dir: PathBuf,
     engine: Option<Arc<WasmEngine>>,
+    pub counts: ReloadCounts,
     /// Only the reloading thread touches this; it is not on any job's path.
     known: Mutex<HashMap<PathBuf, Known>>,
 }
 
 impl Reloader {
     pub fn new(dir: &Path, engine: Option<Arc<WasmEngine>>) -> Reloader {
-        Reloader { dir: dir.to_path_buf(), engine, known: Mutex::new(HashMap::new()) }
+        Reloader { dir: dir.to_path_buf(), engine, counts: ReloadCounts::default(), known: Mutex::new(HashMap::new()) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -73,6 +83,35 @@ impl Reloader {
     /// compiles modules, so call it off the async threads.
     pub fn scan(&self, registry: &Registry) -> Result<ReloadReport, std::io::Error> {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        self.scan_locked(&mut known, registry)
+    }
+
+    /// Changes files in the folder with the watch held off, then rescans, so a change of
+    /// several files (a module and its manifest) is never seen half done. `change` gets the
+    /// manifest file that registered `name` for `runtime`, if any.
+    pub fn apply<T>(
+        &self,
+        registry: &Registry,
+        name: &str,
+        runtime: Runtime,
+        change: impl FnOnce(Option<&Path>) -> Result<T, String>,
+    ) -> Result<(T, ReloadReport), String> {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let current = known
+            .iter()
+            .find(|(_, k)| k.registered.as_ref().is_some_and(|(n, r)| n == name && *r == runtime))
+            .map(|(p, _)| p.clone());
+        let done = change(current.as_deref())?;
+        let report =
+            self.scan_locked(&mut known, registry).map_err(|e| format!("cannot read {}: {e}", self.dir.display()))?;
+        Ok((done, report))
+    }
+
+    fn scan_locked(
+        &self,
+        known: &mut HashMap<PathBuf, Known>,
+        registry: &Registry,
+    ) -> Result<ReloadReport, std::io::Error> {
         let mut report = ReloadReport::default();
         let paths = manifest_paths(&self.dir)?;
         for path in &paths {
@@ -107,6 +146,9 @@ impl Reloader {
                 report.removed.push(format!("{name} ({})", runtime.as_str()));
             }
         }
+        self.counts.loaded.fetch_add(report.loaded.len() as u64, Relaxed);
+        self.counts.refused.fetch_add(report.refused.len() as u64, Relaxed);
+        self.counts.removed.fetch_add(report.removed.len() as u64, Relaxed);
         Ok(report)
     }
 }

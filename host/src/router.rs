@@ -28,7 +28,8 @@ use crate::metrics::{Metrics, Percentiles};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Decision, JobProfile, Pressure, Reason, Strategy};
 use crate::registry::{Entry, Kernel, Registry};
-use crate::reload::{ReloadReport, Reloader};
+use crate::reload::{ReloadCounts, ReloadReport, Reloader};
+use crate::upload::{self, Installed, Upload, UploadError};
 use crate::wasm::WasmEngine;
 use helix_math::{Params, Value};
 use serde::Serialize;
@@ -49,6 +50,9 @@ impl Shared {
     /// Counts one outcome: exactly once per submitted job.
     pub fn record(&self, kernel: &Kernel, o: &Outcome) {
         kernel.stats.count(o.decision.map(|d| d.strategy), o.status);
+        if let Some(d) = o.decision {
+            self.metrics.decisions[d.strategy.index()][d.reason.index()].fetch_add(1, Relaxed);
+        }
         self.metrics.total.record(o.timings.total_us);
         if matches!(o.status, Status::Completed | Status::Degraded | Status::Failed) {
             self.metrics.queue.record(o.timings.queue_us);
@@ -119,6 +123,22 @@ impl Router {
             .map_err(|e| LoadError(format!("cannot read {dir}: {e}")))
     }
 
+    /// Validates an uploaded kernel away from the manifests folder, then installs and registers
+    /// it (compiling off the async threads).
+    pub async fn install(&self, name: &str, upload: Upload) -> Result<Installed, UploadError> {
+        let reloader =
+            self.reloader.clone().ok_or_else(|| UploadError::Io("this router has no manifests folder".into()))?;
+        let (registry, engine, name) = (self.registry.clone(), self.wasm.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || upload::install(&reloader, &registry, engine.as_ref(), &name, upload))
+            .await
+            .map_err(|e| UploadError::Io(format!("install panicked: {e}")))?
+    }
+
+    /// Registrations since start; `None` without a manifests folder.
+    pub fn reload_counts(&self) -> Option<&ReloadCounts> {
+        self.reloader.as_deref().map(|r| &r.counts)
+    }
+
     /// Watches the manifests folder, reloading what changed every `period`. The watch ends
     /// when the router is dropped.
     pub fn watch(self: &Arc<Self>, period: std::time::Duration) {
@@ -184,7 +204,9 @@ impl Router {
                     job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))
                 ),
             };
-            return rejected(&job, None, err, submitted);
+            let o = rejected(&job, None, err, submitted);
+            self.shared.metrics.total.record(o.timings.total_us);
+            return o;
         };
         let admitted = match admit(&kernel, std::mem::take(&mut job.params)) {
             Ok(a) => a,
@@ -192,7 +214,7 @@ impl Router {
                 let err = JobError { kind: ErrorKind::InvalidInput, field: r.field, message: r.message };
                 let o = rejected(&job, Some(&kernel), err, submitted);
                 self.shared.record(&kernel, &o);
-                span.in_scope(|| tracing::info!(status = "rejected", error = ?o.error, "job rejected"));
+                span.in_scope(|| tracing::debug!(status = "rejected", error = ?o.error, "job rejected"));
                 return o;
             }
         };

@@ -80,8 +80,13 @@ impl Pending {
             total_us: (now - self.submitted).as_micros() as u64,
         };
         self.shared.record(&self.kernel, &outcome);
+        // One event per job at debug level, since a busy server finishes thousands a second;
+        // failures are the exception worth a warning.
         self.span.in_scope(|| {
-            tracing::info!(
+            if let Some(e) = outcome.error.as_ref().filter(|_| outcome.status == Status::Failed) {
+                tracing::warn!(kind = e.kind.as_str(), message = %e.message, "job failed");
+            }
+            tracing::debug!(
                 status = outcome.status.as_str(),
                 strategy = outcome.decision.map(|d| d.strategy.as_str()),
                 reason = outcome.decision.map(|d| d.reason.as_str()),

@@ -83,6 +83,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::CheapInline,
+        Reason::CheapSpawn,
+        Reason::FitsBudget,
+        Reason::SharedWork,
+        Reason::IdleParallel,
+        Reason::DegradedToFit,
+        Reason::ShedToFloor,
+        Reason::BudgetUnreachable,
+        Reason::ShedUnderPressure,
+        Reason::QueueFull,
+        Reason::DeadlinePassed,
+        Reason::Cancelled,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::CheapInline => "cheap_inline",

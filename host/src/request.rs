@@ -1,0 +1,157 @@
+//! The JSON form of a job, as `POST /v1/jobs` takes it: decoded with errors that name the field
+//! at fault, so a client learns what to fix without reading the server's logs.
+
+use crate::job::{Criticality, Job, Runtime};
+use helix_math::{Params, Value};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Longest budget a job may ask for: beyond it a "budget" is no budget at all.
+pub const MAX_BUDGET_MS: f64 = 3_600_000.0;
+
+/// `{"kernel", "params", "budget_ms", "seed"?, "criticality"?, "runtime"?}`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub kernel: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    pub budget_ms: f64,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub criticality: Option<Criticality>,
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
+}
+
+/// A parameter: a number, a list of numbers, a matrix as a list of rows (flattened row-major,
+/// as kernels take matrices), or text (an enum choice).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged, expecting = "a number, an array of numbers, an array of rows, or a string")]
+pub enum ParamValue {
+    Number(f64),
+    Array(Vec<f64>),
+    Matrix(Vec<Vec<f64>>),
+    Text(String),
+}
+
+/// Why a request could not become a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestError {
+    /// The field at fault (`params.spot`, `budget_ms`), when the error has one.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "`{field}`: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl JobRequest {
+    /// Decodes a request body.
+    pub fn decode(body: &[u8]) -> Result<JobRequest, RequestError> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = (path != ".").then_some(path);
+            RequestError { field, message: e.into_inner().to_string() }
+        })
+    }
+
+    /// The job this request describes, numbered `id`.
+    pub fn into_job(self, id: u64) -> Result<Job, RequestError> {
+        if !(self.budget_ms > 0.0 && self.budget_ms <= MAX_BUDGET_MS) {
+            return Err(RequestError {
+                field: Some("budget_ms".into()),
+                message: format!("must be above 0 and at most {MAX_BUDGET_MS} (got {})", self.budget_ms),
+            });
+        }
+        let mut params = Params::new();
+        for (name, value) in self.params {
+            let value = match value {
+                ParamValue::Number(x) => Value::Number(x),
+                ParamValue::Array(xs) => Value::Array(xs),
+                ParamValue::Matrix(rows) => {
+                    let width = rows.first().map_or(0, Vec::len);
+                    if rows.iter().any(|r| r.len() != width) {
+                        return Err(RequestError {
+                            field: Some(format!("params.{name}")),
+                            message: "matrix rows must all have the same length".into(),
+                        });
+                    }
+                    Value::Array(rows.concat())
+                }
+                ParamValue::Text(t) => Value::Text(t),
+            };
+            params = params.with(&name, value);
+        }
+        let mut job = Job::new(id, &self.kernel, params, Duration::from_secs_f64(self.budget_ms / 1e3));
+        job.seed = self.seed;
+        job.criticality = self.criticality.unwrap_or_default();
+        job.runtime = self.runtime;
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_request_becomes_a_job() {
+        let body = br#"{"kernel": "mc-var", "budget_ms": 25.5, "seed": 7, "criticality": "sheddable",
+            "runtime": "wasm", "params": {"paths": 20000, "weights": [0.5, 0.5], "cov": [[1, 0.1], [0.1, 1]],
+            "mode": "full"}}"#;
+        let job = JobRequest::decode(body).unwrap().into_job(9).unwrap();
+        assert_eq!((job.id, job.kernel.as_str(), job.seed), (9, "mc-var", Some(7)));
+        assert_eq!(job.budget, Duration::from_micros(25_500));
+        assert_eq!(job.criticality, Criticality::Sheddable);
+        assert_eq!(job.runtime, Some(Runtime::Wasm));
+        assert_eq!(job.params.get("paths"), Some(&Value::Number(20000.0)));
+        assert_eq!(job.params.get("cov"), Some(&Value::Array(vec![1.0, 0.1, 0.1, 1.0])));
+        assert_eq!(job.params.get("mode"), Some(&Value::Text("full".into())));
+    }
+
+    fn error_of(body: &str) -> RequestError {
+        match JobRequest::decode(body.as_bytes()).and_then(|r| r.into_job(1)) {
+            Ok(job) => panic!("{body} was accepted as {job:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 10, "params": {"spot": {"x": 1}}}"#);
+        assert_eq!(e.field.as_deref(), Some("params.spot"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": "soon"}"#);
+        assert_eq!(e.field.as_deref(), Some("budget_ms"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 10, "strategy": "inline"}"#);
+        assert!(e.message.contains("unknown field `strategy`"), "{e}");
+        let e = error_of(r#"{"budget_ms": 10}"#);
+        assert!(e.message.contains("missing field `kernel`"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 0}"#);
+        assert_eq!(e.field.as_deref(), Some("budget_ms"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 1e300}"#);
+        assert_eq!(e.field.as_deref(), Some("budget_ms"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "params": {"cov": [[1, 2], [3]]}}"#);
+        assert_eq!(e.field.as_deref(), Some("params.cov"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "seed": -1}"#);
+        assert_eq!(e.field.as_deref(), Some("seed"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_says_where_it_broke() {
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5"#);
+        assert!(e.message.contains("EOF") && e.message.contains("column 35"), "{e}");
+        let e = error_of("42");
+        assert_eq!(e.field, None);
+        assert!(e.message.contains("expected struct JobRequest"), "{e}");
+    }
+}

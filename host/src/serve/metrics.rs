@@ -1,0 +1,144 @@
+//! `GET /metrics`: everything the router and the server count, as Prometheus text.
+
+use super::App;
+use super::exposition::{Exposition, Kind};
+use crate::policy::{Reason, Strategy};
+use crate::registry::Entry;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub fn render(app: &App) -> String {
+    let router = &app.router;
+    let snap = router.snapshot();
+    let m = router.metrics();
+    let mut e = Exposition::default();
+
+    e.single("helix_jobs_submitted_total", Kind::Counter, "Jobs submitted to the router.", snap.submitted as f64);
+    e.family(
+        "helix_jobs_total",
+        Kind::Counter,
+        "Job outcomes by kernel, runtime, strategy and status; strategy \"none\" marks rejections.",
+    );
+    for k in &snap.kernels {
+        for c in &k.counts {
+            let labels =
+                [("kernel", k.kernel.as_str()), ("runtime", k.runtime), ("strategy", c.strategy), ("status", c.status)];
+            e.sample("helix_jobs_total", &labels, c.count as f64);
+        }
+    }
+    e.single(
+        "helix_jobs_unknown_kernel_total",
+        Kind::Counter,
+        "Jobs rejected because they named no registered kernel.",
+        snap.unknown_kernel as f64,
+    );
+    e.family("helix_decisions_total", Kind::Counter, "Policy decisions behind every outcome, by strategy and reason.");
+    for s in Strategy::ALL {
+        for r in Reason::ALL {
+            let n = m.decisions(s, r);
+            if n > 0 {
+                e.sample("helix_decisions_total", &[("strategy", s.as_str()), ("reason", r.as_str())], n as f64);
+            }
+        }
+    }
+
+    e.histogram(
+        "helix_job_duration_seconds",
+        "End-to-end job latency, from submission to outcome.",
+        &m.total.merged(),
+        m.total.sum_us(),
+    );
+    e.histogram(
+        "helix_job_queue_wait_seconds",
+        "Time jobs that ran spent waiting for the CPU lane or a batch.",
+        &m.queue.merged(),
+        m.queue.sum_us(),
+    );
+    e.histogram(
+        "helix_job_service_seconds",
+        "Time jobs that ran spent running.",
+        &m.service.merged(),
+        m.service.sum_us(),
+    );
+
+    let p = snap.pressure;
+    e.single("helix_cpu_permits", Kind::Gauge, "Heavy kernels allowed to run at once.", p.permits as f64);
+    e.single("helix_cpu_permits_in_use", Kind::Gauge, "CPU-lane permits held now.", p.permits_in_use as f64);
+    e.single("helix_cpu_queue_depth", Kind::Gauge, "Jobs waiting for the CPU lane.", p.queue_depth as f64);
+    e.single("helix_cpu_queue_capacity", Kind::Gauge, "The CPU lane's queue cap.", p.queue_capacity as f64);
+    e.single(
+        "helix_cpu_predicted_wait_seconds",
+        Kind::Gauge,
+        "Predicted wait for a CPU-lane permit now.",
+        p.predicted_wait_us() / 1e6,
+    );
+    e.single(
+        "helix_cpu_lane_running_peak",
+        Kind::Gauge,
+        "Most kernels ever running in the CPU lane at once.",
+        snap.lane_running_max as f64,
+    );
+    e.single(
+        "helix_heavy_on_async_total",
+        Kind::Counter,
+        "Heavy kernels that ran on an async worker thread (should stay 0).",
+        snap.heavy_on_async as f64,
+    );
+
+    e.family("helix_kernel_info", Kind::Gauge, "Registered kernels: 1 per kernel, runtime and serving version.");
+    for k in router.registry().all() {
+        let labels = [("kernel", &*k.name), ("runtime", k.runtime().as_str()), ("version", &*k.version)];
+        e.sample("helix_kernel_info", &labels, 1.0);
+    }
+    e.family(
+        "helix_kernel_cost_correction",
+        Kind::Gauge,
+        "Measured over predicted service time, learnt online per kernel (1 = the manifest is right).",
+    );
+    for k in &snap.kernels {
+        let labels = [("kernel", k.kernel.as_str()), ("runtime", k.runtime)];
+        e.sample("helix_kernel_cost_correction", &labels, k.cost_correction);
+    }
+    e.family("helix_wasm_fuel_consumed_total", Kind::Counter, "Fuel burnt by Wasm kernels.");
+    for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
+        e.sample("helix_wasm_fuel_consumed_total", &[("kernel", &k.kernel)], k.fuel_used as f64);
+    }
+    e.family("helix_wasm_fuel_per_unit", Kind::Gauge, "Measured fuel per work unit: the Wasm cost model's unit.");
+    for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
+        if let Some(f) = k.fuel_per_unit {
+            e.sample("helix_wasm_fuel_per_unit", &[("kernel", &k.kernel)], f);
+        }
+    }
+    e.family("helix_kernel_registrations_total", Kind::Counter, "Manifest registrations since start, by result.");
+    if let Some(c) = router.reload_counts() {
+        for (result, n) in [("loaded", &c.loaded), ("refused", &c.refused), ("removed", &c.removed)] {
+            e.sample("helix_kernel_registrations_total", &[("result", result)], n.load(Relaxed) as f64);
+        }
+    }
+    let wasm_kernels = router.registry().all().iter().filter(|k| matches!(k.entry, Entry::Wasm(_))).count();
+    e.single("helix_wasm_kernels", Kind::Gauge, "Wasm kernels registered now.", wasm_kernels as f64);
+
+    e.family("helix_http_responses_total", Kind::Counter, "HTTP responses by status code.");
+    for (code, n) in app.http.counts() {
+        e.sample("helix_http_responses_total", &[("code", &code)], n as f64);
+    }
+    e.single(
+        "helix_http_jobs_in_flight",
+        Kind::Gauge,
+        "Job requests accepted and not yet answered.",
+        app.lifecycle.in_flight() as f64,
+    );
+    e.single(
+        "helix_ready",
+        Kind::Gauge,
+        "1 when kernels are loaded and the server is not draining.",
+        app.ready() as u8 as f64,
+    );
+    e.single(
+        "helix_draining",
+        Kind::Gauge,
+        "1 once a shutdown signal started the drain.",
+        app.lifecycle.is_draining() as u8 as f64,
+    );
+    e.single("helix_start_time_seconds", Kind::Gauge, "When the server started, Unix time.", app.started_unix_s);
+    e.finish()
+}

@@ -1,0 +1,163 @@
+//! Installing a kernel uploaded through the admin API: the manifest and module are validated in
+//! a staging folder first (schema, sha256, contract exports, imports, compilation), and only
+//! then moved into the manifests folder and registered. A refused upload leaves the folder and
+//! the serving version untouched.
+
+use crate::job::Runtime;
+use crate::manifest::Manifest;
+use crate::registry::{Kernel, Registry};
+use crate::reload::{ReloadReport, Reloader};
+use crate::wasm::WasmEngine;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A manifest's text and, for a Wasm kernel, its module.
+pub struct Upload {
+    pub manifest_text: String,
+    pub module: Option<Vec<u8>>,
+}
+
+/// Why an upload was refused.
+#[derive(Debug, PartialEq)]
+pub enum UploadError {
+    /// The upload itself is wrong (the client's fault).
+    Invalid(String),
+    /// The folder could not be written (the server's fault).
+    Io(String),
+}
+
+impl std::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadError::Invalid(m) | UploadError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Installed {
+    pub name: String,
+    pub version: String,
+    pub runtime: Runtime,
+    /// Where the manifest now lives.
+    pub path: PathBuf,
+    /// An earlier version was registered and is now replaced.
+    pub replaced: bool,
+    pub report: ReloadReport,
+}
+
+/// Validates `upload` as kernel `name` and installs it. Blocking: it compiles the module.
+pub fn install(
+    reloader: &Reloader,
+    registry: &Registry,
+    engine: Option<&Arc<WasmEngine>>,
+    name: &str,
+    upload: Upload,
+) -> Result<Installed, UploadError> {
+    let invalid = UploadError::Invalid;
+    let manifest = Manifest::parse(&upload.manifest_text, "manifest").map_err(|e| invalid(e.to_string()))?;
+    if manifest.name != name {
+        return Err(invalid(format!("the manifest names kernel {:?}, not {name:?}", manifest.name)));
+    }
+    let module_file = match (&manifest.module, &upload.module) {
+        (Some(m), Some(_)) => Some(plain_file_name(&m.path).map_err(invalid)?),
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("a wasm manifest needs its module uploaded beside it".into())),
+        (None, Some(_)) => return Err(invalid("a native manifest takes no module".into())),
+    };
+    let staging = Staging::new().map_err(UploadError::Io)?;
+    let staged_manifest = staging.dir.join(format!("{name}.toml"));
+    write(&staged_manifest, upload.manifest_text.as_bytes())?;
+    if let (Some(file), Some(bytes)) = (&module_file, &upload.module) {
+        write(&staging.dir.join(file), bytes)?;
+    }
+    Kernel::load(&staged_manifest, engine).map_err(|e| invalid(format!("refused: {}", e.message)))?;
+
+    let runtime = manifest.runtime;
+    let (installed, report) = reloader
+        .apply(registry, name, runtime, |current| {
+            let replaced = current.is_some();
+            // A new kernel gets a folder of its own, so its module cannot collide with another's.
+            let target =
+                current.map_or_else(|| reloader.dir().join(name).join(format!("{name}.toml")), Path::to_path_buf);
+            let dir = target.parent().unwrap_or(Path::new(".")).to_path_buf();
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let old_module =
+                current.and_then(|p| Manifest::load(p).ok()).and_then(|m| m.module).map(|m| dir.join(m.path));
+            if let Some(file) = &module_file {
+                let path = dir.join(file);
+                if path.exists() && old_module.as_ref() != Some(&path) {
+                    return Err(format!("{} already exists and is not this kernel's module", path.display()));
+                }
+                // Module first: the manifest that names it appears only once it is complete.
+                std::fs::rename(staging.dir.join(file), &path)
+                    .or_else(|_| std::fs::copy(staging.dir.join(file), &path).map(drop))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            let tmp = dir.join(format!(".{name}.toml.upload"));
+            std::fs::write(&tmp, &upload.manifest_text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+            // Jobs in flight hold the compiled code, not the file: the old module can go.
+            if let Some(old) = old_module.filter(|old| module_file.as_ref().map(|f| dir.join(f)).as_ref() != Some(old))
+            {
+                let _ = std::fs::remove_file(old);
+            }
+            Ok((target, replaced))
+        })
+        .map_err(UploadError::Io)?;
+    let (path, replaced) = installed;
+    let id = format!("{name}@{} ({})", manifest.version, runtime.as_str());
+    if !report.loaded.contains(&id) {
+        let why: Vec<String> = report.refused.iter().map(ToString::to_string).collect();
+        return Err(UploadError::Io(format!("{id} was written but not registered: {}", why.join("; "))));
+    }
+    Ok(Installed { name: name.to_string(), version: manifest.version, runtime, path, replaced, report })
+}
+
+/// Modules sit next to their manifest: a path that leaves the folder is refused.
+fn plain_file_name(path: &str) -> Result<String, String> {
+    let mut parts = Path::new(path).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(f)), None) if path.ends_with(".wasm") => Ok(f.to_string_lossy().into_owned()),
+        _ => Err(format!("module.path {path:?} must be a plain file name ending in .wasm")),
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), UploadError> {
+    std::fs::write(path, bytes).map_err(|e| UploadError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
+/// A private folder outside the watched one, removed when done.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    fn new() -> Result<Staging, String> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir =
+            std::env::temp_dir().join(format!("helix-upload-{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed)));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Staging { dir })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_paths_must_stay_beside_the_manifest() {
+        assert_eq!(plain_file_name("k.wasm").unwrap(), "k.wasm");
+        for bad in ["../k.wasm", "/tmp/k.wasm", "sub/k.wasm", "k.toml", "", "."] {
+            assert!(plain_file_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
