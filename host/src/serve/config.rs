@@ -116,6 +116,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_spells_out_the_defaults() {
+        let example: ServeConfig = toml::from_str(include_str!("../../../helix.example.toml")).unwrap();
+        let mut expected = ServeConfig::default();
+        // The one default that depends on the machine is commented out in the example.
+        expected.router.cpu_permits = example.router.cpu_permits;
+        assert_eq!(example, expected);
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let dir = std::env::temp_dir().join(format!("helix-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
