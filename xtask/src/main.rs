@@ -3,7 +3,7 @@
 //! - `cargo xtask test`: installs the wasm32-wasip2 target, builds the Wasm kernels, and runs
 //!   the whole test suite.
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
-//!   the bundled manifests (`cargo xtask helix run mc-option --param spot=100 ...`).
+//!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
 //! - `cargo xtask kernels`: builds the Wasm kernels only.
 //!
 //! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
