@@ -71,6 +71,13 @@ pub fn render(app: &App) -> String {
         "Predicted wait for a CPU-lane permit now.",
         p.predicted_wait_us() / 1e6,
     );
+    e.single("helix_cpu_lane_running", Kind::Gauge, "Kernels running in the CPU lane now.", snap.lane_running as f64);
+    e.single(
+        "helix_cpu_queued_work_seconds",
+        Kind::Gauge,
+        "Predicted work waiting in the CPU lane's queue.",
+        p.queued_work_us / 1e6,
+    );
     e.single(
         "helix_cpu_lane_running_peak",
         Kind::Gauge,
