@@ -7,7 +7,7 @@ use helix_host::{Job, Router, RouterConfig, Runtime, Status};
 use helix_math::{Params, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn staged(file: &str) -> PathBuf {
@@ -73,10 +73,12 @@ async fn a_kernel_dropped_into_the_folder_is_served_without_restart() {
     assert_eq!(after.error.map(|e| e.kind), Some(ErrorKind::UnknownKernel));
 }
 
-/// Version bumps under load: every job completes, on one version or the other, and the answers
-/// stay the same (same module, same job).
+/// 100 version bumps under load: every job completes, on the kernel it named and on a version
+/// that was serving at some moment between its submission and its answer (never a stale or a
+/// future one), and the answers stay the same (same module, same job).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_version_while_jobs_run_loses_none() {
+    const SWAPS: u64 = 100;
     let dir = temp_dir("swap");
     put(&dir, "basket-option.wasm", &std::fs::read(staged("basket-option.wasm")).unwrap());
     let manifest = std::fs::read_to_string(staged("basket-option.toml")).unwrap();
@@ -86,50 +88,63 @@ async fn replacing_a_version_while_jobs_run_loses_none() {
     let reference = router.submit(basket_job(0)).await;
     assert_eq!(reference.status, Status::Completed);
 
+    // `serving`: the newest version whose registration finished; `registering`: the newest whose
+    // registration started. A job submitted when version a served, answered before version b
+    // started registering, must report a version in a..=b.
+    let serving = Arc::new(AtomicU64::new(0));
+    let registering = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|c| {
             let (router, stop) = (router.clone(), stop.clone());
+            let (serving, registering) = (serving.clone(), registering.clone());
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 let mut id = c * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::SeqCst) {
                     id += 1;
-                    seen.push(router.submit(basket_job(id)).await);
+                    let before = serving.load(Ordering::SeqCst);
+                    let o = router.submit(basket_job(id)).await;
+                    seen.push((before, o, registering.load(Ordering::SeqCst)));
                 }
                 seen
             })
         })
         .collect();
-    for v in 1..=20 {
+    for v in 1..=SWAPS {
         let next = manifest.replace("version = \"1.0.0\"", &format!("version = \"1.0.{v}\""));
         put(&dir, "basket-option.toml", next.as_bytes());
+        registering.store(v, Ordering::SeqCst);
         let report = router.reload().await.unwrap();
         assert_eq!(report.loaded, vec![format!("basket-option@1.0.{v} (wasm)")]);
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        serving.store(v, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // A corrupt replacement is refused; version 1.0.20 keeps serving.
+    // A corrupt replacement is refused; the last version keeps serving.
     put(&dir, "basket-option.wasm", b"\0asm garbage");
     let report = router.reload().await.unwrap();
     assert_eq!(report.refused.len(), 1, "{report:?}");
     tokio::time::sleep(Duration::from_millis(30)).await;
-    stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::SeqCst);
 
     let mut versions = std::collections::BTreeSet::new();
     let mut total = 0;
     for c in clients {
-        for o in c.await.unwrap() {
+        for (before, o, after) in c.await.unwrap() {
             total += 1;
             assert_eq!(o.status, Status::Completed, "{o:?}");
-            assert_eq!(o.runtime, Some(Runtime::Wasm));
+            assert_eq!((&*o.kernel, o.runtime), ("basket-option", Some(Runtime::Wasm)));
             assert_eq!(o.estimates, reference.estimates, "same module, same job, same bits");
-            versions.insert(o.version.unwrap().to_string());
+            let version = o.version.unwrap().to_string();
+            let v: u64 = version.strip_prefix("1.0.").unwrap().parse().unwrap();
+            assert!(before <= v && v <= after, "ran on 1.0.{v}, but only 1.0.{before}..=1.0.{after} could serve it");
+            versions.insert(v);
         }
     }
-    assert!(versions.len() >= 3, "jobs ran across the swaps: {versions:?}");
+    assert!(versions.len() >= 10, "jobs ran across the swaps: {versions:?}");
     let last = router.submit(basket_job(9)).await;
-    assert_eq!(last.version.as_deref(), Some("1.0.20"));
+    assert_eq!(last.version.as_deref(), Some(format!("1.0.{SWAPS}").as_str()));
     let snap = router.snapshot();
     assert_eq!(snap.submitted, snap.outcomes());
-    println!("{total} jobs across 20 version swaps and a refused replacement, none lost");
+    println!("{total} jobs across {SWAPS} version swaps and a refused replacement: none lost, none misrouted");
 }
