@@ -207,12 +207,27 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
 }
 
 fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
+    if book.contracts.iter().any(|c| c.style == Style::Asian) {
+        grid_paths::<R, true>(book, normals, n, sums)
+    } else {
+        grid_paths::<R, false>(book, normals, n, sums)
+    }
+}
+
+/// The paths of a grid block; `AVERAGE`: also sum the prices along each path (Asian contracts).
+/// A separate loop without that `exp` for the other books keeps their loop small: in Wasm the
+/// unused code's live values were spilled on every step.
+fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
+    book: &OptionBook,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [BlockSums<2>],
+) {
     let m = &book.market;
     let dt = m.maturity / book.steps as f64;
     let drift = (m.rate - m.dividend - 0.5 * m.vol * m.vol) * dt;
     let sd = m.vol * dt.sqrt();
     let log_spot = libm::log(m.spot);
-    let need_average = book.contracts.iter().any(|c| c.style == Style::Asian);
     let inv_steps = 1.0 / book.steps as f64;
     let log_levels: Vec<f64> = book
         .contracts
@@ -235,7 +250,7 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
                 hi = x;
             }
             sum_x += x;
-            if need_average {
+            if AVERAGE {
                 sum_s += libm::exp(x);
             }
         }
