@@ -1,7 +1,7 @@
 //! ChaCha8 for the Wasm builds: exactly the stream of `rand_chacha::ChaCha8Rng` (which the native
 //! build keeps using), because native and Wasm results must agree to the bit.
 //!
-//! Why a second implementation: rand_chacha's fast paths (through `ppv-lite86`) are x86 and ARM
+//! Why a second implementation: rand_chacha's fast paths (through `ppv-lite86`) are x86-64
 //! SIMD; on wasm32 it falls back to generic code that emulates its vector lanes in scalar words,
 //! which wasmtime runs at ~14–25 ns per `u64` (native: ~2.3 ns). Here, with `simd128` (which the
 //! guests are built with), four blocks are computed at once with one `v128` per state word, lane
