@@ -1,6 +1,7 @@
 //! Native vs Wasm in one run: every bundled Monte Carlo kernel at fixed work (units/s and the
-//! Wasm/native ratio), with fuel metering on and off; the fixed per-job Wasm cost (instantiate
-//! + call + copies) on a one-path job; and 32 small jobs as one batch vs 32 single runs.
+//! Wasm/native ratio), with fuel metering on and off; the fixed per-job Wasm cost (instantiate,
+//! call, copies) on a one-path job, also with the opt-in `pagemap_reset`; and 32 small jobs as
+//! one batch vs 32 single runs.
 //!
 //! Needs the staged guests (`cargo xtask kernels`).
 
@@ -109,6 +110,14 @@ fn per_job_overhead(c: &mut Criterion) {
     g.bench_function("wasm-1-path", |b| b.iter(|| black_box(mc.run(&one, LIMITS).unwrap())));
     // Instantiation from the pooled, pre-linked instance and an empty call: the floor of any job.
     g.bench_function("wasm-instantiate-empty-batch", |b| b.iter(|| black_box(mc.run(&[], LIMITS).unwrap())));
+    // The opt-in slot reset that rewrites only dirtied pages (falls back where refused).
+    let fast_reset =
+        WasmEngine::new(WasmConfig { pagemap_reset: true, cache_dir: None, ..WasmConfig::default() }).unwrap();
+    let mc_fast = guest(&fast_reset, "mc-option");
+    g.bench_function("wasm-1-path-pagemap-reset", |b| b.iter(|| black_box(mc_fast.run(&one, LIMITS).unwrap())));
+    g.bench_function("wasm-instantiate-empty-batch-pagemap-reset", |b| {
+        b.iter(|| black_box(mc_fast.run(&[], LIMITS).unwrap()))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("batch-32");

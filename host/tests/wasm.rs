@@ -294,6 +294,51 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     assert_eq!(snap.submitted, snap.outcomes());
 }
 
+/// One pool slot, so every instance reuses the same memory and tables: whatever the previous
+/// job wrote (the memory bomb fills up to the cap) must be gone, with either slot reset.
+#[test]
+fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
+    use helix_host::wasm::{GuestFailure, GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};
+    let load = |engine: &Arc<WasmEngine>, c: &str| {
+        let path = module(c);
+        let sha = helix_host::wasm::sha256_hex(&std::fs::read(&path).unwrap());
+        load_file(engine, &path, &sha, None).unwrap()
+    };
+    let limits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 30_000 };
+    let job = |params: Params| [GuestJob { seed: 1, units: None, params }];
+    for pagemap_reset in [false, true] {
+        let engine =
+            WasmEngine::new(WasmConfig { pool_instances: 1, pagemap_reset, cache_dir: None, ..WasmConfig::default() })
+                .unwrap();
+        let (checker, bomb, honest) =
+            (load(&engine, "leftovers"), load(&engine, "memory-bomb"), load(&engine, "mc-option"));
+        // The control: two jobs in one instance, so the second must find the first one's marks.
+        let both = [job(Params::new()), job(Params::new())].concat();
+        let run = checker.run(&both, limits).unwrap();
+        let seen = run.answers[1].as_ref().unwrap().estimates[0].1.value;
+        assert!(seen > 0.0, "the checker must see what the same instance wrote: {seen}");
+        let option = Params::new()
+            .with("spot", num(100.0))
+            .with("strike", num(100.0))
+            .with("vol", num(0.2))
+            .with("maturity", num(1.0));
+        for round in 0..40 {
+            match round % 4 {
+                1 => assert!(matches!(bomb.run(&job(Params::new()), limits), Err(GuestFailure::MemoryCap { .. }))),
+                2 => assert!(honest.run(&job(option.clone()), limits).unwrap().answers[0].is_ok()),
+                _ => {}
+            }
+            let run = checker.run(&job(Params::new()), limits).unwrap();
+            let out = run.answers[0].as_ref().unwrap();
+            assert_eq!(
+                out.estimates[0],
+                ("leftovers".to_string(), helix_math::Estimate::exact(0.0)),
+                "round {round}, pagemap_reset {pagemap_reset}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_modules_are_refused_at_registration_with_the_reason() {
     let dir = temp_dir("refused");

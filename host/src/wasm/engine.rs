@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 /// Sandbox limits and engine switches.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +25,13 @@ pub struct WasmConfig {
     pub grace_ms: u64,
     /// Largest output a guest may return: estimates plus array values.
     pub max_output_values: usize,
+    /// Reset a finished instance's memory by rewriting only the pages it dirtied (Linux 6.7+
+    /// `PAGEMAP_SCAN`, up to 1 MiB per slot, kept resident) instead of `madvise`: measured,
+    /// instantiate + empty call 13.8 -> 7.5 us and a one-path job 18 -> 10.4 us at p50. Off
+    /// by default, and refused when the host has swap: wasmtime 48 skips a dirty page that
+    /// was swapped out, so the next instance in that slot would read the previous job's data
+    /// (bytecodealliance/wasmtime#14357). Only for hosts that never enable swap.
+    pub pagemap_reset: bool,
     /// Where compiled components are cached (keyed by module hash and engine configuration);
     /// defaults to `helix-cache` in the system's temporary folder.
     pub cache_dir: Option<std::path::PathBuf>,
@@ -41,6 +48,7 @@ impl Default for WasmConfig {
             epoch_tick_ms: 1,
             grace_ms: 20,
             max_output_values: 1 << 20,
+            pagemap_reset: false,
             cache_dir: Some(std::env::temp_dir().join("helix-cache")),
         }
     }
@@ -74,6 +82,19 @@ impl WasmEngine {
             .max_memories_per_component(2)
             .max_tables_per_component(8)
             .max_memory_size(config.memory_cap_bytes);
+        // A finished instance's slot is reset for the next one (`madvise`, then page faults as
+        // the next job touches its pages). Tables are small: zero them with `memset` instead
+        // of a syscall; and hand slots back to the kernel 16 at a time. Measured: instantiate
+        // + empty call 20.6 -> 13.8 us at p50 (p99 46 -> 30 us), a one-path job 27 -> 18 us.
+        pool.table_keep_resident(64 << 10).decommit_batch_size(16);
+        if config.pagemap_reset {
+            match pagemap_reset_refusal() {
+                None => {
+                    pool.pagemap_scan(Enabled::Yes).linear_memory_keep_resident(1 << 20);
+                }
+                Some(why) => tracing::warn!("Wasm slots are reset with madvise: {why}"),
+            }
+        }
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&c).map_err(|e| format!("cannot build the Wasm engine: {e}"))?;
         let wasm = Arc::new(WasmEngine { engine, config });
@@ -84,6 +105,19 @@ impl WasmEngine {
     /// Epoch ticks covering `ms` milliseconds plus the grace period.
     pub fn ticks_for(&self, ms: u64) -> u64 {
         (ms + self.config.grace_ms).div_ceil(self.config.epoch_tick_ms.max(1)).max(1)
+    }
+}
+
+/// Why the `PAGEMAP_SCAN` reset cannot be used here, if it cannot.
+fn pagemap_reset_refusal() -> Option<&'static str> {
+    if !PoolingAllocationConfig::is_pagemap_scan_available() {
+        return Some("this kernel has no PAGEMAP_SCAN");
+    }
+    match std::fs::read_to_string("/proc/swaps") {
+        // A header line, then one line per active swap device.
+        Ok(swaps) if swaps.lines().skip(1).all(|l| l.trim().is_empty()) => None,
+        Ok(_) => Some("the host has swap, which this reset does not handle safely"),
+        Err(_) => Some("cannot tell whether the host has swap"),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod output;
 pub mod params;
 pub mod particle;
 pub mod rng;
+pub mod select;
 pub mod special;
 pub mod var;
 

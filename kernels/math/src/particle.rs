@@ -78,7 +78,10 @@ fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize) -> Island {
             x[i] = a * x[i] + q * normals.normal();
             let e = y - x[i];
             g[i] = -0.5 * e * e * inv_r2;
-            gmax = gmax.max(g[i]);
+            // Not `gmax.max(g[i])`, a libm call in Wasm (see `select`); the same value.
+            if g[i] > gmax {
+                gmax = g[i];
+            }
         }
         let mut s = 0.0;
         for i in 0..p {

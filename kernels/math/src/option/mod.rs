@@ -8,6 +8,7 @@ use crate::error::{KernelError, Result, finite, non_negative, positive};
 use crate::moments::{BlockSums, Comoments, fold};
 use crate::output::{Estimate, Output};
 use crate::rng::{Normals, block_rng};
+use crate::select::{keep_if_greater, positive_part};
 use std::ops::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -194,26 +195,39 @@ fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>
     }
 }
 
-/// Payoff and pathwise delta (both undiscounted), branch-free: whether a path ends in the money
-/// is a coin flip the branch predictor cannot learn.
+/// Payoff and pathwise delta (both undiscounted), branch-free, in Wasm too (`select`): whether
+/// a path ends in the money is a coin flip the branch predictor cannot learn.
 #[inline(always)]
 fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     if call {
-        let itm = (st > k) as u8 as f64;
-        [(st - k).max(0.0), itm * st * inv_spot]
+        [positive_part(st - k), keep_if_greater(st, k, st * inv_spot)]
     } else {
-        let itm = (st < k) as u8 as f64;
-        [(k - st).max(0.0), -itm * st * inv_spot]
+        [positive_part(k - st), -keep_if_greater(k, st, st * inv_spot)]
     }
 }
 
 fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
+    if book.contracts.iter().any(|c| c.style == Style::Asian) {
+        grid_paths::<R, true>(book, normals, n, sums)
+    } else {
+        grid_paths::<R, false>(book, normals, n, sums)
+    }
+}
+
+/// The paths of a grid block; `AVERAGE`: also sum the prices along each path (Asian contracts).
+/// A separate loop without that `exp` for the other books keeps their loop small: in Wasm the
+/// unused code's live values were spilled on every step.
+fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
+    book: &OptionBook,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [BlockSums<2>],
+) {
     let m = &book.market;
     let dt = m.maturity / book.steps as f64;
     let drift = (m.rate - m.dividend - 0.5 * m.vol * m.vol) * dt;
     let sd = m.vol * dt.sqrt();
     let log_spot = libm::log(m.spot);
-    let need_average = book.contracts.iter().any(|c| c.style == Style::Asian);
     let inv_steps = 1.0 / book.steps as f64;
     let log_levels: Vec<f64> = book
         .contracts
@@ -227,18 +241,24 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
         for _ in 0..book.steps {
             x += drift + sd * normals.normal();
-            lo = lo.min(x);
-            hi = hi.max(x);
+            // Not `lo.min(x)`, a libm call in Wasm (see `select`); `x` is never NaN. New
+            // extremes are rare, so these branches predict well.
+            if x < lo {
+                lo = x;
+            }
+            if x > hi {
+                hi = x;
+            }
             sum_x += x;
-            if need_average {
+            if AVERAGE {
                 sum_s += libm::exp(x);
             }
         }
         let st = libm::exp(x);
         for ((c, sum), &log_level) in book.contracts.iter().zip(sums.iter_mut()).zip(&log_levels) {
             let vanilla = |s: f64| match c.kind {
-                OptionType::Call => (s - c.strike).max(0.0),
-                OptionType::Put => (c.strike - s).max(0.0),
+                OptionType::Call => positive_part(s - c.strike),
+                OptionType::Put => positive_part(c.strike - s),
             };
             let sample = match c.style {
                 Style::Asian => [vanilla(sum_s * inv_steps), vanilla(libm::exp(sum_x * inv_steps))],
