@@ -1,5 +1,5 @@
 //! Native vs Wasm in one run: every bundled Monte Carlo kernel at fixed work (units/s and the
-//! Wasm/native ratio), with fuel metering on and off; the fixed per-job Wasm cost (instantiate,
+//! Wasm/native ratio), with fuel metering on and off and with NaN canonicalisation; the fixed per-job Wasm cost (instantiate,
 //! call, copies) on a one-path job, also with the opt-in `pagemap_reset`; and 32 small jobs as
 //! one batch vs 32 single runs.
 //!
@@ -70,14 +70,14 @@ fn engines() -> (Arc<WasmEngine>, Arc<WasmEngine>) {
     (on, off)
 }
 
-/// Fuel on, NaN canonicalisation off: what that setting costs.
-fn raw_nans() -> Arc<WasmEngine> {
-    WasmEngine::new(WasmConfig { canonicalize_nans: false, cache_dir: None, ..WasmConfig::default() }).unwrap()
+/// Fuel on, NaN canonicalisation on (off by default): what that setting costs.
+fn canonical_nans() -> Arc<WasmEngine> {
+    WasmEngine::new(WasmConfig { canonicalize_nans: true, cache_dir: None, ..WasmConfig::default() }).unwrap()
 }
 
 fn native_vs_wasm(c: &mut Criterion) {
     let (on, off) = engines();
-    let raw = raw_nans();
+    let canonical = canonical_nans();
     for (name, kernel, kind, params, units) in cases() {
         let mut g = c.benchmark_group(format!("kernel/{name}"));
         g.sample_size(10);
@@ -90,8 +90,9 @@ fn native_vs_wasm(c: &mut Criterion) {
         let unmetered = guest(&off, kernel);
         let no_fuel = GuestLimits { fuel: None, ..LIMITS };
         g.bench_function("wasm-no-fuel", |b| b.iter(|| black_box(unmetered.run(&job, no_fuel).unwrap())));
-        let raw_guest = guest(&raw, kernel);
-        g.bench_function("wasm-fuel-raw-nans", |b| b.iter(|| black_box(raw_guest.run(&job, LIMITS).unwrap())));
+        let canonical_guest = guest(&canonical, kernel);
+        let canonical_run = || black_box(canonical_guest.run(&job, LIMITS).unwrap());
+        g.bench_function("wasm-fuel-canonical-nans", |b| b.iter(canonical_run));
         g.finish();
     }
 }

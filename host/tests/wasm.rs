@@ -294,6 +294,22 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     assert_eq!(snap.submitted, snap.outcomes());
 }
 
+/// A guest answering NaN (whose bits differ between hosts when the engine does not canonicalise)
+/// fails its job as a numeric failure, as a native kernel's NaN does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nan_answer_is_refused_at_the_boundary() {
+    let dir = temp_dir("nan");
+    stage(&dir, "nan-output", &std::fs::read(module("nan-output")).unwrap(), "");
+    let r = Router::from_dir(RouterConfig::default(), &dir).unwrap();
+    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
+    let o = r.submit(Job::new(1, "nan-output", Params::new(), Duration::from_secs(5))).await;
+    assert_eq!(o.status, Status::Failed, "{o:?}");
+    let e = o.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::NumericFailure, "{e:?}");
+    assert!(e.message.contains("non-finite value in `ratio`"), "{}", e.message);
+    assert!(o.estimates.is_empty(), "the NaN must not reach the outcome");
+}
+
 /// One pool slot, so every instance reuses the same memory and tables: whatever the previous
 /// job wrote (the memory bomb fills up to the cap) must be gone, with either slot reset.
 #[test]

@@ -42,6 +42,14 @@ impl Pending {
             self.kernel.stats.add_fuel(f, units);
         }
         let mut o = match answer {
+            // NaN and infinity are refused at the boundary, as native kernels refuse them: the
+            // engine does not canonicalise NaNs (see `WasmConfig::canonicalize_nans`), so a
+            // NaN's bits are the one thing that could differ between hosts.
+            Ok(Ok(out)) if non_finite(&out).is_some() => {
+                let name = non_finite(&out).unwrap_or_default();
+                let m = format!("kernel {} returned a non-finite value in `{name}`", self.kernel.name);
+                self.failed(JobError { kind: ErrorKind::NumericFailure, field: None, message: m })
+            }
             Ok(Ok(out)) => {
                 let mut o = self.outcome(self.success_status(units));
                 o.estimates = out.estimates.into_iter().map(|(n, e)| (Cow::Owned(n), e)).collect();
@@ -65,6 +73,14 @@ impl Pending {
         o.fuel_used = fuel;
         o
     }
+}
+
+/// The name of the first estimate, error bar or array holding a NaN or an infinity.
+fn non_finite(out: &GuestOutput) -> Option<String> {
+    let estimate =
+        out.estimates.iter().find(|(_, e)| !e.value.is_finite() || e.std_error.is_some_and(|s| !s.is_finite()));
+    let array = || out.arrays.iter().find(|(_, a)| a.iter().any(|x| !x.is_finite()));
+    estimate.map(|(n, _)| n.clone()).or_else(|| array().map(|(n, _)| n.clone()))
 }
 
 /// A Wasm batch: one instantiation, `run-batch` with every member's job, one answer each.
