@@ -1,0 +1,534 @@
+//! One run's numbers: what the generator counted and timed, and the report made from them —
+//! offered and achieved rate, goodput, outcomes by strategy, degrade depth, and latency
+//! percentiles end to end and queued, for critical and sheddable jobs apart.
+
+use super::target::{Failure, Observed};
+use crate::job::Criticality;
+use crate::metrics::Percentiles;
+use crate::outcome::Status;
+use crate::policy::Strategy;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The share of offered jobs that must be answered within budget for a rate to count as within
+/// capacity: "p99 within budget", counting a job without an answer as over budget.
+pub const CAPACITY_QUANTILE: f64 = 0.99;
+
+/// What one job came to, as the generator saw it.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub criticality: Criticality,
+    pub budget_us: u64,
+    /// From the job's scheduled arrival to its answer: lateness in issuing it counts.
+    pub latency_us: u64,
+    /// How late the generator issued it.
+    pub lateness_us: u64,
+    pub observed: Observed,
+}
+
+/// Counts and histograms for one criticality class.
+#[derive(Clone, Debug)]
+pub struct ClassRecorder {
+    pub offered: u64,
+    pub status: [u64; Status::ALL.len()],
+    /// Outcomes by strategy (the last row: no decision) and status.
+    pub by_strategy: [[u64; Status::ALL.len()]; Strategy::ALL.len() + 1],
+    /// Answered (completed or degraded) within budget, measured from the scheduled arrival.
+    pub within_budget: u64,
+    pub not_issued: u64,
+    pub transport: u64,
+    pub draining: u64,
+    degraded_share_sum: f64,
+    degraded_share_min: f64,
+    degraded_jobs: u64,
+    /// Answered jobs: end to end, microseconds.
+    end_to_end: Histogram<u64>,
+    /// Answered jobs: the router's queue wait, microseconds.
+    queue: Histogram<u64>,
+    /// Answered jobs: latency as thousandths of the job's budget.
+    budget_use: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // One hour in microseconds; three significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+impl Default for ClassRecorder {
+    fn default() -> Self {
+        ClassRecorder {
+            offered: 0,
+            status: [0; Status::ALL.len()],
+            by_strategy: [[0; Status::ALL.len()]; Strategy::ALL.len() + 1],
+            within_budget: 0,
+            not_issued: 0,
+            transport: 0,
+            draining: 0,
+            degraded_share_sum: 0.0,
+            degraded_share_min: f64::INFINITY,
+            degraded_jobs: 0,
+            end_to_end: histogram(),
+            queue: histogram(),
+            budget_use: histogram(),
+        }
+    }
+}
+
+impl ClassRecorder {
+    fn record(&mut self, s: &Sample) {
+        let o = &s.observed;
+        self.offered += 1;
+        self.status[o.status.index()] += 1;
+        self.by_strategy[o.strategy.map_or(Strategy::ALL.len(), Strategy::index)][o.status.index()] += 1;
+        match o.failure {
+            Some(Failure::NotIssued) => self.not_issued += 1,
+            Some(Failure::Transport(_)) => self.transport += 1,
+            Some(Failure::Draining) => self.draining += 1,
+            None => {}
+        }
+        if !matches!(o.status, Status::Completed | Status::Degraded) {
+            return;
+        }
+        if s.latency_us <= s.budget_us {
+            self.within_budget += 1;
+        }
+        if o.status == Status::Degraded && o.units_requested > 0 {
+            let share = o.units_granted as f64 / o.units_requested as f64;
+            self.degraded_share_sum += share;
+            self.degraded_share_min = self.degraded_share_min.min(share);
+            self.degraded_jobs += 1;
+        }
+        self.end_to_end.saturating_record(s.latency_us.max(1));
+        if let Some(q) = o.queue_us {
+            self.queue.saturating_record(q.max(1));
+        }
+        let per_mille = (s.latency_us as f64 * 1e3 / s.budget_us.max(1) as f64).ceil() as u64;
+        self.budget_use.saturating_record(per_mille.max(1));
+    }
+
+    fn merge(&mut self, other: &ClassRecorder) {
+        self.offered += other.offered;
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a += b;
+        }
+        for (ra, rb) in self.by_strategy.iter_mut().zip(other.by_strategy) {
+            for (a, b) in ra.iter_mut().zip(rb) {
+                *a += b;
+            }
+        }
+        self.within_budget += other.within_budget;
+        self.not_issued += other.not_issued;
+        self.transport += other.transport;
+        self.draining += other.draining;
+        self.degraded_share_sum += other.degraded_share_sum;
+        self.degraded_share_min = self.degraded_share_min.min(other.degraded_share_min);
+        self.degraded_jobs += other.degraded_jobs;
+        self.end_to_end.add(&other.end_to_end).expect("same bounds");
+        self.queue.add(&other.queue).expect("same bounds");
+        self.budget_use.add(&other.budget_use).expect("same bounds");
+    }
+}
+
+/// Everything the generator records during a run.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    pub critical: ClassRecorder,
+    pub sheddable: ClassRecorder,
+    /// How late jobs were issued, microseconds: the generator's own health.
+    pub lateness: Histogram<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder { critical: ClassRecorder::default(), sheddable: ClassRecorder::default(), lateness: histogram() }
+    }
+}
+
+impl Recorder {
+    pub fn record(&mut self, s: &Sample) {
+        if s.observed.failure != Some(Failure::NotIssued) {
+            self.lateness.saturating_record(s.lateness_us.max(1));
+        }
+        match s.criticality {
+            Criticality::Critical => self.critical.record(s),
+            Criticality::Sheddable => self.sheddable.record(s),
+        }
+    }
+}
+
+/// Outcome counts; they balance: `offered = completed + degraded + dropped + rejected + failed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Counts {
+    pub offered: u64,
+    pub completed: u64,
+    pub degraded: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// Of the failed: jobs the generator could not issue (its in-flight cap was reached).
+    pub failed_not_issued: u64,
+    /// Of the failed: no answer from an HTTP target (connection error or timeout).
+    pub failed_transport: u64,
+    /// Of the dropped: an HTTP target answered 503 because it is draining.
+    pub dropped_draining: u64,
+}
+
+impl Counts {
+    pub fn balanced(&self) -> bool {
+        self.offered == self.completed + self.degraded + self.dropped + self.rejected + self.failed
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DegradeDepth {
+    pub jobs: u64,
+    /// Mean granted / requested units over degraded jobs.
+    pub mean_share: f64,
+    pub min_share: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StrategyCount {
+    pub strategy: &'static str,
+    pub status: &'static str,
+    pub count: u64,
+}
+
+/// One class's report (critical, sheddable, or all).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassReport {
+    pub counts: Counts,
+    pub within_budget: u64,
+    /// Jobs answered within budget per second of the run.
+    pub goodput: f64,
+    /// Answered within budget / offered.
+    pub within_budget_share: f64,
+    /// Answered jobs, from scheduled arrival to answer.
+    pub end_to_end_us: Percentiles,
+    /// Answered jobs, the router's queue wait.
+    pub queue_us: Percentiles,
+    /// Answered jobs: p99 of latency / budget (at most 1 when p99 is within budget).
+    pub p99_budget_use: f64,
+    pub degrade: DegradeDepth,
+    pub by_strategy: Vec<StrategyCount>,
+}
+
+impl ClassReport {
+    pub fn of(r: &ClassRecorder, duration_s: f64) -> ClassReport {
+        let s = |st: Status| r.status[st.index()];
+        let counts = Counts {
+            offered: r.offered,
+            completed: s(Status::Completed),
+            degraded: s(Status::Degraded),
+            dropped: s(Status::Dropped),
+            rejected: s(Status::Rejected),
+            failed: s(Status::Failed),
+            failed_not_issued: r.not_issued,
+            failed_transport: r.transport,
+            dropped_draining: r.draining,
+        };
+        let names = Strategy::ALL.map(Strategy::as_str);
+        let by_strategy = (0..=Strategy::ALL.len())
+            .flat_map(|i| Status::ALL.into_iter().map(move |st| (i, st)))
+            .filter(|&(i, st)| r.by_strategy[i][st.index()] > 0)
+            .map(|(i, st)| StrategyCount {
+                strategy: names.get(i).copied().unwrap_or("none"),
+                status: st.as_str(),
+                count: r.by_strategy[i][st.index()],
+            })
+            .collect();
+        let degrade = if r.degraded_jobs > 0 {
+            DegradeDepth {
+                jobs: r.degraded_jobs,
+                mean_share: r.degraded_share_sum / r.degraded_jobs as f64,
+                min_share: r.degraded_share_min,
+            }
+        } else {
+            DegradeDepth::default()
+        };
+        ClassReport {
+            counts,
+            within_budget: r.within_budget,
+            goodput: if duration_s > 0.0 { r.within_budget as f64 / duration_s } else { 0.0 },
+            within_budget_share: if r.offered > 0 { r.within_budget as f64 / r.offered as f64 } else { 1.0 },
+            end_to_end_us: Percentiles::of(&r.end_to_end),
+            queue_us: Percentiles::of(&r.queue),
+            p99_budget_use: if r.budget_use.is_empty() {
+                0.0
+            } else {
+                r.budget_use.value_at_quantile(0.99) as f64 / 1e3
+            },
+            degrade,
+            by_strategy,
+        }
+    }
+}
+
+/// A run's report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunReport {
+    pub target: String,
+    pub arrivals: &'static str,
+    /// The schedule's rate, jobs per second.
+    pub rate: f64,
+    pub duration_s: f64,
+    /// Jobs scheduled per second.
+    pub offered_rate: f64,
+    /// Jobs issued per second (the generator keeping up: equal to the offered rate unless its
+    /// in-flight cap was reached).
+    pub achieved_rate: f64,
+    /// Jobs answered within budget per second.
+    pub goodput: f64,
+    pub issue_lateness_us: Percentiles,
+    pub all: ClassReport,
+    pub critical: ClassReport,
+    pub sheddable: ClassReport,
+}
+
+impl RunReport {
+    pub fn new(target: &str, arrivals: &'static str, rate: f64, duration_s: f64, rec: &Recorder) -> RunReport {
+        let mut all = rec.critical.clone();
+        all.merge(&rec.sheddable);
+        let all = ClassReport::of(&all, duration_s);
+        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        RunReport {
+            target: target.to_string(),
+            arrivals,
+            rate,
+            duration_s,
+            offered_rate: per_s(all.counts.offered),
+            achieved_rate: per_s(all.counts.offered - all.counts.failed_not_issued),
+            goodput: all.goodput,
+            issue_lateness_us: Percentiles::of(&rec.lateness),
+            critical: ClassReport::of(&rec.critical, duration_s),
+            sheddable: ClassReport::of(&rec.sheddable, duration_s),
+            all,
+        }
+    }
+
+    pub fn balanced(&self) -> bool {
+        [&self.all, &self.critical, &self.sheddable].iter().all(|c| c.counts.balanced())
+    }
+
+    /// Within capacity: at least `CAPACITY_QUANTILE` of the offered jobs answered within budget.
+    pub fn within_capacity(&self) -> bool {
+        self.all.within_budget_share >= CAPACITY_QUANTILE
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a report serialises")
+    }
+
+    /// The report for a terminal.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        let c = &self.all.counts;
+        let _ = writeln!(
+            s,
+            "{} {:.0} jobs/s for {:.0} s against {}",
+            self.arrivals, self.rate, self.duration_s, self.target
+        );
+        let _ = writeln!(
+            s,
+            "  offered {:.1}/s, achieved {:.1}/s, goodput {:.1}/s ({:.1}% of offered jobs answered within budget)",
+            self.offered_rate,
+            self.achieved_rate,
+            self.goodput,
+            100.0 * self.all.within_budget_share
+        );
+        let _ = writeln!(
+            s,
+            "  outcomes: {} offered = {} completed + {} degraded + {} dropped + {} rejected + {} failed ({})",
+            c.offered,
+            c.completed,
+            c.degraded,
+            c.dropped,
+            c.rejected,
+            c.failed,
+            if c.balanced() { "balanced" } else { "DO NOT BALANCE" }
+        );
+        if c.failed_not_issued + c.failed_transport + c.dropped_draining > 0 {
+            let _ = writeln!(
+                s,
+                "  of which: {} not issued by the generator (in-flight cap), {} without an answer (transport), \
+                 {} refused by a draining server",
+                c.failed_not_issued, c.failed_transport, c.dropped_draining
+            );
+        }
+        let by: Vec<String> =
+            self.all.by_strategy.iter().map(|b| format!("{} {} {}", b.strategy, b.status, b.count)).collect();
+        let _ = writeln!(s, "  by strategy: {}", by.join(", "));
+        let d = &self.all.degrade;
+        if d.jobs > 0 {
+            let _ = writeln!(
+                s,
+                "  degrade depth: {} jobs ran {:.0}% of their units on average (least {:.0}%)",
+                d.jobs,
+                100.0 * d.mean_share,
+                100.0 * d.min_share
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9} | end to end ms: {:>6} {:>6} {:>6} {:>6} {:>7} | queue ms: {:>6} {:>6} {:>6} {:>6} {:>7} | p99/budget",
+            "",
+            "offered",
+            "completed",
+            "degraded",
+            "dropped",
+            "goodput/s",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max"
+        );
+        for (name, r) in [("critical", &self.critical), ("sheddable", &self.sheddable), ("all", &self.all)] {
+            let ms = |us: u64| format!("{:.1}", us as f64 / 1e3);
+            let (e, q) = (r.end_to_end_us, r.queue_us);
+            let _ = writeln!(
+                s,
+                "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9.1} | {:>20} {:>6} {:>6} {:>6} {:>7} | {:>15} {:>6} {:>6} {:>6} {:>7} | {:.2}",
+                name,
+                r.counts.offered,
+                r.counts.completed,
+                r.counts.degraded,
+                r.counts.dropped,
+                r.goodput,
+                ms(e.p50),
+                ms(e.p90),
+                ms(e.p99),
+                ms(e.p999),
+                ms(e.max),
+                ms(q.p50),
+                ms(q.p90),
+                ms(q.p99),
+                ms(q.p999),
+                ms(q.max),
+                r.p99_budget_use
+            );
+        }
+        let l = self.issue_lateness_us;
+        let _ = writeln!(s, "  issue lateness: p50 {} us, p99 {} us, max {} us", l.p50, l.p99, l.max);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(crit: Criticality, status: Status, latency_ms: u64, budget_ms: u64) -> Sample {
+        Sample {
+            criticality: crit,
+            budget_us: budget_ms * 1000,
+            latency_us: latency_ms * 1000,
+            lateness_us: 5,
+            observed: Observed {
+                status,
+                strategy: Some(match status {
+                    Status::Dropped => Strategy::Drop,
+                    Status::Degraded => Strategy::Degrade,
+                    _ => Strategy::CpuLane,
+                }),
+                units_requested: 1000,
+                units_granted: if status == Status::Degraded { 250 } else { 1000 },
+                queue_us: Some(latency_ms * 500),
+                failure: None,
+            },
+        }
+    }
+
+    #[test]
+    fn counters_balance_and_goodput_counts_answers_within_budget() {
+        let mut rec = Recorder::default();
+        let (c, s) = (Criticality::Critical, Criticality::Sheddable);
+        // Critical: 6 completed within budget, 2 completed late, 1 degraded in time, 1 failed.
+        for _ in 0..6 {
+            rec.record(&sample(c, Status::Completed, 10, 20));
+        }
+        for _ in 0..2 {
+            rec.record(&sample(c, Status::Completed, 30, 20));
+        }
+        rec.record(&sample(c, Status::Degraded, 15, 20));
+        rec.record(&sample(c, Status::Failed, 1, 20));
+        // Sheddable: 3 dropped, 1 rejected, 1 degraded late, 1 not issued.
+        for _ in 0..3 {
+            rec.record(&sample(s, Status::Dropped, 1, 20));
+        }
+        rec.record(&sample(s, Status::Rejected, 1, 20));
+        let mut late_degrade = sample(s, Status::Degraded, 40, 20);
+        late_degrade.observed.units_granted = 50;
+        rec.record(&late_degrade);
+        let mut not_issued = sample(s, Status::Failed, 0, 20);
+        not_issued.observed.failure = Some(Failure::NotIssued);
+        not_issued.observed.strategy = None;
+        rec.record(&not_issued);
+
+        let r = RunReport::new("test", "constant", 8.0, 2.0, &rec);
+        assert!(r.balanced());
+        assert_eq!(
+            r.all.counts,
+            Counts {
+                offered: 16,
+                completed: 8,
+                degraded: 2,
+                dropped: 3,
+                rejected: 1,
+                failed: 2,
+                failed_not_issued: 1,
+                failed_transport: 0,
+                dropped_draining: 0,
+            }
+        );
+        assert_eq!((r.critical.within_budget, r.sheddable.within_budget, r.all.within_budget), (7, 0, 7));
+        assert_eq!(r.goodput, 3.5, "7 answers within budget over 2 s");
+        assert_eq!(r.critical.goodput, 3.5);
+        assert_eq!((r.offered_rate, r.achieved_rate), (8.0, 7.5));
+        assert!((r.all.within_budget_share - 7.0 / 16.0).abs() < 1e-12);
+        assert!(!r.within_capacity());
+        // Degrade depth: granted 250 and 50 of 1000.
+        assert_eq!(r.all.degrade.jobs, 2);
+        assert!((r.all.degrade.mean_share - 0.15).abs() < 1e-12 && (r.all.degrade.min_share - 0.05).abs() < 1e-12);
+        // Percentiles cover answered jobs only: 10 of them, the slowest 40 ms.
+        assert_eq!(r.all.end_to_end_us.count, 10);
+        assert!(r.all.end_to_end_us.max >= 40_000 && r.all.end_to_end_us.max < 40_100);
+        assert!(r.sheddable.p99_budget_use >= 2.0, "40 ms of a 20 ms budget");
+        assert!(r.critical.p99_budget_use >= 1.5, "the late completions");
+        let by = |strategy: &str, status: &str| {
+            r.all.by_strategy.iter().find(|b| b.strategy == strategy && b.status == status).map_or(0, |b| b.count)
+        };
+        assert_eq!((by("cpu_lane", "completed"), by("drop", "dropped"), by("none", "failed")), (8, 3, 1));
+        let text = r.render_text();
+        assert!(text.contains("16 offered = 8 completed + 2 degraded + 3 dropped + 1 rejected + 2 failed (balanced)"));
+        assert!(text.contains("1 not issued by the generator"), "{text}");
+    }
+
+    #[test]
+    fn capacity_needs_99_percent_of_offered_jobs_within_budget() {
+        let mut rec = Recorder::default();
+        for _ in 0..990 {
+            rec.record(&sample(Criticality::Critical, Status::Completed, 5, 10));
+        }
+        for _ in 0..10 {
+            rec.record(&sample(Criticality::Critical, Status::Dropped, 0, 10));
+        }
+        assert!(RunReport::new("t", "poisson", 1.0, 1.0, &rec).within_capacity());
+        rec.record(&sample(Criticality::Sheddable, Status::Completed, 50, 10));
+        assert!(!RunReport::new("t", "poisson", 1.0, 1.0, &rec).within_capacity());
+    }
+
+    #[test]
+    fn an_empty_run_reports_zeros_not_nan() {
+        let r = RunReport::new("t", "poisson", 10.0, 0.0, &Recorder::default());
+        assert!(r.balanced());
+        assert_eq!((r.goodput, r.offered_rate, r.all.p99_budget_use), (0.0, 0.0, 0.0));
+        assert!(!serde_json::to_string(&r.to_json()).unwrap().contains("NaN"));
+    }
+}
