@@ -132,6 +132,9 @@ struct LoadArgs {
     plot: Option<PathBuf>,
     #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
     manifests: PathBuf,
+    /// In-process router only: a `helix serve` config file whose [router] section to use.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -311,7 +314,8 @@ async fn load(a: LoadArgs) -> Result<ExitCode, String> {
     let target = Arc::new(match &a.target {
         Some(url) => Target::Http(load::target::HttpTarget::new(url)?),
         None => {
-            let router = router(&a.manifests)?;
+            let config = ServeConfig::load(a.config.as_deref(), Overrides::default())?;
+            let router = Router::from_dir(config.router, &a.manifests).map_err(|e| e.to_string())?;
             for (kernel, runtime) in source.kernels() {
                 if router.registry().pick(&kernel, runtime).is_none() {
                     let build = runtime.map_or(String::new(), |r| format!(" ({})", r.as_str()));

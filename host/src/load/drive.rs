@@ -40,8 +40,13 @@ where
         tokio::time::sleep_until(due).await;
         let job = make_job(i as u64);
         let (criticality, budget_us) = (job.criticality, job.budget.as_micros() as u64);
+        let kernel = match job.runtime {
+            Some(r) => format!("{} ({})", job.kernel, r.as_str()),
+            None => job.kernel.clone(),
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             let sample = Sample {
+                kernel,
                 criticality,
                 budget_us,
                 latency_us: 0,
@@ -54,9 +59,14 @@ where
         let (submit, recorder) = (submit.clone(), recorder.clone());
         tokio::spawn(async move {
             let issued_at = Instant::now();
+            // The deadline is fixed at the due instant: a job issued late has that much less
+            // budget left, and the router is told so (as a client forwards a deadline).
+            let mut job = job;
+            job.budget = job.budget.saturating_sub(issued_at - due).max(Duration::from_micros(1));
             let observed = submit(job).await;
             let done = Instant::now();
             let sample = Sample {
+                kernel,
                 criticality,
                 budget_us,
                 latency_us: (done - due).as_micros() as u64,
@@ -104,6 +114,7 @@ mod tests {
         Observed {
             status: Status::Completed,
             strategy: Some(Strategy::CpuLane),
+            reason: None,
             units_requested: 1,
             units_granted: 1,
             queue_us: Some(0),

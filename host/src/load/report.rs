@@ -6,7 +6,7 @@ use super::target::{Failure, Observed};
 use crate::job::Criticality;
 use crate::metrics::Percentiles;
 use crate::outcome::Status;
-use crate::policy::Strategy;
+use crate::policy::{Reason, Strategy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write;
@@ -18,6 +18,8 @@ pub const CAPACITY_QUANTILE: f64 = 0.99;
 /// What one job came to, as the generator saw it.
 #[derive(Clone, Debug)]
 pub struct Sample {
+    /// The kernel, with `(wasm)` when the job asked for that build.
+    pub kernel: String,
     pub criticality: Criticality,
     pub budget_us: u64,
     /// From the job's scheduled arrival to its answer: lateness in issuing it counts.
@@ -34,6 +36,8 @@ pub struct ClassRecorder {
     pub status: [u64; Status::ALL.len()],
     /// Outcomes by strategy (the last row: no decision) and status.
     pub by_strategy: [[u64; Status::ALL.len()]; Strategy::ALL.len() + 1],
+    /// Dropped and degraded jobs by the reason the router gave.
+    pub by_reason: [u64; Reason::ALL.len()],
     /// Answered (completed or degraded) within budget, measured from the scheduled arrival.
     pub within_budget: u64,
     pub not_issued: u64,
@@ -50,6 +54,11 @@ pub struct ClassRecorder {
     budget_use: Histogram<u64>,
 }
 
+/// Latency as thousandths of the budget.
+fn per_mille(s: &Sample) -> u64 {
+    (s.latency_us as f64 * 1e3 / s.budget_us.max(1) as f64).ceil() as u64
+}
+
 fn histogram() -> Histogram<u64> {
     // One hour in microseconds; three significant digits.
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
@@ -61,6 +70,7 @@ impl Default for ClassRecorder {
             offered: 0,
             status: [0; Status::ALL.len()],
             by_strategy: [[0; Status::ALL.len()]; Strategy::ALL.len() + 1],
+            by_reason: [0; Reason::ALL.len()],
             within_budget: 0,
             not_issued: 0,
             transport: 0,
@@ -81,6 +91,9 @@ impl ClassRecorder {
         self.offered += 1;
         self.status[o.status.index()] += 1;
         self.by_strategy[o.strategy.map_or(Strategy::ALL.len(), Strategy::index)][o.status.index()] += 1;
+        if let Some(reason) = o.reason.filter(|_| matches!(o.status, Status::Dropped | Status::Degraded)) {
+            self.by_reason[reason.index()] += 1;
+        }
         match o.failure {
             Some(Failure::NotIssued) => self.not_issued += 1,
             Some(Failure::Transport(_)) => self.transport += 1,
@@ -103,8 +116,7 @@ impl ClassRecorder {
         if let Some(q) = o.queue_us {
             self.queue.saturating_record(q.max(1));
         }
-        let per_mille = (s.latency_us as f64 * 1e3 / s.budget_us.max(1) as f64).ceil() as u64;
-        self.budget_use.saturating_record(per_mille.max(1));
+        self.budget_use.saturating_record(per_mille(s).max(1));
     }
 
     fn merge(&mut self, other: &ClassRecorder) {
@@ -116,6 +128,9 @@ impl ClassRecorder {
             for (a, b) in ra.iter_mut().zip(rb) {
                 *a += b;
             }
+        }
+        for (a, b) in self.by_reason.iter_mut().zip(other.by_reason) {
+            *a += b;
         }
         self.within_budget += other.within_budget;
         self.not_issued += other.not_issued;
@@ -130,18 +145,34 @@ impl ClassRecorder {
     }
 }
 
+/// Per kernel: which work meets its budgets and which does not.
+#[derive(Clone, Debug)]
+pub struct KernelTally {
+    pub offered: u64,
+    pub answered: u64,
+    pub dropped: u64,
+    pub within_budget: u64,
+    budget_use: Histogram<u64>,
+}
+
 /// Everything the generator records during a run.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     pub critical: ClassRecorder,
     pub sheddable: ClassRecorder,
+    pub kernels: std::collections::BTreeMap<String, KernelTally>,
     /// How late jobs were issued, microseconds: the generator's own health.
     pub lateness: Histogram<u64>,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
-        Recorder { critical: ClassRecorder::default(), sheddable: ClassRecorder::default(), lateness: histogram() }
+        Recorder {
+            critical: ClassRecorder::default(),
+            sheddable: ClassRecorder::default(),
+            kernels: Default::default(),
+            lateness: histogram(),
+        }
     }
 }
 
@@ -149,6 +180,23 @@ impl Recorder {
     pub fn record(&mut self, s: &Sample) {
         if s.observed.failure != Some(Failure::NotIssued) {
             self.lateness.saturating_record(s.lateness_us.max(1));
+        }
+        let k = self.kernels.entry(s.kernel.clone()).or_insert_with(|| KernelTally {
+            offered: 0,
+            answered: 0,
+            dropped: 0,
+            within_budget: 0,
+            budget_use: histogram(),
+        });
+        k.offered += 1;
+        match s.observed.status {
+            Status::Completed | Status::Degraded => {
+                k.answered += 1;
+                k.within_budget += u64::from(s.latency_us <= s.budget_us);
+                k.budget_use.saturating_record(per_mille(s).max(1));
+            }
+            Status::Dropped => k.dropped += 1,
+            _ => {}
         }
         match s.criticality {
             Criticality::Critical => self.critical.record(s),
@@ -212,6 +260,8 @@ pub struct ClassReport {
     pub p99_budget_use: f64,
     pub degrade: DegradeDepth,
     pub by_strategy: Vec<StrategyCount>,
+    /// Why jobs were dropped or degraded: (reason, jobs).
+    pub by_reason: Vec<(&'static str, u64)>,
 }
 
 impl ClassReport {
@@ -238,6 +288,11 @@ impl ClassReport {
                 count: r.by_strategy[i][st.index()],
             })
             .collect();
+        let by_reason = Reason::ALL
+            .into_iter()
+            .filter(|x| r.by_reason[x.index()] > 0)
+            .map(|x| (x.as_str(), r.by_reason[x.index()]))
+            .collect();
         let degrade = if r.degraded_jobs > 0 {
             DegradeDepth {
                 jobs: r.degraded_jobs,
@@ -261,8 +316,20 @@ impl ClassReport {
             },
             degrade,
             by_strategy,
+            by_reason,
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelReport {
+    pub kernel: String,
+    pub offered: u64,
+    pub answered: u64,
+    pub dropped: u64,
+    pub within_budget_share: f64,
+    /// p99 of latency / budget over answered jobs.
+    pub p99_budget_use: f64,
 }
 
 /// A run's report.
@@ -284,6 +351,7 @@ pub struct RunReport {
     pub all: ClassReport,
     pub critical: ClassReport,
     pub sheddable: ClassReport,
+    pub by_kernel: Vec<KernelReport>,
 }
 
 impl RunReport {
@@ -301,6 +369,22 @@ impl RunReport {
             achieved_rate: per_s(all.counts.offered - all.counts.failed_not_issued),
             goodput: all.goodput,
             issue_lateness_us: Percentiles::of(&rec.lateness),
+            by_kernel: rec
+                .kernels
+                .iter()
+                .map(|(name, k)| KernelReport {
+                    kernel: name.clone(),
+                    offered: k.offered,
+                    answered: k.answered,
+                    dropped: k.dropped,
+                    within_budget_share: k.within_budget as f64 / k.offered.max(1) as f64,
+                    p99_budget_use: if k.budget_use.is_empty() {
+                        0.0
+                    } else {
+                        k.budget_use.value_at_quantile(0.99) as f64 / 1e3
+                    },
+                })
+                .collect(),
             critical: ClassReport::of(&rec.critical, duration_s),
             sheddable: ClassReport::of(&rec.sheddable, duration_s),
             all,
@@ -359,6 +443,12 @@ impl RunReport {
         let by: Vec<String> =
             self.all.by_strategy.iter().map(|b| format!("{} {} {}", b.strategy, b.status, b.count)).collect();
         let _ = writeln!(s, "  by strategy: {}", by.join(", "));
+        for (name, r) in [("critical", &self.critical), ("sheddable", &self.sheddable)] {
+            if !r.by_reason.is_empty() {
+                let why: Vec<String> = r.by_reason.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+                let _ = writeln!(s, "  {name} dropped or degraded because: {}", why.join(", "));
+            }
+        }
         let d = &self.all.degrade;
         if d.jobs > 0 {
             let _ = writeln!(
@@ -371,49 +461,49 @@ impl RunReport {
         }
         let _ = writeln!(
             s,
-            "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9} | end to end ms: {:>6} {:>6} {:>6} {:>6} {:>7} | queue ms: {:>6} {:>6} {:>6} {:>6} {:>7} | p99/budget",
+            "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9}  {:<34} {:<34} {}",
             "",
             "offered",
             "completed",
             "degraded",
             "dropped",
             "goodput/s",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max"
+            "end to end ms p50/p90/p99/p99.9/max",
+            "queue ms p50/p90/p99/p99.9/max",
+            "p99/budget"
         );
         for (name, r) in [("critical", &self.critical), ("sheddable", &self.sheddable), ("all", &self.all)] {
-            let ms = |us: u64| format!("{:.1}", us as f64 / 1e3);
-            let (e, q) = (r.end_to_end_us, r.queue_us);
+            let ms = |p: Percentiles| {
+                [p.p50, p.p90, p.p99, p.p999, p.max].map(|us| format!("{:.1}", us as f64 / 1e3)).join("/")
+            };
             let _ = writeln!(
                 s,
-                "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9.1} | {:>20} {:>6} {:>6} {:>6} {:>7} | {:>15} {:>6} {:>6} {:>6} {:>7} | {:.2}",
+                "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9.1}  {:<36} {:<30} {:.2}",
                 name,
                 r.counts.offered,
                 r.counts.completed,
                 r.counts.degraded,
                 r.counts.dropped,
                 r.goodput,
-                ms(e.p50),
-                ms(e.p90),
-                ms(e.p99),
-                ms(e.p999),
-                ms(e.max),
-                ms(q.p50),
-                ms(q.p90),
-                ms(q.p99),
-                ms(q.p999),
-                ms(q.max),
+                ms(r.end_to_end_us),
+                ms(r.queue_us),
                 r.p99_budget_use
             );
         }
+        let kernels: Vec<String> = self
+            .by_kernel
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} {:.1}% in budget, {} dropped, p99/budget {:.2}",
+                    k.kernel,
+                    100.0 * k.within_budget_share,
+                    k.dropped,
+                    k.p99_budget_use
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  by kernel: {}", kernels.join("; "));
         let l = self.issue_lateness_us;
         let _ = writeln!(s, "  issue lateness: p50 {} us, p99 {} us, max {} us", l.p50, l.p99, l.max);
         s
@@ -426,6 +516,7 @@ mod tests {
 
     fn sample(crit: Criticality, status: Status, latency_ms: u64, budget_ms: u64) -> Sample {
         Sample {
+            kernel: "k".into(),
             criticality: crit,
             budget_us: budget_ms * 1000,
             latency_us: latency_ms * 1000,
@@ -436,6 +527,11 @@ mod tests {
                     Status::Dropped => Strategy::Drop,
                     Status::Degraded => Strategy::Degrade,
                     _ => Strategy::CpuLane,
+                }),
+                reason: Some(match status {
+                    Status::Dropped => Reason::QueueFull,
+                    Status::Degraded => Reason::DegradedToFit,
+                    _ => Reason::FitsBudget,
                 }),
                 units_requested: 1000,
                 units_granted: if status == Status::Degraded { 250 } else { 1000 },
@@ -505,6 +601,8 @@ mod tests {
             r.all.by_strategy.iter().find(|b| b.strategy == strategy && b.status == status).map_or(0, |b| b.count)
         };
         assert_eq!((by("cpu_lane", "completed"), by("drop", "dropped"), by("none", "failed")), (8, 3, 1));
+        assert_eq!(r.sheddable.by_reason, vec![("degraded_to_fit", 1), ("queue_full", 3)]);
+        assert_eq!(r.critical.by_reason, vec![("degraded_to_fit", 1)]);
         let text = r.render_text();
         assert!(text.contains("16 offered = 8 completed + 2 degraded + 3 dropped + 1 rejected + 2 failed (balanced)"));
         assert!(text.contains("1 not issued by the generator"), "{text}");

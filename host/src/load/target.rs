@@ -3,7 +3,7 @@
 
 use crate::job::Job;
 use crate::outcome::{Outcome, Status};
-use crate::policy::Strategy;
+use crate::policy::{Reason, Strategy};
 use crate::router::Router;
 use helix_math::Value;
 use http_body_util::{BodyExt, Full};
@@ -33,6 +33,7 @@ pub enum Failure {
 pub struct Observed {
     pub status: Status,
     pub strategy: Option<Strategy>,
+    pub reason: Option<Reason>,
     pub units_requested: u64,
     pub units_granted: u64,
     /// The router's queue wait, when it ran the job.
@@ -46,6 +47,7 @@ impl Observed {
         Observed {
             status,
             strategy: None,
+            reason: None,
             units_requested: 0,
             units_granted: 0,
             queue_us: None,
@@ -58,6 +60,7 @@ impl Observed {
         Observed {
             status: o.status,
             strategy: o.decision.map(|d| d.strategy),
+            reason: o.decision.map(|d| d.reason),
             units_requested: o.decision.map_or(0, |d| d.units_requested),
             units_granted: o.decision.map_or(0, |d| d.units_granted),
             queue_us: ran.then_some(o.timings.queue_us),
@@ -180,10 +183,12 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
     };
     let decision = &json["decision"];
     let strategy = decision["strategy"].as_str().and_then(|s| Strategy::ALL.into_iter().find(|x| x.as_str() == s));
+    let reason = decision["reason"].as_str().and_then(|s| Reason::ALL.into_iter().find(|x| x.as_str() == s));
     let ran = matches!(status, Status::Completed | Status::Degraded | Status::Failed);
     Observed {
         status,
         strategy,
+        reason,
         units_requested: decision["units_requested"].as_u64().unwrap_or(0),
         units_granted: decision["units_granted"].as_u64().unwrap_or(0),
         queue_us: json["timings_us"]["queue"].as_u64().filter(|_| ran),
@@ -220,7 +225,7 @@ mod tests {
     #[test]
     fn http_statuses_map_to_outcomes() {
         let body = |status: &str, strategy: &str| {
-            json!({"status": status, "decision": {"strategy": strategy, "units_requested": 1000, "units_granted": 250},
+            json!({"status": status, "decision": {"strategy": strategy, "reason": "fits_budget", "units_requested": 1000, "units_granted": 250},
                    "timings_us": {"queue": 70, "service": 5, "total": 80}})
             .to_string()
         };
@@ -230,7 +235,10 @@ mod tests {
             (Status::Degraded, Some(Strategy::Degrade), 250, Some(70))
         );
         let o = observe_response(StatusCode::OK, body("completed", "cpu_lane").as_bytes());
-        assert_eq!((o.status, o.strategy), (Status::Completed, Some(Strategy::CpuLane)));
+        assert_eq!(
+            (o.status, o.strategy, o.reason),
+            (Status::Completed, Some(Strategy::CpuLane), Some(Reason::FitsBudget))
+        );
         let o = observe_response(StatusCode::TOO_MANY_REQUESTS, body("dropped", "drop").as_bytes());
         assert_eq!((o.status, o.strategy, o.queue_us), (Status::Dropped, Some(Strategy::Drop), None));
         assert_eq!(observe_response(StatusCode::BAD_REQUEST, b"{}").status, Status::Rejected);
