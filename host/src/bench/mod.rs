@@ -4,6 +4,7 @@
 
 mod cases;
 
+use crate::admission::check_params;
 use crate::job::Runtime;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
@@ -107,8 +108,11 @@ fn time_runs(runs: usize, work: u64, mut job: impl FnMut() -> Result<(), String>
     Ok(rates)
 }
 
-/// The Wasm kernels in `manifests`, loaded into `engine`, by name.
-fn wasm_kernels(manifests: &Path, engine: &Arc<WasmEngine>) -> Result<BTreeMap<String, WasmKernel>, String> {
+/// The Wasm kernels in `manifests`, loaded into `engine`, with their manifests, by name.
+fn wasm_kernels(
+    manifests: &Path,
+    engine: &Arc<WasmEngine>,
+) -> Result<BTreeMap<String, (WasmKernel, Manifest)>, String> {
     let paths = manifest_paths(manifests).map_err(|e| format!("cannot read {}: {e}", manifests.display()))?;
     let mut kernels = BTreeMap::new();
     for path in paths {
@@ -116,7 +120,7 @@ fn wasm_kernels(manifests: &Path, engine: &Arc<WasmEngine>) -> Result<BTreeMap<S
         let (Runtime::Wasm, Some(module)) = (m.runtime, &m.module) else { continue };
         let dir = path.parent().unwrap_or(Path::new("."));
         let k = load_file(engine, &dir.join(&module.path), &module.sha256, engine.config.cache_dir.as_deref())?;
-        kernels.insert(m.name, k);
+        kernels.insert(m.name.clone(), (k, m));
     }
     Ok(kernels)
 }
@@ -160,21 +164,21 @@ pub fn run(manifests: &Path, cfg: BenchConfig) -> Result<BenchReport, String> {
             bar.inc(1);
         }
         let (mut wasm_fuel, mut wasm_no_fuel, mut fuel_per_unit) = (None, None, None);
-        match (metered.get(case.kernel), unmetered.get(case.kernel)) {
-            (Some(on), Some(off)) => {
-                let job = GuestJob { seed: 7, units: case.units, params: case.params.clone() };
-                bar.set_message(format!("{} {} wasm, fuel on", case.kernel, case.name));
-                let fuel_used = guest_run(on, &job, LIMITS)?;
-                fuel_per_unit = fuel_used.map(|f| f as f64 / case.work as f64);
-                let rates = time_runs(cfg.runs, case.work, || guest_run(on, &job, LIMITS).map(drop))?;
-                wasm_fuel = Some(Measure::of(rates));
-                bar.inc(1);
-                bar.set_message(format!("{} {} wasm, fuel off", case.kernel, case.name));
-                let rates = time_runs(cfg.runs, case.work, || guest_run(off, &job, NO_FUEL).map(drop))?;
-                wasm_no_fuel = Some(Measure::of(rates));
-                bar.inc(1);
-            }
-            _ => {}
+        if let (Some((on, manifest)), Some((off, _))) = (metered.get(case.kernel), unmetered.get(case.kernel)) {
+            // The manifest's defaults, filled in as the router's admission does.
+            let params = check_params(manifest, case.params.clone())
+                .map_err(|e| format!("{} {}: {e}", case.kernel, case.name))?;
+            let job = GuestJob { seed: 7, units: case.units, params };
+            bar.set_message(format!("{} {} wasm, fuel on", case.kernel, case.name));
+            let fuel_used = guest_run(on, &job, LIMITS)?;
+            fuel_per_unit = fuel_used.map(|f| f as f64 / case.work as f64);
+            let rates = time_runs(cfg.runs, case.work, || guest_run(on, &job, LIMITS).map(drop))?;
+            wasm_fuel = Some(Measure::of(rates));
+            bar.inc(1);
+            bar.set_message(format!("{} {} wasm, fuel off", case.kernel, case.name));
+            let rates = time_runs(cfg.runs, case.work, || guest_run(off, &job, NO_FUEL).map(drop))?;
+            wasm_no_fuel = Some(Measure::of(rates));
+            bar.inc(1);
         }
         if native.is_none() && wasm_fuel.is_none() {
             continue;
@@ -195,7 +199,7 @@ pub fn run(manifests: &Path, cfg: BenchConfig) -> Result<BenchReport, String> {
     }
     let samples = if cfg.quick { 100 } else { 500 };
     let mut instantiation = Vec::new();
-    for (name, k) in &metered {
+    for (name, (k, _)) in &metered {
         bar.set_message(format!("{name} instantiation"));
         guest_empty(k)?;
         let mut times: Vec<f64> = (0..samples)

@@ -84,8 +84,7 @@ where
     // Every slot back means every issued job has answered.
     let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
-    let recorder = lock(&recorder).clone();
-    recorder
+    lock(&recorder).clone()
 }
 
 fn lock(r: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {

@@ -461,7 +461,7 @@ impl RunReport {
         }
         let _ = writeln!(
             s,
-            "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9}  {:<34} {:<34} {}",
+            "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9}  {:<34} {:<34} p99/budget",
             "",
             "offered",
             "completed",
@@ -470,7 +470,6 @@ impl RunReport {
             "goodput/s",
             "end to end ms p50/p90/p99/p99.9/max",
             "queue ms p50/p90/p99/p99.9/max",
-            "p99/budget"
         );
         for (name, r) in [("critical", &self.critical), ("sheddable", &self.sheddable), ("all", &self.all)] {
             let ms = |p: Percentiles| {

@@ -71,7 +71,8 @@ impl Observed {
 
 pub enum Target {
     InProcess(Arc<Router>),
-    Http(HttpTarget),
+    // Boxed: the client is large and a target is made once per run.
+    Http(Box<HttpTarget>),
 }
 
 impl Target {

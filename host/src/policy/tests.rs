@@ -186,7 +186,8 @@ fn sheddable_work_gives_way_before_critical_work_misses_its_budget() {
     let shed = JobProfile { criticality: Criticality::Sheddable, ..job() };
     // (queued work in us, expected sheddable, expected critical); running work adds 1 ms of wait.
     let (full, floor) = (100_000, 5 * 1024);
-    let cases: Vec<(f64, (Strategy, Reason, u64), (Strategy, Reason, u64))> = vec![
+    type Expected = (Strategy, Reason, u64);
+    let cases: Vec<(f64, Expected, Expected)> = vec![
         (0.0, (Strategy::CpuLane, Reason::FitsBudget, full), (Strategy::CpuLane, Reason::FitsBudget, full)),
         (8_000.0, (Strategy::CpuLane, Reason::FitsBudget, full), (Strategy::CpuLane, Reason::FitsBudget, full)),
         (9_000.0, (Strategy::Degrade, Reason::ShedToFloor, floor), (Strategy::CpuLane, Reason::FitsBudget, full)),
