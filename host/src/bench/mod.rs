@@ -274,7 +274,8 @@ impl BenchReport {
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
         let m = |x: &Option<Measure>, unit: &str| {
             x.as_ref().map_or("-".into(), |m| {
-                format!("{}{unit}/s ({}-{})", rate(m.median), rate(m.min).trim_end(), rate(m.max).trim_end())
+                let r = |x: f64| rate(x).trim_end().to_string();
+                format!("{} {unit}/s ({}–{})", r(m.median), r(m.min), r(m.max))
             })
         };
         for r in &self.rows {

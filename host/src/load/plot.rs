@@ -13,6 +13,14 @@ pub fn sweep_svg(sweep: &SweepReport, title: &str) -> Result<String, String> {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Dark enough to read on white.
+const CRITICAL: RGBColor = RGBColor(0, 140, 60);
+const SHEDDABLE: RGBColor = RGBColor(200, 0, 160);
+
+fn whole(x: &f64) -> String {
+    format!("{x:.0}")
+}
+
 fn draw(sweep: &SweepReport, title: &str, out: &mut String) -> DrawResult {
     let c = sweep.capacity;
     let offered: Vec<f64> = sweep.runs.iter().map(|(_, r)| r.offered_rate).collect();
@@ -35,7 +43,14 @@ fn draw(sweep: &SweepReport, title: &str, out: &mut String) -> DrawResult {
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart.configure_mesh().x_desc("offered load, jobs/s").y_desc("jobs/s").light_line_style(WHITE).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load, jobs/s")
+        .y_desc("jobs/s")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
+        .light_line_style(WHITE)
+        .draw()?;
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (y_max, y_max)], ShapeStyle::from(&BLACK.mix(0.25)).stroke_width(1)))?
         .label("offered")
@@ -47,7 +62,8 @@ fn draw(sweep: &SweepReport, title: &str, out: &mut String) -> DrawResult {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED.mix(0.35)));
     }
     chart.draw_series(LineSeries::new([(c, 0.0), (c, y_max)], BLUE.mix(0.3)))?;
-    for (points, color, label) in [(&goodput, BLUE, "goodput, all"), (&critical_goodput, GREEN, "goodput, critical")] {
+    for (points, color, label) in [(&goodput, BLUE, "goodput, all"), (&critical_goodput, CRITICAL, "goodput, critical")]
+    {
         chart
             .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
             .label(label)
@@ -66,13 +82,20 @@ fn draw(sweep: &SweepReport, title: &str, out: &mut String) -> DrawResult {
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(0.0..x_max, 0.0..top)?;
-    chart.configure_mesh().x_desc("offered load, jobs/s").y_desc("% of budget").light_line_style(WHITE).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load, jobs/s")
+        .y_desc("% of budget")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
+        .light_line_style(WHITE)
+        .draw()?;
     chart
         .draw_series(LineSeries::new([(0.0, 100.0), (x_max, 100.0)], RED.mix(0.35)))?
         .label("budget")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED.mix(0.35)));
     chart.draw_series(LineSeries::new([(c, 0.0), (c, top)], BLUE.mix(0.3)))?;
-    for (points, color, label) in [(&critical, GREEN, "critical"), (&sheddable, MAGENTA, "sheddable")] {
+    for (points, color, label) in [(&critical, CRITICAL, "critical"), (&sheddable, SHEDDABLE, "sheddable")] {
         chart
             .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
             .label(label)
