@@ -40,6 +40,8 @@ pub struct ClassRecorder {
     pub by_reason: [u64; Reason::ALL.len()],
     /// Answered (completed or degraded) within budget, measured from the scheduled arrival.
     pub within_budget: u64,
+    /// Of those, completed with every unit asked for.
+    pub within_budget_full: u64,
     pub not_issued: u64,
     pub transport: u64,
     pub draining: u64,
@@ -72,6 +74,7 @@ impl Default for ClassRecorder {
             by_strategy: [[0; Status::ALL.len()]; Strategy::ALL.len() + 1],
             by_reason: [0; Reason::ALL.len()],
             within_budget: 0,
+            within_budget_full: 0,
             not_issued: 0,
             transport: 0,
             draining: 0,
@@ -105,6 +108,7 @@ impl ClassRecorder {
         }
         if s.latency_us <= s.budget_us {
             self.within_budget += 1;
+            self.within_budget_full += u64::from(o.status == Status::Completed);
         }
         if o.status == Status::Degraded && o.units_requested > 0 {
             let share = o.units_granted as f64 / o.units_requested as f64;
@@ -133,6 +137,7 @@ impl ClassRecorder {
             *a += b;
         }
         self.within_budget += other.within_budget;
+        self.within_budget_full += other.within_budget_full;
         self.not_issued += other.not_issued;
         self.transport += other.transport;
         self.draining += other.draining;
@@ -250,6 +255,8 @@ pub struct ClassReport {
     pub within_budget: u64,
     /// Jobs answered within budget per second of the run.
     pub goodput: f64,
+    /// Of the goodput, jobs completed with every unit they asked for (not degraded).
+    pub goodput_full: f64,
     /// Answered within budget / offered.
     pub within_budget_share: f64,
     /// Answered jobs, from scheduled arrival to answer.
@@ -306,6 +313,7 @@ impl ClassReport {
             counts,
             within_budget: r.within_budget,
             goodput: if duration_s > 0.0 { r.within_budget as f64 / duration_s } else { 0.0 },
+            goodput_full: if duration_s > 0.0 { r.within_budget_full as f64 / duration_s } else { 0.0 },
             within_budget_share: if r.offered > 0 { r.within_budget as f64 / r.offered as f64 } else { 1.0 },
             end_to_end_us: Percentiles::of(&r.end_to_end),
             queue_us: Percentiles::of(&r.queue),
@@ -415,10 +423,12 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "  offered {:.1}/s, achieved {:.1}/s, goodput {:.1}/s ({:.1}% of offered jobs answered within budget)",
+            "  offered {:.1}/s, achieved {:.1}/s, goodput {:.1}/s ({:.1}/s in full, the rest degraded; \
+             {:.1}% of offered jobs answered within budget)",
             self.offered_rate,
             self.achieved_rate,
             self.goodput,
+            self.all.goodput_full,
             100.0 * self.all.within_budget_share
         );
         let _ = writeln!(
@@ -584,6 +594,7 @@ mod tests {
         );
         assert_eq!((r.critical.within_budget, r.sheddable.within_budget, r.all.within_budget), (7, 0, 7));
         assert_eq!(r.goodput, 3.5, "7 answers within budget over 2 s");
+        assert_eq!(r.all.goodput_full, 3.0, "one of them degraded");
         assert_eq!(r.critical.goodput, 3.5);
         assert_eq!((r.offered_rate, r.achieved_rate), (8.0, 7.5));
         assert!((r.all.within_budget_share - 7.0 / 16.0).abs() < 1e-12);

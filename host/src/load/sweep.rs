@@ -117,9 +117,9 @@ impl SweepReport {
         );
         let _ = writeln!(
             s,
-            "| load | offered/s | goodput/s | goodput/C | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | sheddable: done / degraded / dropped |"
+            "| load | offered/s | goodput/s | goodput/C | of which in full | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | sheddable: done / degraded / dropped |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
         for (m, r) in &self.runs {
             let class = |c: &super::report::ClassReport| {
                 let n = c.counts.offered.max(1) as f64;
@@ -132,10 +132,11 @@ impl SweepReport {
             };
             let _ = writeln!(
                 s,
-                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {} |",
+                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.0} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {} |",
                 r.offered_rate,
                 r.goodput,
                 r.goodput / c,
+                r.all.goodput_full,
                 100.0 * r.all.within_budget_share,
                 r.all.end_to_end_us.p99 as f64 / 1e3,
                 r.critical.p99_budget_use,
