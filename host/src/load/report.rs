@@ -499,20 +499,22 @@ impl RunReport {
                 r.p99_budget_use
             );
         }
-        let kernels: Vec<String> = self
-            .by_kernel
-            .iter()
-            .map(|k| {
-                format!(
-                    "{} {:.1}% in budget, {} dropped, p99/budget {:.2}",
-                    k.kernel,
-                    100.0 * k.within_budget_share,
-                    k.dropped,
-                    k.p99_budget_use
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  by kernel: {}", kernels.join("; "));
+        let _ = writeln!(
+            s,
+            "  {:<26} {:>7} {:>9} {:>8} {:>10}",
+            "by kernel", "offered", "in budget", "dropped", "p99/budget"
+        );
+        for k in &self.by_kernel {
+            let _ = writeln!(
+                s,
+                "    {:<24} {:>7} {:>8.1}% {:>8} {:>10.2}",
+                k.kernel,
+                k.offered,
+                100.0 * k.within_budget_share,
+                k.dropped,
+                k.p99_budget_use
+            );
+        }
         let l = self.issue_lateness_us;
         let _ = writeln!(s, "  issue lateness: p50 {} us, p99 {} us, max {} us", l.p50, l.p99, l.max);
         s
