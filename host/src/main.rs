@@ -361,40 +361,12 @@ async fn load(a: LoadArgs) -> Result<ExitCode, String> {
     }
     let probe_duration = seconds("probe-duration", a.probe_duration)?;
     let search = sweep::Search { start_rate: a.start_rate, max_rate: a.max_rate, tolerance: 0.05 };
-    let mut index = 1;
-    let capacity = sweep::find_capacity(search, async |rate| {
-        index += 1;
-        match load::run(&target, &source, rate, probe_duration, cfg, index).await {
-            Ok(r) => {
-                let ok = r.within_capacity();
-                eprintln!(
-                    "probe {rate:>8.0} jobs/s: {:.2}% answered within budget, goodput {:.0}/s -> {}",
-                    100.0 * r.all.within_budget_share,
-                    r.goodput,
-                    if ok { "within capacity" } else { "over" }
-                );
-                (ok, Ok(r))
-            }
-            Err(e) => (false, Err(e)),
-        }
-    })
-    .await?;
-    let mut probes = Vec::new();
-    for (rate, ok, r) in capacity.probes {
-        let r = r?;
-        probes.push(sweep::Probe { rate, within_capacity: ok, within_budget_share: r.all.within_budget_share });
-    }
-    let c = capacity.rate;
-    eprintln!("capacity C = {c:.0} jobs/s");
-    let mut runs = Vec::new();
-    for m in sweep::MULTIPLES {
-        index += 1;
-        let report = load::run(&target, &source, m * c, duration, cfg, index).await?;
+    let sweep = load::sweep_runs(&target, &source, search, probe_duration, duration, cfg).await?;
+    let c = sweep.capacity;
+    for (m, report) in &sweep.runs {
         println!("--- {m} × C ---");
         print!("{}", report.render_text());
-        runs.push((m, report));
     }
-    let sweep = sweep::SweepReport { capacity: c, capacity_capped: capacity.capped, probes, runs };
     println!();
     print!("{}", sweep.render_table());
     if let Some(path) = &a.json {

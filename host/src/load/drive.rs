@@ -2,7 +2,7 @@
 //! doing, as its own task; latency runs from the due instant, so a stalled target or a late
 //! scheduler shows in the numbers instead of hiding (no coordinated omission).
 
-use super::report::{Recorder, Sample};
+use super::record::{Recorder, Sample};
 use super::target::{Failure, Observed};
 use crate::job::Job;
 use std::future::Future;

@@ -1,11 +1,13 @@
 //! `helix load`: an open-loop load generator. Jobs arrive on a schedule (`schedule`), drawn from
 //! a job mix or a classic trace (`mix`, `trace`), and go to a router in this process or a server
-//! over HTTP (`target`); `drive` issues them and times each from its due instant, `report` turns
-//! the counts into numbers, `sweep` finds capacity and runs past it, `plot` draws the sweep.
+//! over HTTP (`target`); `drive` issues them and times each from its due instant into `record`,
+//! `report` turns the counts into numbers, `sweep` finds capacity and runs past it, `plot` draws
+//! the sweep.
 
 pub mod drive;
 pub mod mix;
 pub mod plot;
+pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod sweep;
@@ -96,6 +98,49 @@ pub async fn run(
         return Err(format!("the counters do not balance: {:?}", report.all.counts));
     }
     Ok(report)
+}
+
+/// Finds the capacity C (probes of `probe` each, reported on stderr as they finish), then runs
+/// `duration` at each of `sweep::MULTIPLES` × C.
+pub async fn sweep_runs(
+    target: &Arc<Target>,
+    source: &Arc<Source>,
+    search: sweep::Search,
+    probe: Duration,
+    duration: Duration,
+    cfg: RunConfig,
+) -> Result<sweep::SweepReport, String> {
+    let mut index = 1;
+    let capacity = sweep::find_capacity(search, async |rate| {
+        index += 1;
+        match run(target, source, rate, probe, cfg, index).await {
+            Ok(r) => {
+                let ok = r.within_capacity();
+                eprintln!(
+                    "probe {rate:>8.0} jobs/s: {:.2}% answered within budget, goodput {:.0}/s -> {}",
+                    100.0 * r.all.within_budget_share,
+                    r.goodput,
+                    if ok { "within capacity" } else { "over" }
+                );
+                (ok, Ok(r))
+            }
+            Err(e) => (false, Err(e)),
+        }
+    })
+    .await?;
+    let mut probes = Vec::new();
+    for (rate, ok, r) in capacity.probes {
+        let r = r?;
+        probes.push(sweep::Probe { rate, within_capacity: ok, within_budget_share: r.all.within_budget_share });
+    }
+    let c = capacity.rate;
+    eprintln!("capacity C = {c:.0} jobs/s");
+    let mut runs = Vec::new();
+    for m in sweep::MULTIPLES {
+        index += 1;
+        runs.push((m, run(target, source, m * c, duration, cfg, index).await?));
+    }
+    Ok(sweep::SweepReport { capacity: c, capacity_capped: capacity.capped, probes, runs })
 }
 
 fn progress_bar(show: bool, rate: f64, duration: Duration) -> ProgressBar {
