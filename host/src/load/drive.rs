@@ -30,9 +30,11 @@ where
     F: Fn(Job) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Observed> + Send + 'static,
 {
+    // Waiting for every slot at the end takes a u32 count.
+    let cap = max_in_flight.clamp(1, u32::MAX as usize);
     let submit = Arc::new(submit);
     let recorder = Arc::new(Mutex::new(Recorder::default()));
-    let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let slots = Arc::new(Semaphore::new(cap));
     let start = Instant::now();
     let mut issued = 0u64;
     for (i, offset) in schedule.enumerate() {
@@ -78,12 +80,11 @@ where
         });
         issued += 1;
         if issued.is_multiple_of(64) {
-            progress(issued, max_in_flight - slots.available_permits(), offset.as_secs_f64());
+            progress(issued, cap - slots.available_permits(), offset.as_secs_f64());
         }
     }
     // Every slot back means every issued job has answered.
-    let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
-    let _ = slots.acquire_many(all).await;
+    let _ = slots.acquire_many(cap as u32).await;
     lock(&recorder).clone()
 }
 
