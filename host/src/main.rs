@@ -114,11 +114,14 @@ struct LoadArgs {
     /// Sweep: seconds per capacity probe.
     #[arg(long, default_value_t = 5.0)]
     probe_duration: f64,
-    /// Seconds of load at a low rate before measuring, so the router's cost corrections settle.
+    /// Seconds of load at half the (start) rate before measuring, so the router's cost
+    /// corrections settle; not reported.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// How arrivals are spaced: exponential gaps (independent clients) or evenly.
     #[arg(long, default_value = "poisson", value_parser = ["poisson", "constant"])]
     arrivals: String,
+    /// Seeds the arrival times and the jobs drawn: the same seed offers the same load.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Jobs in flight at once; a job due past it is not issued and counts as failed.
