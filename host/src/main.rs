@@ -114,8 +114,8 @@ struct LoadArgs {
     /// Sweep: seconds per capacity probe.
     #[arg(long, default_value_t = 5.0)]
     probe_duration: f64,
-    /// Seconds of load at half the (start) rate before measuring, so the router's cost
-    /// corrections settle; not reported.
+    /// Seconds of light load (half the start rate, or of --rate if lower) before measuring, so
+    /// the router's cost corrections settle; not reported.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
     /// How arrivals are spaced: exponential gaps (independent clients) or evenly.
