@@ -3,10 +3,13 @@
 //! CPU lane, batched, split, degraded or dropped) and says why.
 
 pub mod admission;
+pub mod bench;
 pub mod config;
 pub mod execute;
 pub mod job;
 pub mod lanes;
+pub mod load;
+pub mod machine;
 pub mod manifest;
 pub mod metrics;
 pub mod outcome;

@@ -55,6 +55,25 @@ enum Command {
         #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
         manifests: PathBuf,
     },
+    /// Every bundled kernel at fixed work, native and Wasm (fuel on and off): units/s, the
+    /// Wasm/native ratio, fuel per unit and instantiation latency.
+    Bench {
+        /// An eighth of the work and three runs: a quick look, not numbers to publish.
+        #[arg(long)]
+        quick: bool,
+        /// Runs per measurement [default: 5, or 3 with --quick].
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Also write the numbers, with the machine, as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
+        manifests: PathBuf,
+    },
+    /// Open-loop load: jobs arrive on a schedule whatever the router does, and each is timed
+    /// from its scheduled arrival. One run (--rate), or a sweep that finds capacity C and runs
+    /// at 0.5, 1, 1.5, 2 and 3 × C.
+    Load(LoadArgs),
     /// List the registered kernels, or check one manifest.
     Kernels {
         #[command(subcommand)]
@@ -64,6 +83,61 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// A running `helix serve` (http://HOST:PORT); without it, a router in this process.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// A job mix (TOML) [default: the bundled mix, host/mixes/default.toml].
+    #[arg(long, value_name = "FILE", conflicts_with = "trace")]
+    mix: Option<PathBuf>,
+    /// Replay a classic HelixRouter trace (JSON lines) instead of a mix.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Jobs per second.
+    #[arg(long, conflicts_with = "sweep")]
+    rate: Option<f64>,
+    /// Seconds per run (each multiple of C, in a sweep).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Find capacity C, then run at 0.5, 1, 1.5, 2 and 3 × C.
+    #[arg(long)]
+    sweep: bool,
+    /// Sweep: the first rate probed, jobs/s.
+    #[arg(long, default_value_t = 200.0)]
+    start_rate: f64,
+    /// Sweep: the highest rate probed, jobs/s.
+    #[arg(long, default_value_t = 100_000.0)]
+    max_rate: f64,
+    /// Sweep: seconds per capacity probe.
+    #[arg(long, default_value_t = 5.0)]
+    probe_duration: f64,
+    /// Seconds of light load (half the start rate, or of --rate if lower) before measuring, so
+    /// the router's cost corrections settle; not reported.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// How arrivals are spaced: exponential gaps (independent clients) or evenly.
+    #[arg(long, default_value = "poisson", value_parser = ["poisson", "constant"])]
+    arrivals: String,
+    /// Seeds the arrival times and the jobs drawn: the same seed offers the same load.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Jobs in flight at once; a job due past it is not issued and counts as failed.
+    #[arg(long, default_value_t = 10_000)]
+    max_in_flight: usize,
+    /// Write the numbers, with the machine, as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw goodput and p99 against offered load (needs --sweep).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
+    manifests: PathBuf,
+    /// In-process router only: a `helix serve` config file whose [router] section to use.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +203,26 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 _ => ExitCode::FAILURE,
             })
         }
+        Command::Bench { quick, runs, json, manifests } => {
+            init_logs(LogFormat::Text, "warn");
+            let cfg = helix_host::bench::BenchConfig {
+                quick,
+                runs: runs.unwrap_or(if quick { 3 } else { 5 }).max(1),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = tokio::task::spawn_blocking(move || helix_host::bench::run(&manifests, cfg))
+                .await
+                .map_err(|e| format!("the bench panicked: {e}"))??;
+            print!("{}", report.render_table());
+            if let Some(path) = json {
+                write_json(&path, &serde_json::to_value(&report).map_err(|e| e.to_string())?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(args) => {
+            init_logs(LogFormat::Text, "warn");
+            load(args).await
+        }
         Command::Kernels { action: Some(KernelsAction::Check { path }), .. } => {
             let engine = helix_host::wasm::WasmEngine::new(RouterConfig::default().wasm)?;
             match helix_host::registry::Kernel::load(&path, Some(&engine)) {
@@ -191,6 +285,104 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration, String> {
+    if s.is_finite() && s > 0.0 && s <= 86_400.0 {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(format!("--{what} must be a number of seconds in (0, 86400], got {s}"))
+    }
+}
+
+async fn load(a: LoadArgs) -> Result<ExitCode, String> {
+    use helix_host::load::{self, Source, sweep, target::Target};
+    use std::sync::Arc;
+    if a.rate.is_none() && !a.sweep {
+        return Err("give --rate R (jobs per second) for one run, or --sweep".into());
+    }
+    if a.plot.is_some() && !a.sweep {
+        return Err("--plot draws a sweep: add --sweep".into());
+    }
+    let duration = seconds("duration", a.duration)?;
+    let source = Arc::new(match (&a.mix, &a.trace) {
+        (_, Some(t)) => Source::Trace(load::trace::Trace::load(t)?),
+        (Some(m), None) => Source::Mix(load::mix::Mix::load(m)?),
+        (None, None) => Source::Mix(load::mix::Mix::bundled()),
+    });
+    let target = Arc::new(match &a.target {
+        Some(url) => Target::Http(Box::new(load::target::HttpTarget::new(url)?)),
+        None => {
+            let config = ServeConfig::load(a.config.as_deref(), Overrides::default())?;
+            let router = Router::from_dir(config.router, &a.manifests).map_err(|e| e.to_string())?;
+            for (kernel, runtime) in source.kernels() {
+                if router.registry().pick(&kernel, runtime).is_none() {
+                    let build = runtime.map_or(String::new(), |r| format!(" ({})", r.as_str()));
+                    let hint = if runtime == Some(Runtime::Wasm) || kernel == "basket-option" {
+                        " (the Wasm kernels are staged by `cargo xtask kernels`)"
+                    } else {
+                        ""
+                    };
+                    eprintln!(
+                        "warning: the load sends {kernel}{build}, which {} does not register: \
+                         those jobs will be rejected{hint}",
+                        a.manifests.display()
+                    );
+                }
+            }
+            Target::InProcess(Arc::new(router))
+        }
+    });
+    let cfg = load::RunConfig {
+        arrivals: a.arrivals.parse()?,
+        seed: a.seed,
+        max_in_flight: a.max_in_flight.max(1),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let machine = helix_host::machine::Machine::describe();
+    eprintln!("machine: {}", machine.summary());
+    let warm_rate = a.rate.unwrap_or(a.start_rate).min(a.start_rate) / 2.0;
+    if a.warmup > 0.0 {
+        eprintln!("warming up: {warm_rate:.0} jobs/s for {} s", a.warmup);
+        load::run(&target, &source, warm_rate, seconds("warmup", a.warmup)?, cfg, 0).await?;
+    }
+    if let Some(rate) = a.rate {
+        let report = load::run(&target, &source, rate, duration, cfg, 1).await?;
+        print!("{}", report.render_text());
+        if let Some(path) = &a.json {
+            let json = serde_json::json!({"machine": machine, "run": report.to_json()});
+            write_json(path, &json)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let probe_duration = seconds("probe-duration", a.probe_duration)?;
+    let search = sweep::Search { start_rate: a.start_rate, max_rate: a.max_rate, tolerance: 0.05 };
+    let sweep = load::sweep_runs(&target, &source, search, probe_duration, duration, cfg).await?;
+    let c = sweep.capacity;
+    for (m, report) in &sweep.runs {
+        println!("--- {m} × C ---");
+        print!("{}", report.render_text());
+    }
+    println!();
+    print!("{}", sweep.render_table());
+    if let Some(path) = &a.json {
+        let json = serde_json::json!({"machine": machine, "sweep": sweep});
+        write_json(path, &json)?;
+    }
+    if let Some(path) = &a.plot {
+        let title = format!("helix load --sweep: C = {c:.0} jobs/s, {}", machine.cpu);
+        let svg = load::plot::sweep_svg(&sweep, &title)?;
+        std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level (`RUST_LOG=debug` shows every decision).

@@ -177,6 +177,39 @@ fn sheddable_work_goes_to_its_floor_under_pressure_while_critical_work_keeps_its
     assert_eq!((crit.strategy, crit.units_granted), (Strategy::CpuLane, 100_000));
 }
 
+/// As the lane backs up, sheddable work gives way first: from 5 ms of predicted wait it runs at
+/// its floor (or not at all), while a critical job under the same pressure keeps every unit
+/// until its own budget no longer fits.
+#[test]
+fn sheddable_work_gives_way_before_critical_work_misses_its_budget() {
+    let cfg = PolicyConfig::default();
+    let shed = JobProfile { criticality: Criticality::Sheddable, ..job() };
+    // (queued work in us, expected sheddable, expected critical); running work adds 1 ms of wait.
+    let (full, floor) = (100_000, 5 * 1024);
+    type Expected = (Strategy, Reason, u64);
+    let cases: Vec<(f64, Expected, Expected)> = vec![
+        (0.0, (Strategy::CpuLane, Reason::FitsBudget, full), (Strategy::CpuLane, Reason::FitsBudget, full)),
+        (8_000.0, (Strategy::CpuLane, Reason::FitsBudget, full), (Strategy::CpuLane, Reason::FitsBudget, full)),
+        (9_000.0, (Strategy::Degrade, Reason::ShedToFloor, floor), (Strategy::CpuLane, Reason::FitsBudget, full)),
+        (40_000.0, (Strategy::Degrade, Reason::ShedToFloor, floor), (Strategy::CpuLane, Reason::FitsBudget, full)),
+        (70_000.0, (Strategy::Degrade, Reason::ShedToFloor, floor), (Strategy::CpuLane, Reason::FitsBudget, full)),
+        (
+            77_000.0,
+            (Strategy::Degrade, Reason::ShedToFloor, floor),
+            (Strategy::Degrade, Reason::DegradedToFit, 97 * 1024),
+        ),
+        (80_000.0, (Strategy::Drop, Reason::ShedUnderPressure, 0), (Strategy::Drop, Reason::BudgetUnreachable, 0)),
+    ];
+    for (queued, s, c) in cases {
+        let p = busy(4, queued);
+        let ds = decide(&shed, &p, &cfg);
+        let dc = decide(&job(), &p, &cfg);
+        let wait = p.predicted_wait_us();
+        assert_eq!((ds.strategy, ds.reason, ds.units_granted), s, "sheddable at {wait} us wait: {ds:?}");
+        assert_eq!((dc.strategy, dc.reason, dc.units_granted), c, "critical at {wait} us wait: {dc:?}");
+    }
+}
+
 #[test]
 fn rising_pressure_moves_a_job_from_full_to_degraded_to_dropped() {
     let cfg = PolicyConfig::default();
