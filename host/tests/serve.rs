@@ -83,9 +83,15 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// GETs `path`, once more on a transport error: a pooled connection may have been closed
+    /// by the server after a refused upload whose body it did not read (a real client retries an
+    /// idempotent GET the same way).
     fn try_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut r = self.agent.get(format!("{}{path}", self.base)).call().ok()?;
-        Some((r.status().as_u16(), r.body_mut().read_to_string().ok()?))
+        let once = || {
+            let mut r = self.agent.get(format!("{}{path}", self.base)).call().ok()?;
+            Some((r.status().as_u16(), r.body_mut().read_to_string().ok()?))
+        };
+        once().or_else(once)
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
