@@ -29,37 +29,22 @@ fn num(x: f64) -> Value {
     Value::Number(x)
 }
 
-fn cases() -> Vec<(&'static str, &'static str, KernelKind, Params, u64)> {
-    let option = |style: &str, steps: f64| {
-        Params::new()
-            .with("style", Value::Text(style.into()))
-            .with("spot", num(100.0))
-            .with("strike", num(100.0))
-            .with("vol", num(0.25))
-            .with("maturity", num(1.0))
-            .with("steps", num(steps))
-            .with("barrier", num(80.0))
-    };
-    let d = 10;
-    let var = Params::new()
-        .with("positions", Value::Array(vec![1e6; d]))
-        .with("vols", Value::Array((0..d).map(|i| 0.15 + 0.02 * i as f64).collect()))
-        .with("correlation", Value::Array((0..d * d).map(|k| if k / d == k % d { 1.0 } else { 0.3 }).collect()));
-    let pf = Params::new()
-        .with("a", num(0.9))
-        .with("q", num(1.0))
-        .with("r", num(0.7))
-        .with("observations", Value::Array((0..50).map(|t| (t as f64 * 0.3).sin() * 2.0).collect()));
-    let returns: Vec<f64> = (0..1000 * 10).map(|k| 0.01 * ((k * 7919 % 1000) as f64 / 500.0 - 1.0)).collect();
-    let ewma = Params::new().with("returns", Value::Array(returns)).with("assets", num(10.0));
-    vec![
-        ("european-1step", "mc-option", KernelKind::McOption, option("european", 1.0), 400_000),
-        ("asian-64", "mc-option", KernelKind::McOption, option("asian", 64.0), 8_192),
-        ("barrier-252", "mc-option", KernelKind::McOption, option("barrier", 252.0), 4_096),
-        ("var-10-assets", "mc-var", KernelKind::McVar, var, 40_960),
-        ("particle-filter-50", "particle-filter", KernelKind::ParticleFilter, pf, 8_192),
-        ("ewma-10-assets", "ewma-cov", KernelKind::EwmaCov, ewma, 1_000),
-    ]
+/// The kernels with both builds and a unit count, at `helix bench`'s fixed work, named for
+/// criterion (`kernel/mc-option-european-1-step`, ...).
+fn cases() -> Vec<(String, &'static str, KernelKind, Params, u64)> {
+    helix_host::bench::cases::all(false)
+        .into_iter()
+        .filter_map(|c| {
+            let (kind, units) = (c.native?, c.units?);
+            let words: Vec<String> = c
+                .name
+                .split(|ch: char| !ch.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            Some((format!("{}-{}", c.kernel, words.join("-")), c.kernel, kind, c.params, units))
+        })
+        .collect()
 }
 
 const LIMITS: GuestLimits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 60_000 };

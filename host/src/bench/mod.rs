@@ -2,7 +2,7 @@
 //! off), several runs each on one thread; units per second, the Wasm/native ratio, fuel per
 //! unit and the cost of instantiating a guest.
 
-mod cases;
+pub mod cases;
 
 use crate::admission::check_params;
 use crate::job::Runtime;
