@@ -1,6 +1,7 @@
 //! Router configuration: lane sizes, queue cap and policy thresholds.
 
 use crate::policy::PolicyConfig;
+use crate::quarantine::QuarantineConfig;
 use crate::wasm::WasmConfig;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ pub struct RouterConfig {
     pub batching: bool,
     pub policy: PolicyConfig,
     pub wasm: WasmConfig,
+    pub quarantine: QuarantineConfig,
 }
 
 impl Default for RouterConfig {
@@ -27,6 +29,7 @@ impl Default for RouterConfig {
             batching: true,
             policy: PolicyConfig::default(),
             wasm: WasmConfig::default(),
+            quarantine: QuarantineConfig::default(),
         }
     }
 }

@@ -14,11 +14,13 @@ pub mod manifest;
 pub mod metrics;
 pub mod outcome;
 pub mod policy;
+pub mod quarantine;
 pub mod registry;
 pub mod reload;
 pub mod request;
 pub mod router;
 pub mod serve;
+pub mod soak;
 pub mod upload;
 pub mod wasm;
 

@@ -20,6 +20,8 @@ pub struct KernelStats {
     correction: AtomicU64,
     fuel_used: AtomicU64,
     fuel_units: AtomicU64,
+    /// Times a version of this kernel was quarantined.
+    pub quarantines: AtomicU64,
 }
 
 impl Default for KernelStats {
@@ -29,6 +31,7 @@ impl Default for KernelStats {
             correction: AtomicU64::new(1.0f64.to_bits()),
             fuel_used: AtomicU64::new(0),
             fuel_units: AtomicU64::new(0),
+            quarantines: AtomicU64::new(0),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::job::Runtime;
 use crate::lanes::batch::Batcher;
 use crate::manifest::{Manifest, ManifestError};
 use crate::metrics::KernelStats;
+use crate::quarantine::Quarantine;
 use crate::wasm::{WasmEngine, WasmKernel, load_file};
 use arc_swap::ArcSwap;
 use helix_math::KernelKind;
@@ -30,6 +31,8 @@ pub struct Kernel {
     pub stats: Arc<KernelStats>,
     /// Started on the first batched job; ends when this version is dropped.
     pub batcher: OnceLock<Batcher>,
+    /// This version's record of sandbox failures; a new version starts clean.
+    pub quarantine: Quarantine,
 }
 
 impl Kernel {
@@ -89,6 +92,7 @@ impl Kernel {
             entry,
             stats: Arc::default(),
             batcher: OnceLock::new(),
+            quarantine: Quarantine::default(),
         }
     }
 }
@@ -147,6 +151,8 @@ impl Registry {
     pub fn insert(&self, mut kernel: Kernel) {
         let key = (kernel.manifest.name.clone(), kernel.runtime());
         kernel.stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
+        let previous = self.pick(&kernel.manifest.name, Some(kernel.runtime()));
+        kernel.quarantine = Quarantine::succeeding(previous.as_ref().map(|k| &k.quarantine));
         let kernel = Arc::new(kernel);
         self.kernels.rcu(|map| {
             let mut next = BTreeMap::clone(map);

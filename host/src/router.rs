@@ -221,7 +221,17 @@ impl Router {
         let batch_key = self.batch_key(&kernel, &admitted, job.seed());
         let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
         profile.batch_open = batch_key.is_some_and(|k| kernel.batcher.get().is_some_and(|b| b.open.contains(k)));
-        let decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.shared.config.policy);
+        let mut decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.shared.config.policy);
+        if let Err(left) = kernel.quarantine.admit(submitted, &self.shared.config.quarantine) {
+            // The wait is the quarantine's time left: clients are told when to retry.
+            decision = Decision {
+                strategy: Strategy::Drop,
+                reason: Reason::Quarantined,
+                units_granted: 0,
+                predicted_wait_us: left.as_micros() as f64,
+                ..decision
+            };
+        }
         let mut pending = Pending {
             id: job.id,
             kernel: kernel.clone(),
@@ -355,6 +365,8 @@ impl Router {
                 cost_correction: rec.stats.correction(),
                 fuel_used: rec.stats.fuel_used(),
                 fuel_per_unit: rec.stats.fuel_per_unit(),
+                quarantined: rec.current.as_ref().is_some_and(|k| k.quarantine.is_closed(Instant::now())),
+                quarantines: rec.stats.quarantines.load(Relaxed),
                 counts: Strategy::ALL
                     .into_iter()
                     .map(Some)
@@ -380,6 +392,7 @@ impl Router {
             pressure: self.pressure(),
             lane_running: m.lane_running.load(Relaxed),
             lane_running_max: m.lane_running_max.load(Relaxed),
+            queue_peak: self.cpu.state.queue_peak(),
             heavy_on_async: m.heavy_on_async.load(Relaxed),
             kernels,
         }
@@ -429,6 +442,10 @@ pub struct KernelSnapshot {
     pub fuel_used: u64,
     /// Measured fuel per unit (Wasm kernels): the Wasm cost model's unit.
     pub fuel_per_unit: Option<f64>,
+    /// The serving version refuses jobs now (see `quarantine`).
+    pub quarantined: bool,
+    /// Times a version of this kernel was quarantined.
+    pub quarantines: u64,
     pub counts: Vec<CountSnapshot>,
 }
 
@@ -443,6 +460,8 @@ pub struct Snapshot {
     pub pressure: Pressure,
     pub lane_running: usize,
     pub lane_running_max: usize,
+    /// The deepest the CPU lane's queue has been.
+    pub queue_peak: usize,
     pub heavy_on_async: u64,
     pub kernels: Vec<KernelSnapshot>,
 }

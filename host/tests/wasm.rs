@@ -294,6 +294,72 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     assert_eq!(snap.submitted, snap.outcomes());
 }
 
+/// A kernel whose runs keep ending in the sandbox is quarantined: its jobs are dropped on
+/// arrival (saying so, and for how long) while honest kernels run on; after the cool-down one
+/// probe runs, and a failed probe doubles the cool-down; a new version starts on probation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_that_keeps_failing_in_the_sandbox_is_quarantined_then_probed() {
+    use helix_host::policy::{Reason, Strategy};
+    use helix_host::quarantine::QuarantineConfig;
+    let dir = temp_dir("quarantine");
+    let trap = std::fs::read(module("panic-trap")).unwrap();
+    stage(&dir, "trap", &trap, "");
+    for f in ["mc-option.toml", "mc-option.wasm"] {
+        std::fs::copy(repo().join("manifests/wasm").join(f), dir.join(f)).unwrap();
+    }
+    let quarantine = QuarantineConfig { after_failures: 3, cooldown_ms: 400, max_cooldown_ms: 10_000 };
+    let r = Router::from_dir(RouterConfig { quarantine, ..RouterConfig::default() }, &dir).unwrap();
+    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
+    let mut id = 0;
+    let mut trap_job = async || {
+        id += 1;
+        r.submit(Job::new(id, "trap", Params::new(), Duration::from_secs(5))).await
+    };
+    let quarantined = |o: &Outcome| {
+        o.status == Status::Dropped
+            && o.decision.is_some_and(|d| d.strategy == Strategy::Drop && d.reason == Reason::Quarantined)
+    };
+    for _ in 0..3 {
+        let o = trap_job().await;
+        assert_eq!((o.status, o.error.map(|e| e.kind)), (Status::Failed, Some(ErrorKind::Sandbox)));
+    }
+    let o = trap_job().await;
+    assert!(quarantined(&o), "{o:?}");
+    let wait = o.decision.unwrap().predicted_wait_us;
+    assert!(wait > 0.0 && wait <= 400_000.0, "the drop says how long is left: {wait} us");
+    let snap = r.snapshot();
+    let k = snap.kernels.iter().find(|k| k.kernel == "trap").unwrap();
+    assert!(k.quarantined && k.quarantines == 1, "{k:?}");
+
+    // Honest work is untouched.
+    let p = Params::new()
+        .with("spot", num(100.0))
+        .with("strike", num(100.0))
+        .with("vol", num(0.2))
+        .with("maturity", num(1.0))
+        .with("paths", num(2000.0));
+    let o = r.submit(Job::new(100, "mc-option", p, Duration::from_secs(5))).await;
+    assert_eq!(o.status, Status::Completed, "{:?}", o.error);
+
+    // After the cool-down one probe runs; it fails, and the next cool-down is twice as long.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let o = trap_job().await;
+    assert_eq!(o.status, Status::Failed, "the probe runs: {o:?}");
+    let o = trap_job().await;
+    assert!(quarantined(&o) && o.decision.unwrap().predicted_wait_us > 400_000.0, "{o:?}");
+
+    // A new version (the team's next release) gets one chance: it fails, so it is quarantined
+    // at once instead of after three more failures.
+    let manifest = std::fs::read_to_string(dir.join("trap.toml")).unwrap().replace("1.0.0", "1.0.1");
+    std::fs::write(dir.join("trap.toml"), manifest).unwrap();
+    r.reload().await.unwrap();
+    let o = trap_job().await;
+    assert_eq!((o.status, o.version.as_deref()), (Status::Failed, Some("1.0.1")), "{o:?}");
+    let o = trap_job().await;
+    assert!(quarantined(&o), "{o:?}");
+    assert_eq!(r.snapshot().kernels.iter().find(|k| k.kernel == "trap").unwrap().quarantines, 3);
+}
+
 /// A guest answering NaN (whose bits differ between hosts when the engine does not canonicalise)
 /// fails its job as a numeric failure, as a native kernel's NaN does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

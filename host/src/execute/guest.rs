@@ -41,6 +41,7 @@ impl Pending {
         if let Some(f) = fuel {
             self.kernel.stats.add_fuel(f, units);
         }
+        self.record_for_quarantine(answer.is_err());
         let mut o = match answer {
             // NaN and infinity are refused at the boundary, as native kernels refuse them: the
             // engine does not canonicalise NaNs (see `WasmConfig::canonicalize_nans`), so a
@@ -72,6 +73,22 @@ impl Pending {
         };
         o.fuel_used = fuel;
         o
+    }
+}
+
+impl Pending {
+    /// Feeds the kernel version's quarantine with how this run ended, and says so when it trips.
+    fn record_for_quarantine(&self, sandbox_failure: bool) {
+        let cfg = &self.shared.config.quarantine;
+        if let Some(cooldown) = self.kernel.quarantine.record(sandbox_failure, Instant::now(), cfg) {
+            self.kernel.stats.quarantines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                kernel = %self.kernel.name,
+                version = %self.kernel.version,
+                cooldown_ms = cooldown.as_millis() as u64,
+                "kernel quarantined: its runs keep failing in the sandbox; jobs are dropped until a probe answers"
+            );
+        }
     }
 }
 

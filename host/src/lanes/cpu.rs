@@ -18,6 +18,8 @@ pub struct LaneState {
     pub capacity: usize,
     semaphore: Arc<Semaphore>,
     depth: AtomicUsize,
+    /// The deepest the queue has been: kept to show the cap holds.
+    depth_peak: AtomicUsize,
     queued_work_us: AtomicU64,
     running_work_us: AtomicU64,
 }
@@ -32,6 +34,11 @@ impl LaneState {
             queued_work_us: self.queued_work_us.load(Relaxed) as f64,
             running_work_us: self.running_work_us.load(Relaxed) as f64,
         }
+    }
+
+    /// The deepest the queue has been since the lane started.
+    pub fn queue_peak(&self) -> usize {
+        self.depth_peak.load(Relaxed)
     }
 
     pub(crate) fn running_work(&self, us: u64, start: bool) {
@@ -83,6 +90,7 @@ impl CpuLane {
             capacity,
             semaphore: Arc::new(Semaphore::new(permits)),
             depth: AtomicUsize::new(0),
+            depth_peak: AtomicUsize::new(0),
             queued_work_us: AtomicU64::new(0),
             running_work_us: AtomicU64::new(0),
         });
@@ -107,9 +115,10 @@ impl CpuLane {
 
     fn enqueue(&self, work: LaneWork) -> Result<(), LaneWork> {
         let s = &self.state;
-        if s.depth.fetch_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)).is_err() {
-            return Err(work);
-        }
+        match s.depth.fetch_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)) {
+            Ok(before) => s.depth_peak.fetch_max(before + 1, Relaxed),
+            Err(_) => return Err(work),
+        };
         s.queued_work_us.fetch_add(work.predicted_us(), Relaxed);
         let seq = self.seq.fetch_add(1, Relaxed);
         self.tx.try_send((seq, work)).map_err(|e| {

@@ -119,6 +119,8 @@ mod tests {
             units_granted: 1,
             queue_us: Some(0),
             failure: None,
+            version: None,
+            error: None,
         }
     }
 

@@ -160,6 +160,10 @@ pub struct Recorder {
     pub kernels: std::collections::BTreeMap<String, KernelTally>,
     /// How late jobs were issued, microseconds: the generator's own health.
     pub lateness: Histogram<u64>,
+    /// Rejected and failed jobs by `kernel: error kind`.
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Jobs run by each `kernel@version`.
+    pub versions: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for Recorder {
@@ -169,6 +173,8 @@ impl Default for Recorder {
             sheddable: ClassRecorder::default(),
             kernels: Default::default(),
             lateness: histogram(),
+            errors: Default::default(),
+            versions: Default::default(),
         }
     }
 }
@@ -186,6 +192,12 @@ impl Recorder {
             budget_use: histogram(),
         });
         k.offered += 1;
+        if let Some(e) = &s.observed.error {
+            *self.errors.entry(format!("{}: {e}", s.kernel)).or_default() += 1;
+        }
+        if let Some(v) = &s.observed.version {
+            *self.versions.entry(format!("{}@{v}", s.kernel)).or_default() += 1;
+        }
         match s.observed.status {
             Status::Completed | Status::Degraded => {
                 k.answered += 1;

@@ -163,6 +163,10 @@ pub struct RunReport {
     pub critical: ClassReport,
     pub sheddable: ClassReport,
     pub by_kernel: Vec<KernelReport>,
+    /// Rejected and failed jobs by kernel and error kind (`kernel: kind`).
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Jobs each kernel version ran (`kernel@version`).
+    pub versions: std::collections::BTreeMap<String, u64>,
 }
 
 impl RunReport {
@@ -196,6 +200,8 @@ impl RunReport {
                     },
                 })
                 .collect(),
+            errors: rec.errors.clone(),
+            versions: rec.versions.clone(),
             critical: ClassReport::of(&rec.critical, duration_s),
             sheddable: ClassReport::of(&rec.sheddable, duration_s),
             all,
@@ -252,6 +258,10 @@ impl RunReport {
                  {} refused by a draining server",
                 c.failed_not_issued, c.failed_transport, c.dropped_draining
             );
+        }
+        if !self.errors.is_empty() {
+            let e: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(s, "  rejected or failed, by kernel and error: {}", e.join(", "));
         }
         let by: Vec<String> =
             self.all.by_strategy.iter().map(|b| format!("{} {} {}", b.strategy, b.status, b.count)).collect();
@@ -354,6 +364,8 @@ mod tests {
                 units_granted: if status == Status::Degraded { 250 } else { 1000 },
                 queue_us: Some(latency_ms * 500),
                 failure: None,
+                version: None,
+                error: (status == Status::Failed).then(|| "sandbox".into()),
             },
         }
     }
@@ -363,8 +375,10 @@ mod tests {
         let mut rec = Recorder::default();
         let (c, s) = (Criticality::Critical, Criticality::Sheddable);
         // Critical: 6 completed within budget, 2 completed late, 1 degraded in time, 1 failed.
-        for _ in 0..6 {
-            rec.record(&sample(c, Status::Completed, 10, 20));
+        for i in 0..6 {
+            let mut done = sample(c, Status::Completed, 10, 20);
+            done.observed.version = (i == 0).then(|| "2.0.0".into());
+            rec.record(&done);
         }
         for _ in 0..2 {
             rec.record(&sample(c, Status::Completed, 30, 20));
@@ -382,6 +396,7 @@ mod tests {
         let mut not_issued = sample(s, Status::Failed, 0, 20);
         not_issued.observed.failure = Some(Failure::NotIssued);
         not_issued.observed.strategy = None;
+        not_issued.observed.error = None;
         rec.record(&not_issued);
 
         let r = RunReport::new("test", "constant", 8.0, 2.0, &rec);
@@ -403,6 +418,8 @@ mod tests {
         assert_eq!((r.critical.within_budget, r.sheddable.within_budget, r.all.within_budget), (7, 0, 7));
         assert_eq!(r.goodput, 3.5, "7 answers within budget over 2 s");
         assert_eq!(r.all.goodput_full, 3.0, "one of them degraded");
+        assert_eq!(r.errors.iter().collect::<Vec<_>>(), [(&"k: sandbox".to_string(), &1)]);
+        assert_eq!(r.versions.iter().collect::<Vec<_>>(), [(&"k@2.0.0".to_string(), &1)]);
         assert_eq!(r.critical.goodput, 3.5);
         assert_eq!((r.offered_rate, r.achieved_rate), (8.0, 7.5));
         assert!((r.all.within_budget_share - 7.0 / 16.0).abs() < 1e-12);

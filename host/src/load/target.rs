@@ -39,6 +39,10 @@ pub struct Observed {
     /// The router's queue wait, when it ran the job.
     pub queue_us: Option<u64>,
     pub failure: Option<Failure>,
+    /// The kernel version that answered, when one ran the job.
+    pub version: Option<String>,
+    /// The error's kind, for rejected and failed jobs (e.g. `sandbox`, `invalid_input`).
+    pub error: Option<String>,
 }
 
 impl Observed {
@@ -52,6 +56,8 @@ impl Observed {
             units_granted: 0,
             queue_us: None,
             failure: Some(failure),
+            version: None,
+            error: None,
         }
     }
 
@@ -65,6 +71,8 @@ impl Observed {
             units_granted: o.decision.map_or(0, |d| d.units_granted),
             queue_us: ran.then_some(o.timings.queue_us),
             failure: None,
+            version: o.version.as_deref().filter(|_| ran).map(str::to_string),
+            error: o.error.as_ref().map(|e| e.kind.as_str().to_string()),
         }
     }
 }
@@ -165,7 +173,8 @@ pub fn request_body(job: &Job) -> Json {
 }
 
 /// Maps a response to an outcome: 200 is completed or degraded (the body says which), 429
-/// dropped, 400 and 404 rejected, 500 failed, 503 dropped by a draining server.
+/// dropped, 400 and 404 rejected, 500 failed, 503 dropped (by a quarantined kernel, or by a
+/// draining server).
 pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
     let json: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
     let status = match code.as_u16() {
@@ -178,6 +187,8 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
         },
         429 => Status::Dropped,
         400 | 404 => Status::Rejected,
+        // A quarantined kernel's drop; any other 503 is a draining server.
+        503 if json["status"] == "dropped" => Status::Dropped,
         503 => return Observed::failed(Failure::Draining),
         500 => Status::Failed,
         other => return Observed::failed(Failure::Transport(format!("unexpected HTTP status {other}"))),
@@ -194,6 +205,8 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
         units_granted: decision["units_granted"].as_u64().unwrap_or(0),
         queue_us: json["timings_us"]["queue"].as_u64().filter(|_| ran),
         failure: None,
+        version: json["version"].as_str().filter(|_| ran).map(str::to_string),
+        error: json["error"]["kind"].as_str().map(str::to_string),
     }
 }
 

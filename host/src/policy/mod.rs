@@ -80,10 +80,12 @@ pub enum Reason {
     DeadlinePassed,
     /// The caller went away while the job was queued.
     Cancelled,
+    /// The kernel version is quarantined after repeated sandbox failures (see `quarantine`).
+    Quarantined,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::CheapInline,
         Reason::CheapSpawn,
         Reason::FitsBudget,
@@ -96,6 +98,7 @@ impl Reason {
         Reason::QueueFull,
         Reason::DeadlinePassed,
         Reason::Cancelled,
+        Reason::Quarantined,
     ];
 
     pub fn index(self) -> usize {
@@ -116,6 +119,7 @@ impl Reason {
             Reason::QueueFull => "queue_full",
             Reason::DeadlinePassed => "deadline_passed",
             Reason::Cancelled => "cancelled",
+            Reason::Quarantined => "quarantined",
         }
     }
 }

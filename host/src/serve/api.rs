@@ -2,6 +2,7 @@
 
 use super::{App, admin, metrics};
 use crate::outcome::{ErrorKind, Outcome, Status};
+use crate::policy::Reason;
 use crate::registry::{Entry, Kernel};
 use crate::request::JobRequest;
 use axum::Json;
@@ -46,6 +47,10 @@ pub fn error(status: StatusCode, kind: &str, field: Option<&str>, message: impl 
 pub fn status_of(o: &Outcome) -> StatusCode {
     match o.status {
         Status::Completed | Status::Degraded => StatusCode::OK,
+        // A quarantined kernel is unavailable for a while, whatever the load.
+        Status::Dropped if o.decision.is_some_and(|d| d.reason == Reason::Quarantined) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Status::Dropped => StatusCode::TOO_MANY_REQUESTS,
         Status::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         Status::Rejected => match o.error.as_ref().map(|e| e.kind) {
@@ -56,7 +61,8 @@ pub fn status_of(o: &Outcome) -> StatusCode {
 }
 
 /// Seconds a dropped job's client should wait before retrying: the predicted wait for the CPU
-/// lane at the moment of the drop, at least one second.
+/// lane at the moment of the drop (for a quarantined kernel, the quarantine's time left), at
+/// least one second.
 fn retry_after_s(o: &Outcome) -> u64 {
     let wait_s = o.decision.map_or(0.0, |d| d.predicted_wait_us / 1e6);
     if wait_s.is_finite() { wait_s.ceil().clamp(1.0, 60.0) as u64 } else { 1 }
@@ -90,7 +96,7 @@ async fn submit(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
     let outcome = app.router.submit(job).await;
     let status = status_of(&outcome);
     let mut response = (status, Json(outcome.to_json())).into_response();
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    if outcome.status == Status::Dropped {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s(&outcome)));
     }
     response

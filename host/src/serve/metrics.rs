@@ -1,7 +1,7 @@
 //! `GET /metrics`: everything the router and the server count, as Prometheus text.
 
-use super::App;
 use super::exposition::{Exposition, Kind};
+use super::{App, process};
 use crate::policy::{Reason, Strategy};
 use crate::registry::Entry;
 use std::sync::atomic::Ordering::Relaxed;
@@ -64,6 +64,12 @@ pub fn render(app: &App) -> String {
     e.single("helix_cpu_permits", Kind::Gauge, "Heavy kernels allowed to run at once.", p.permits as f64);
     e.single("helix_cpu_permits_in_use", Kind::Gauge, "CPU-lane permits held now.", p.permits_in_use as f64);
     e.single("helix_cpu_queue_depth", Kind::Gauge, "Jobs waiting for the CPU lane.", p.queue_depth as f64);
+    e.single(
+        "helix_cpu_queue_depth_peak",
+        Kind::Gauge,
+        "The deepest the CPU lane's queue has been.",
+        snap.queue_peak as f64,
+    );
     e.single("helix_cpu_queue_capacity", Kind::Gauge, "The CPU lane's queue cap.", p.queue_capacity as f64);
     e.single(
         "helix_cpu_predicted_wait_seconds",
@@ -104,6 +110,18 @@ pub fn render(app: &App) -> String {
     for k in &snap.kernels {
         let labels = [("kernel", k.kernel.as_str()), ("runtime", k.runtime)];
         e.sample("helix_kernel_cost_correction", &labels, k.cost_correction);
+    }
+    e.family("helix_kernel_quarantined", Kind::Gauge, "1 while the kernel's serving version is quarantined.");
+    for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
+        e.sample("helix_kernel_quarantined", &[("kernel", &k.kernel)], if k.quarantined { 1.0 } else { 0.0 });
+    }
+    e.family(
+        "helix_kernel_quarantines_total",
+        Kind::Counter,
+        "Times a kernel was quarantined after repeated sandbox failures.",
+    );
+    for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
+        e.sample("helix_kernel_quarantines_total", &[("kernel", &k.kernel)], k.quarantines as f64);
     }
     e.family("helix_wasm_fuel_consumed_total", Kind::Counter, "Fuel burnt by Wasm kernels.");
     for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
@@ -146,6 +164,15 @@ pub fn render(app: &App) -> String {
         "1 once a shutdown signal started the drain.",
         app.lifecycle.is_draining() as u8 as f64,
     );
+    e.single(
+        "helix_panics_total",
+        Kind::Counter,
+        "Panics caught (each ended one job at most).",
+        process::panics() as f64,
+    );
+    if let Some(rss) = process::resident_bytes() {
+        e.single("process_resident_memory_bytes", Kind::Gauge, "Resident memory size in bytes.", rss as f64);
+    }
     e.single("helix_start_time_seconds", Kind::Gauge, "When the server started, Unix time.", app.started_unix_s);
     e.finish()
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod exposition;
 pub mod lifecycle;
 mod metrics;
+pub mod process;
 mod summary;
 
 pub use api::status_of;
@@ -58,6 +59,7 @@ impl HttpCounts {
 /// Serves until SIGTERM or Ctrl-C, then drains. `Ok(true)` when every accepted job finished
 /// within the drain deadline.
 pub async fn serve(config: ServeConfig) -> Result<bool, String> {
+    process::count_panics();
     let router = Router::from_dir(config.router.clone(), &config.manifests).map_err(|e| e.to_string())?;
     for e in router.load_errors() {
         tracing::warn!(error = %e, "manifest refused");

@@ -1,0 +1,61 @@
+//! What the process says about itself in `/metrics`: resident memory and panics caught. A
+//! panic in a job is caught and ends only that job, but it is still a bug, so it is counted
+//! where a soak or an alert can see it.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+static PANICS: AtomicU64 = AtomicU64::new(0);
+static HOOK: Once = Once::new();
+
+/// Counts every panic from now on, then lets the previous hook report it as before.
+pub fn count_panics() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Relaxed);
+            previous(info);
+        }));
+    });
+}
+
+pub fn panics() -> u64 {
+    PANICS.load(Relaxed)
+}
+
+/// Resident memory in bytes (Linux; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    resident_bytes_of("self")
+}
+
+/// Resident memory of process `pid` ("self" for this one), from `/proc/PID/status`.
+pub fn resident_bytes_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_are_counted_and_still_reported() {
+        count_panics();
+        let before = panics();
+        let caught = std::panic::catch_unwind(|| panic!("a deliberate panic"));
+        assert!(caught.is_err());
+        assert!(panics() > before);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resident_memory_grows_with_touched_pages() {
+        let before = resident_bytes().unwrap();
+        let block = vec![1u8; 64 << 20];
+        let after = resident_bytes().unwrap();
+        assert!(after >= before + (48 << 20), "{before} -> {after}");
+        drop(std::hint::black_box(block));
+    }
+}

@@ -1,0 +1,213 @@
+//! `helix soak`: the router under attack for minutes at a time. A `helix serve` child gets the
+//! bundled kernels plus hostile Wasm kernels, then two phases of the same honest traffic (the
+//! bundled mix, past capacity): first alone, then with hostile jobs and bad requests mixed in
+//! while kernels are re-registered every few seconds. A sampler reads the server's memory and
+//! queue as it goes; at the end the server is stopped with SIGTERM and `report` checks that
+//! nothing was lost, every counter balances, memory and queue stayed bounded, nothing panicked,
+//! and honest goodput held up against the hostile-free phase.
+
+pub mod chaos;
+pub mod http;
+pub mod report;
+pub mod scrape;
+pub mod server;
+pub mod swap;
+
+use crate::load::mix::Mix;
+use crate::load::schedule::{Arrivals, Schedule};
+use crate::load::target::{HttpTarget, Target};
+use crate::load::{RunConfig, Source, sweep};
+use http::Http;
+use report::{Phase, Sample, SoakReport};
+use scrape::Scrape;
+use server::Server;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct SoakConfig {
+    /// The `helix` executable to serve with.
+    pub binary: PathBuf,
+    /// The bundled manifests (copied; the copy is what the server loads and uploads change).
+    pub manifests: PathBuf,
+    /// The built test guests the hostile kernels come from.
+    pub hostile_modules: PathBuf,
+    pub mix: Mix,
+    /// Honest jobs per second; `None`: `load` × the capacity found by a search first.
+    pub rate: Option<f64>,
+    pub load: f64,
+    /// Each phase's length.
+    pub duration: Duration,
+    /// Capacity probes' length.
+    pub probe: Duration,
+    /// Light load before phase 1 (half the rate), so cost corrections settle.
+    pub warmup: Duration,
+    /// Hostile jobs and bad requests per honest job.
+    pub hostile_share: f64,
+    pub swap_every: Duration,
+    pub seed: u64,
+    /// Extra `helix serve` configuration (TOML), e.g. to turn quarantine off.
+    pub server_config: String,
+    pub progress: bool,
+}
+
+/// Offsets of Poisson arrivals at `rate` over `duration`.
+pub(crate) fn schedule_offsets(rate: f64, duration: Duration, seed: u64) -> Result<Schedule, String> {
+    Schedule::new(Arrivals::Poisson, rate, duration, seed)
+}
+
+fn say(cfg: &SoakConfig, text: &str) {
+    if cfg.progress {
+        eprintln!("soak: {text}");
+    }
+}
+
+pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
+    let work = std::env::temp_dir().join(format!("helix-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let manifests = work.join("manifests");
+    server::copy_manifests(&cfg.manifests, &manifests)?;
+    chaos::stage_hostile(&cfg.hostile_modules, &manifests.join("hostile"))?;
+    let max_body_bytes = crate::serve::config::ServeConfig::default().max_body_bytes;
+    let config =
+        format!("watch_interval_ms = 500\nsummary_interval_s = 0\nlog_format = \"json\"\n{}", cfg.server_config);
+    let mut server = Server::start(&cfg.binary, &work, &manifests, &config).await?;
+    say(&cfg, &format!("serving {} from {} (log: {})", server.base, manifests.display(), server.log.display()));
+    let http = Arc::new(Http::new(&server.base));
+    let target = Arc::new(Target::Http(Box::new(HttpTarget::new(&server.base)?)));
+    let source = Arc::new(Source::Mix(cfg.mix.clone()));
+    let run_cfg = RunConfig { seed: cfg.seed, ..RunConfig::default() };
+
+    let (rate, capacity) = match cfg.rate {
+        Some(r) => (r, None),
+        None => {
+            say(&cfg, "finding capacity C with the honest mix");
+            let search = sweep::Search::default();
+            let mut index = 0;
+            let c = sweep::find_capacity(search, async |rate| {
+                index += 1;
+                match crate::load::run(&target, &source, rate, cfg.probe, run_cfg, index).await {
+                    Ok(r) => {
+                        say(
+                            &cfg,
+                            &format!(
+                                "  probe {rate:.0} jobs/s: {:.1}% within budget",
+                                100.0 * r.all.within_budget_share
+                            ),
+                        );
+                        (r.within_capacity(), Ok(()))
+                    }
+                    Err(e) => (false, Err(e)),
+                }
+            })
+            .await?;
+            for (_, _, r) in &c.probes {
+                r.clone()?;
+            }
+            (cfg.load * c.rate, Some(c.rate))
+        }
+    };
+
+    if !cfg.warmup.is_zero() {
+        say(&cfg, &format!("warming up: {:.0} jobs/s for {} s", rate / 2.0, cfg.warmup.as_secs_f64()));
+        crate::load::run(&target, &source, rate / 2.0, cfg.warmup, run_cfg, 0).await?;
+    }
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let sampling = Arc::new(AtomicBool::new(true));
+    let phase_now = Arc::new(Mutex::new(Phase::Honest));
+    let sampler =
+        tokio::spawn(sample_loop(http.clone(), server.pid(), samples.clone(), sampling.clone(), phase_now.clone()));
+    let started = Instant::now();
+    let rss_ready = server.resident_bytes();
+
+    // The same run index, so both phases send the same honest jobs on the same schedule.
+    const HONEST_RUN: u64 = 1 << 20;
+    say(&cfg, &format!("phase 1: honest traffic alone, {rate:.0} jobs/s for {} s", cfg.duration.as_secs()));
+    let before = scrape(&http).await?;
+    let honest = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
+    let after_honest = scrape(&http).await?;
+    let rss_warm = server.resident_bytes();
+
+    *phase_now.lock().unwrap_or_else(|p| p.into_inner()) = Phase::Chaos;
+    let fault_rate = rate * cfg.hostile_share;
+    say(
+        &cfg,
+        &format!(
+            "phase 2: the same traffic, {fault_rate:.0} hostile jobs and bad requests/s, a re-registration every {} s",
+            cfg.swap_every.as_secs_f64()
+        ),
+    );
+    let stop_swaps = Arc::new(AtomicBool::new(false));
+    let swaps = tokio::spawn({
+        let (http, manifests, every, stop) = (http.clone(), manifests.clone(), cfg.swap_every, stop_swaps.clone());
+        async move { swap::run(http, &manifests, every, stop).await }
+    });
+    let faults = tokio::spawn(chaos::run(http.clone(), fault_rate, cfg.duration, cfg.seed ^ 0xC4A05, max_body_bytes));
+    let chaos_honest = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
+    let faults = faults.await.map_err(|e| format!("the chaos sender failed: {e}"))??;
+    stop_swaps.store(true, Relaxed);
+    let swaps = swaps.await.map_err(|e| format!("the swapper failed: {e}"))??;
+    let after_chaos = scrape(&http).await?;
+    sampling.store(false, Relaxed);
+    let _ = sampler.await;
+    let rss_end = server.resident_bytes();
+    let running_at_end = server.is_running();
+    let log_panics = server.panics_in_log();
+    let log = server.log.clone();
+    say(&cfg, "stopping the server (SIGTERM)");
+    let exit = server.stop(Duration::from_secs(60)).await;
+
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(SoakReport::new(report::Inputs {
+        traffic: report::Traffic {
+            capacity,
+            rate,
+            fault_rate,
+            duration_s: cfg.duration.as_secs_f64(),
+            elapsed_s: started.elapsed().as_secs_f64(),
+            honest,
+            chaos_honest,
+            faults,
+            swaps,
+        },
+        scrapes: [before, after_honest, after_chaos],
+        rss: [rss_ready, rss_warm, rss_end],
+        samples,
+        running_at_end,
+        log_panics,
+        exit,
+        log,
+    }))
+}
+
+async fn scrape(http: &Http) -> Result<Scrape, String> {
+    // Retried once: a pooled connection may have been closed under load.
+    for attempt in 0..2 {
+        match http.get("/metrics", Duration::from_secs(10)).await {
+            Ok((200, body)) => return Ok(Scrape::parse(&String::from_utf8_lossy(&body))),
+            other if attempt == 1 => return Err(format!("GET /metrics: {other:?}")),
+            _ => {}
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Every half second: the server's resident memory and CPU-lane queue depth.
+async fn sample_loop(
+    http: Arc<Http>,
+    pid: u32,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    running: Arc<AtomicBool>,
+    phase: Arc<Mutex<Phase>>,
+) {
+    let start = Instant::now();
+    while running.load(Relaxed) {
+        let rss = crate::serve::process::resident_bytes_of(&pid.to_string());
+        let queue = scrape(&http).await.ok().map(|s| s.sum("helix_cpu_queue_depth") as u64);
+        let phase = *phase.lock().unwrap_or_else(|p| p.into_inner());
+        let s = Sample { at_s: start.elapsed().as_secs_f64(), phase, rss_bytes: rss, queue_depth: queue };
+        samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

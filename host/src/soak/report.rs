@@ -1,0 +1,397 @@
+//! What a soak found: the two phases side by side, the faults and what they got back, the
+//! re-registrations, memory and queue over time, and the checks, each with the numbers behind
+//! its verdict.
+
+use super::chaos::FaultTally;
+use super::scrape::Scrape;
+use super::swap::{SWAPPED, SwapTally};
+use crate::load::report::RunReport;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Phase {
+    Honest,
+    Chaos,
+}
+
+/// One reading of the server by the sampler.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    pub at_s: f64,
+    pub phase: Phase,
+    pub rss_bytes: Option<u64>,
+    pub queue_depth: Option<u64>,
+}
+
+/// The load a soak offered and what each part of it got back.
+#[derive(Clone, Debug, Serialize)]
+pub struct Traffic {
+    pub capacity: Option<f64>,
+    pub rate: f64,
+    pub fault_rate: f64,
+    pub duration_s: f64,
+    pub elapsed_s: f64,
+    pub honest: RunReport,
+    pub chaos_honest: RunReport,
+    pub faults: BTreeMap<String, FaultTally>,
+    pub swaps: SwapTally,
+}
+
+/// Everything a soak run collected.
+pub struct Inputs {
+    pub traffic: Traffic,
+    /// Before phase 1, after phase 1, after phase 2.
+    pub scrapes: [Scrape; 3],
+    /// When ready, after phase 1 (warm), after phase 2.
+    pub rss: [Option<u64>; 3],
+    pub samples: Vec<Sample>,
+    pub running_at_end: bool,
+    pub log_panics: Vec<String>,
+    pub exit: Result<i32, String>,
+    pub log: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    /// A throughput comparison, which a noisy machine can fail without a bug; the others are
+    /// correctness.
+    pub performance: bool,
+    pub detail: String,
+}
+
+/// Outcomes the server counted in a phase, by status (unknown kernels count as rejected).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StatusCounts {
+    pub completed: u64,
+    pub degraded: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+impl StatusCounts {
+    fn total(&self) -> u64 {
+        self.completed + self.degraded + self.dropped + self.rejected + self.failed
+    }
+
+    /// The server's count between two scrapes.
+    fn server(a: &Scrape, b: &Scrape) -> (u64, StatusCounts) {
+        let d = |name: &str| (b.sum(name) - a.sum(name)).round() as u64;
+        let s = |status: &str| {
+            (b.sum_where("helix_jobs_total", "status", status) - a.sum_where("helix_jobs_total", "status", status))
+                .round() as u64
+        };
+        let counts = StatusCounts {
+            completed: s("completed"),
+            degraded: s("degraded"),
+            dropped: s("dropped"),
+            rejected: s("rejected") + d("helix_jobs_unknown_kernel_total"),
+            failed: s("failed"),
+        };
+        (d("helix_jobs_submitted_total"), counts)
+    }
+
+    /// What the client was answered: the honest run's outcomes (answers only) plus the faults
+    /// that reached the router, by their HTTP status.
+    fn client(run: &RunReport, faults: Option<&BTreeMap<String, FaultTally>>) -> StatusCounts {
+        let c = &run.all.counts;
+        let mut s = StatusCounts {
+            completed: c.completed,
+            degraded: c.degraded,
+            dropped: c.dropped - c.dropped_draining,
+            rejected: c.rejected,
+            failed: c.failed - c.failed_not_issued - c.failed_transport,
+        };
+        for t in faults.into_iter().flat_map(|f| f.values()).filter(|t| t.reaches_router) {
+            for (&code, &n) in &t.by_status {
+                match code {
+                    200 => s.completed += n,
+                    429 | 503 => s.dropped += n,
+                    400 | 404 => s.rejected += n,
+                    _ => s.failed += n,
+                }
+            }
+        }
+        s
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SoakReport {
+    #[serde(flatten)]
+    pub traffic: Traffic,
+    pub quarantines: BTreeMap<String, u64>,
+    pub server_counts: [StatusCounts; 2],
+    pub client_counts: [StatusCounts; 2],
+    pub rss_mib: RssSummary,
+    pub queue: QueueSummary,
+    pub samples: Vec<Sample>,
+    pub checks: Vec<Check>,
+    pub log: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RssSummary {
+    pub ready: f64,
+    /// After the honest phase: the warm-up.
+    pub warm: f64,
+    pub chaos_first_half_peak: f64,
+    pub chaos_second_half_peak: f64,
+    pub end: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueSummary {
+    pub capacity: u64,
+    pub deepest_sampled: u64,
+    /// The server's own record of its deepest queue.
+    pub peak: u64,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// Memory may grow this much after warm-up (memory bombs fill guest memories up to their cap
+/// while they run, pooled instances come and go), but not keep growing.
+const RSS_SLACK_MIB: f64 = 128.0;
+/// Between the halves of the attack phase, a leak would show as a rising peak.
+const RSS_TREND_SLACK_MIB: f64 = 32.0;
+/// Honest goodput under attack, at least this share of the hostile-free phase's.
+const GOODPUT_FLOOR: f64 = 0.9;
+
+impl SoakReport {
+    pub fn new(i: Inputs) -> SoakReport {
+        let t = &i.traffic;
+        let mib = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64 / MIB);
+        let chaos: Vec<&Sample> = i.samples.iter().filter(|s| s.phase == Phase::Chaos).collect();
+        let (first, second) = chaos.split_at(chaos.len() / 2);
+        let peak = |xs: &[&Sample]| xs.iter().filter_map(|s| s.rss_bytes).max();
+        let rss = RssSummary {
+            ready: mib(i.rss[0]),
+            warm: mib(i.rss[1]),
+            chaos_first_half_peak: mib(peak(first)),
+            chaos_second_half_peak: mib(peak(second)),
+            end: mib(i.rss[2]),
+        };
+        let last = &i.scrapes[2];
+        let queue = QueueSummary {
+            capacity: last.sum("helix_cpu_queue_capacity") as u64,
+            deepest_sampled: i.samples.iter().filter_map(|s| s.queue_depth).max().unwrap_or(0),
+            peak: last.sum("helix_cpu_queue_depth_peak") as u64,
+        };
+        let quarantines = super::chaos::HOSTILE
+            .iter()
+            .map(|h| (h.name.to_string(), last.sum_where("helix_kernel_quarantines_total", "kernel", h.name) as u64))
+            .collect();
+        let (sub1, server1) = StatusCounts::server(&i.scrapes[0], &i.scrapes[1]);
+        let (sub2, server2) = StatusCounts::server(&i.scrapes[1], &i.scrapes[2]);
+        let client1 = StatusCounts::client(&t.honest, None);
+        let client2 = StatusCounts::client(&t.chaos_honest, Some(&t.faults));
+
+        let mut checks = Vec::new();
+        let mut check =
+            |name, passed, performance, detail: String| checks.push(Check { name, passed, performance, detail });
+        let lost_honest = |r: &RunReport| {
+            let c = &r.all.counts;
+            c.failed_not_issued + c.failed_transport + c.dropped_draining
+        };
+        let lost = lost_honest(&t.honest) + lost_honest(&t.chaos_honest);
+        let lost_faults: u64 = t.faults.values().map(|t| t.lost).sum();
+        check(
+            "no job lost",
+            lost + lost_faults == 0,
+            false,
+            format!("{lost} honest and {lost_faults} hostile requests without an answer"),
+        );
+        let balanced = sub1 == server1.total() && sub2 == server2.total();
+        check(
+            "counters balance",
+            balanced && t.honest.balanced() && t.chaos_honest.balanced(),
+            false,
+            format!(
+                "server: submitted {sub1} = outcomes {} (phase 1), {sub2} = {} (phase 2); client reports balance",
+                server1.total(),
+                server2.total()
+            ),
+        );
+        check(
+            "one outcome per accepted job",
+            server1 == client1 && server2 == client2,
+            false,
+            format!("server counted {server1:?} / {server2:?}; client was answered {client1:?} / {client2:?}"),
+        );
+        check(
+            "queue within its cap",
+            queue.capacity > 0 && queue.peak <= queue.capacity && queue.deepest_sampled <= queue.capacity,
+            false,
+            format!("deepest {} (sampled {}) of a cap of {}", queue.peak, queue.deepest_sampled, queue.capacity),
+        );
+        let panics = last.sum("helix_panics_total") as u64;
+        check(
+            "no panic, clean exit",
+            panics == 0 && i.log_panics.is_empty() && i.running_at_end && i.exit == Ok(0),
+            false,
+            format!(
+                "{panics} panics counted, {} in the log, running at the end: {}, exit after SIGTERM: {:?}",
+                i.log_panics.len(),
+                i.running_at_end,
+                i.exit
+            ),
+        );
+        let memory_ok = rss.end <= rss.warm + RSS_SLACK_MIB
+            && rss.chaos_second_half_peak <= rss.chaos_first_half_peak + RSS_TREND_SLACK_MIB;
+        check(
+            "memory bounded after warm-up",
+            memory_ok,
+            false,
+            format!(
+                "warm {:.0} MiB, end {:.0} MiB (allowed +{RSS_SLACK_MIB:.0}); attack peaks {:.0} then {:.0} MiB (allowed +{RSS_TREND_SLACK_MIB:.0})",
+                rss.warm, rss.end, rss.chaos_first_half_peak, rss.chaos_second_half_peak
+            ),
+        );
+        let unexpected: u64 = t.faults.values().map(|t| t.unexpected).sum();
+        let sent: u64 = t.faults.values().map(|t| t.sent).sum();
+        check(
+            "every fault refused or contained",
+            unexpected == 0 && sent > 0,
+            false,
+            format!("{sent} hostile jobs and bad requests, {unexpected} answered otherwise"),
+        );
+        let mut allowed: Vec<String> = t.swaps.versions.clone();
+        allowed.extend(
+            t.honest.versions.keys().filter_map(|k| k.strip_prefix(&format!("{SWAPPED}@")).map(str::to_string)),
+        );
+        let misrouted: Vec<&String> = t
+            .chaos_honest
+            .versions
+            .keys()
+            .filter(|k| match k.strip_prefix(&format!("{SWAPPED}@")) {
+                Some(v) => !allowed.iter().any(|a| a == v),
+                None => !t.honest.versions.contains_key(*k),
+            })
+            .collect();
+        let swapped_served = t.chaos_honest.versions.keys().filter(|k| k.starts_with(&format!("{SWAPPED}@"))).count();
+        check(
+            "re-registrations lose and misroute nothing",
+            t.swaps.unexpected.is_empty() && t.swaps.honest_swaps > 0 && misrouted.is_empty(),
+            false,
+            format!(
+                "{} versions of {SWAPPED} and {} of a hostile kernel registered, {} bad uploads refused; {} versions of {SWAPPED} answered jobs; unexpected: {:?}; unknown versions: {:?}",
+                t.swaps.honest_swaps,
+                t.swaps.hostile_swaps,
+                t.swaps.refused_as_expected,
+                swapped_served,
+                t.swaps.unexpected,
+                misrouted
+            ),
+        );
+        let ratio = t.chaos_honest.goodput / t.honest.goodput.max(f64::MIN_POSITIVE);
+        check(
+            "honest goodput holds under attack",
+            ratio >= GOODPUT_FLOOR,
+            true,
+            format!(
+                "{:.0}/s under attack vs {:.0}/s alone: {ratio:.3} (at least {GOODPUT_FLOOR})",
+                t.chaos_honest.goodput, t.honest.goodput
+            ),
+        );
+        SoakReport {
+            traffic: i.traffic,
+            quarantines,
+            server_counts: [server1, server2],
+            client_counts: [client1, client2],
+            rss_mib: rss,
+            queue,
+            samples: i.samples,
+            checks,
+            log: i.log,
+        }
+    }
+
+    /// Every correctness check passed (and the performance ones too, when asked).
+    pub fn passed(&self, with_performance: bool) -> bool {
+        self.checks.iter().all(|c| c.passed || (c.performance && !with_performance))
+    }
+
+    pub fn render_text(&self) -> String {
+        let t = &self.traffic;
+        let mut s = String::new();
+        let load = match t.capacity {
+            Some(c) => format!(" = {:.1} × C, C = {c:.0} jobs/s", t.rate / c),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "soak: honest traffic {:.0} jobs/s{load}; {:.0} s per phase, {:.0} s in all",
+            t.rate, t.duration_s, t.elapsed_s
+        );
+        for (name, r) in
+            [("phase 1, honest traffic alone", &t.honest), ("phase 2, the same under attack", &t.chaos_honest)]
+        {
+            let c = &r.all.counts;
+            let _ = writeln!(
+                s,
+                "{name}: goodput {:.0}/s ({:.1}% of offered within budget), critical p99/budget {:.2}; \
+                 {} offered = {} completed + {} degraded + {} dropped + {} rejected + {} failed",
+                r.goodput,
+                100.0 * r.all.within_budget_share,
+                r.critical.p99_budget_use,
+                c.offered,
+                c.completed,
+                c.degraded,
+                c.dropped,
+                c.rejected,
+                c.failed
+            );
+        }
+        let sent: u64 = t.faults.values().map(|t| t.sent).sum();
+        let _ = writeln!(s, "faults injected: {sent} ({:.0}/s)", t.fault_rate);
+        for (kind, t) in &t.faults {
+            let answers: Vec<String> = t.by_status.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+            let _ = writeln!(
+                s,
+                "  {kind:<28} {:>6} sent: {}{}{}",
+                t.sent,
+                answers.join(", "),
+                if t.unexpected > 0 {
+                    format!("; {} UNEXPECTED {:?}", t.unexpected, t.examples)
+                } else {
+                    String::new()
+                },
+                if t.lost > 0 { format!("; {} LOST", t.lost) } else { String::new() }
+            );
+        }
+        let q: Vec<String> = self.quarantines.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(s, "quarantines: {}", q.join(", "));
+        let _ = writeln!(
+            s,
+            "re-registrations: {} versions of {SWAPPED}, {} of hostile-loop, {} bad uploads refused",
+            t.swaps.honest_swaps, t.swaps.hostile_swaps, t.swaps.refused_as_expected
+        );
+        let r = &self.rss_mib;
+        let _ = writeln!(
+            s,
+            "memory (RSS): {:.0} MiB ready, {:.0} MiB after phase 1, attack peaks {:.0} / {:.0} MiB (first / second half), {:.0} MiB at the end",
+            r.ready, r.warm, r.chaos_first_half_peak, r.chaos_second_half_peak, r.end
+        );
+        let _ = writeln!(
+            s,
+            "CPU-lane queue: deepest {} (sampled {}), cap {}",
+            self.queue.peak, self.queue.deepest_sampled, self.queue.capacity
+        );
+        let _ = writeln!(s, "checks:");
+        for c in &self.checks {
+            let verdict = match (c.passed, c.performance) {
+                (true, _) => "ok  ",
+                (false, false) => "FAIL",
+                (false, true) => "SLOW",
+            };
+            let _ = writeln!(s, "  [{verdict}] {}: {}", c.name, c.detail);
+        }
+        let _ = writeln!(s, "server log: {}", self.log.display());
+        s
+    }
+}

@@ -1,0 +1,137 @@
+//! The server under test: `helix serve` as a child process on a free loopback port, with its
+//! own copy of the manifests (so uploads and hostile kernels stay out of the repository), its
+//! log in a file, and its resident memory read from `/proc`.
+
+use super::http::Http;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "soak-admin-token";
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+    pub manifests: PathBuf,
+}
+
+impl Server {
+    /// Starts `binary serve` on `manifests` with `config` (TOML) and waits until it is ready.
+    pub async fn start(binary: &Path, work: &Path, manifests: &Path, config: &str) -> Result<Server, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let config_path = work.join("helix.toml");
+        std::fs::write(&config_path, config).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        let log = work.join("serve.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--manifests")
+            .arg(manifests)
+            .env("HELIX_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log, manifests: manifests.into() };
+        let http = Http::new(&server.base);
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = http.get("/readyz", Duration::from_secs(2)).await {
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("helix serve exited with {status} before it was ready:\n{}", server.log_tail()));
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = server.child.kill();
+                return Err(format!("helix serve was not ready within 120 s:\n{}", server.log_tail()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in bytes (`None` if it cannot be read, e.g. the process is gone).
+    pub fn resident_bytes(&self) -> Option<u64> {
+        crate::serve::process::resident_bytes_of(&self.pid().to_string())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The log lines that report a panic.
+    pub fn panics_in_log(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().filter(|l| l.contains("panicked")).map(str::to_string).collect()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// SIGTERM, then waits for the exit: its code, or an error past `deadline`.
+    pub async fn stop(mut self, deadline: Duration) -> Result<i32, String> {
+        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+            return Err("could not send SIGTERM".into());
+        }
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status.code().unwrap_or(-1)),
+                Ok(None) if start.elapsed() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                _ => {
+                    let _ = self.child.kill();
+                    return Err(format!("no exit within {} s of SIGTERM", deadline.as_secs()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    /// A soak that ends early (an error) must not leave the server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Copies the manifests folder (its files, and the files of its subfolders) into `to`.
+pub fn copy_manifests(from: &Path, to: &Path) -> Result<(), String> {
+    let copy_dir = |src: &Path, dst: &Path| -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dst)?;
+        let mut subdirs = Vec::new();
+        for e in std::fs::read_dir(src)? {
+            let p = e?.path();
+            if p.is_file() {
+                std::fs::copy(&p, dst.join(p.file_name().expect("a file has a name")))?;
+            } else if p.is_dir() {
+                subdirs.push(p);
+            }
+        }
+        Ok(subdirs)
+    };
+    let err = |e: std::io::Error| format!("cannot copy {} to {}: {e}", from.display(), to.display());
+    for sub in copy_dir(from, to).map_err(err)? {
+        copy_dir(&sub, &to.join(sub.file_name().expect("a folder has a name"))).map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The soak, short enough for every test run: the real `helix serve` binary, honest traffic
+//! past capacity alone and then under attack (hostile Wasm kernels, bad requests, kernel
+//! re-registrations). Every correctness check must pass; the goodput comparison is printed,
+//! not asserted (a timing, on a shared machine). `helix soak` runs the long version.
+//!
+//! The Wasm kernels and hostile guests are built by `cargo xtask test`.
+
+use helix_host::load::mix::Mix;
+use helix_host::soak::{self, SoakConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_under_attack_loses_nothing_and_stays_bounded() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cfg = SoakConfig {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_helix")),
+        manifests: repo.join("manifests"),
+        hostile_modules: repo.join("target/wasm/wasm32-wasip2/release"),
+        mix: Mix::bundled(),
+        rate: None,
+        load: 3.0,
+        duration: Duration::from_secs(10),
+        probe: Duration::from_secs(1),
+        warmup: Duration::from_secs(1),
+        hostile_share: 0.1,
+        swap_every: Duration::from_secs(1),
+        seed: 7,
+        server_config: String::new(),
+        progress: true,
+    };
+    let report = soak::run(cfg).await.expect("the soak runs");
+    println!("{}", report.render_text());
+    for c in report.checks.iter().filter(|c| !c.performance) {
+        assert!(c.passed, "{}: {}", c.name, c.detail);
+    }
+    // The attack happened: every kind of fault was sent, kernels were swapped, and the kernels
+    // that fail every run were quarantined.
+    assert_eq!(report.traffic.faults.len(), 13, "{:?}", report.traffic.faults.keys());
+    assert!(
+        report.traffic.swaps.honest_swaps >= 5 && report.traffic.swaps.refused_as_expected >= 1,
+        "{:?}",
+        report.traffic.swaps
+    );
+    assert!(report.quarantines.values().all(|&n| n > 0), "{:?}", report.quarantines);
+}
