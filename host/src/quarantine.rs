@@ -29,7 +29,7 @@ pub struct QuarantineConfig {
 
 impl Default for QuarantineConfig {
     fn default() -> Self {
-        QuarantineConfig { after_failures: 5, cooldown_ms: 1000, max_cooldown_ms: 30_000 }
+        QuarantineConfig { after_failures: 3, cooldown_ms: 1000, max_cooldown_ms: 30_000 }
     }
 }
 

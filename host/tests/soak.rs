@@ -34,13 +34,10 @@ async fn a_short_soak_under_attack_loses_nothing_and_stays_bounded() {
     for c in report.checks.iter().filter(|c| !c.performance) {
         assert!(c.passed, "{}: {}", c.name, c.detail);
     }
-    // The attack happened: every kind of fault was sent, kernels were swapped, and the kernels
-    // that fail every run were quarantined.
-    assert_eq!(report.traffic.faults.len(), 13, "{:?}", report.traffic.faults.keys());
-    assert!(
-        report.traffic.swaps.honest_swaps >= 5 && report.traffic.swaps.refused_as_expected >= 1,
-        "{:?}",
-        report.traffic.swaps
-    );
-    assert!(report.quarantines.values().all(|&n| n > 0), "{:?}", report.quarantines);
+    // The attack happened: every kind of fault was sent, kernels were swapped, and kernels that
+    // fail every run were quarantined (how many depends on how many ran rather than being shed).
+    let t = &report.traffic;
+    assert_eq!(t.faults.len(), 13, "{:?}", t.faults.keys());
+    assert!(t.swaps.honest_swaps >= 5 && t.swaps.refused_as_expected >= 1, "{:?}", t.swaps);
+    assert!(report.quarantines.values().sum::<u64>() > 0, "{:?}", report.quarantines);
 }

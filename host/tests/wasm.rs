@@ -226,6 +226,13 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     for c in ["loop-forever", "memory-bomb", "deep-recursion", "panic-trap", "huge-output"] {
         stage(&dir, c, &read(c), "");
     }
+    // These claim a second of work, so the limit under test (memory, stack, output size)
+    // stops them before the fuel a claimed time buys runs out.
+    for c in ["memory-bomb", "deep-recursion", "huge-output"] {
+        let path = dir.join(format!("{c}.toml"));
+        let m = std::fs::read_to_string(&path).unwrap().replace("fixed_us = 50.0", "fixed_us = 1000000.0");
+        std::fs::write(path, m).unwrap();
+    }
     stage(&dir, "loop-fueled", &read("loop-forever"), "[cost]\n");
     // The same spinning guest, but with a fuel rate: its fuel limit (4x a tiny prediction) stops it.
     let fueled = std::fs::read_to_string(dir.join("loop-fueled.toml"))
@@ -244,7 +251,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     // Rust keeps large frames on a shadow stack in linear memory, so runaway recursion ends in
     // either the engine's stack limit or an out-of-bounds access below that shadow stack.
     let hostile: [(&str, &[&str]); 6] = [
-        ("loop-forever", &["deadline"]),
+        ("loop-forever", &["fuel"]),
         ("loop-fueled", &["fuel"]),
         ("memory-bomb", &["memory cap"]),
         ("deep-recursion", &["stack", "out of bounds memory access"]),
@@ -255,7 +262,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     for (i, (name, _)) in hostile.iter().enumerate() {
         let r = r.clone();
         let name = name.to_string();
-        // The spinners get a short budget: the deadline is what stops the unmetered one.
+        // The spinners get a short budget; fuel stops both (held to a rate or to a claimed time).
         let budget = Duration::from_millis(if name.starts_with("loop") { 300 } else { 10_000 });
         handles.push(tokio::spawn(async move { r.submit(Job::new(i as u64, &name, Params::new(), budget)).await }));
     }
@@ -292,6 +299,41 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     }
     let snap = r.snapshot();
     assert_eq!(snap.submitted, snap.outcomes());
+}
+
+/// A guest whose manifest gives no fuel rate is held to the time it claims: with a 10 s budget,
+/// a spinning guest claiming 50 us is stopped by fuel after 4 x 50 us at the ceiling rate
+/// (plus the floor), not after 10 s. With metering off, the wall-clock deadline stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_is_held_to_its_claimed_time_and_the_deadline_backstops_it_without_fuel() {
+    let dir = temp_dir("claimed");
+    stage(&dir, "spin", &std::fs::read(module("loop-forever")).unwrap(), "");
+    let r = Router::from_dir(RouterConfig::default(), &dir).unwrap();
+    let o = r.submit(Job::new(1, "spin", Params::new(), Duration::from_secs(10))).await;
+    let e = o.error.expect("it fails");
+    let limit: u64 = e
+        .message
+        .split("ran out of fuel (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("stopped by fuel: {}", e.message));
+    // 50 us claimed x 20 000 fuel/us x 4, plus the 20 M floor (1 ns per unit is noise).
+    assert!((24_000_000..24_100_000).contains(&limit), "fuel limit {limit}");
+
+    let unmetered = RouterConfig {
+        wasm: helix_host::wasm::WasmConfig { fuel: false, ..helix_host::wasm::WasmConfig::default() },
+        ..RouterConfig::default()
+    };
+    let r = Router::from_dir(unmetered, &dir).unwrap();
+    let o = tokio::time::timeout(
+        Duration::from_secs(20),
+        r.submit(Job::new(2, "spin", Params::new(), Duration::from_millis(200))),
+    )
+    .await
+    .expect("the deadline ends it");
+    let e = o.error.expect("it fails");
+    assert!(e.kind == ErrorKind::Sandbox && e.message.contains("deadline"), "{e:?}");
 }
 
 /// A kernel whose runs keep ending in the sandbox is quarantined: its jobs are dropped on

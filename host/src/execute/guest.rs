@@ -17,16 +17,23 @@ const FUEL_PER_US_CEILING: u64 = 20_000;
 const FUEL_FLOOR: u64 = 20_000_000;
 
 impl Pending {
-    /// The fuel and wall-clock limits for a guest running `units`: four times the predicted
-    /// fuel (when the manifest gives a rate), never more than the budget left could burn.
+    /// The fuel and wall-clock limits for a guest running `units`: four times the fuel its
+    /// manifest predicts, never more than the budget left could burn. A manifest without a fuel
+    /// rate is held to the time it claims instead (its cost model before the router's learnt
+    /// correction), counted at the ceiling rate: a guest that overruns its claim sixteen-fold
+    /// is stopped after a few milliseconds, where the budget alone would let it burn all of it.
     pub(super) fn guest_limits(&self, units: u64) -> GuestLimits {
         let remaining_us = self.deadline.saturating_duration_since(Instant::now()).as_micros() as u64;
         let budget_fuel = remaining_us.saturating_mul(FUEL_PER_US_CEILING).saturating_add(FUEL_FLOOR);
-        let fuel = match &*self.work {
+        let declared = match &*self.work {
             Work::Wasm { params, counted: true } => self.kernel.manifest.cost.fuel(params, units),
             _ => None,
         };
-        let limit = fuel.map_or(budget_fuel, |f| ((f * 4.0) as u64).saturating_add(FUEL_FLOOR).min(budget_fuel));
+        let fuel = declared.unwrap_or_else(|| {
+            let claimed_us = self.profile.cost_us(units) / self.kernel.stats.correction();
+            claimed_us * FUEL_PER_US_CEILING as f64
+        });
+        let limit = ((fuel * 4.0) as u64).saturating_add(FUEL_FLOOR).min(budget_fuel);
         let metered = matches!(&self.kernel.entry, Entry::Wasm(g) if g.meters_fuel());
         GuestLimits { fuel: metered.then_some(limit), deadline_ms: remaining_us.div_ceil(1000) }
     }

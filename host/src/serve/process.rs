@@ -36,6 +36,19 @@ pub fn resident_bytes_of(pid: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// CPU time process `pid` ("self" for this one) has used, user plus system, in seconds, from
+/// `/proc/PID/stat` (Linux; `None` elsewhere).
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start with field 3, so utime and stime (fields 14 and 15) are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +60,19 @@ mod tests {
         let caught = std::panic::catch_unwind(|| panic!("a deliberate panic"));
         assert!(caught.is_err());
         assert!(panics() > before);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_seconds_of("self").unwrap();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = cpu_seconds_of("self").unwrap();
+        assert!(after - before >= 0.1, "{before} -> {after}");
     }
 
     #[cfg(target_os = "linux")]

@@ -1,7 +1,8 @@
 //! `helix soak`: the router under attack for minutes at a time. A `helix serve` child gets the
-//! bundled kernels plus hostile Wasm kernels, then two phases of the same honest traffic (the
-//! bundled mix, past capacity): first alone, then with hostile jobs and bad requests mixed in
-//! while kernels are re-registered every few seconds. A sampler reads the server's memory and
+//! bundled kernels plus hostile Wasm kernels, then three phases of the same honest traffic (the
+//! bundled mix, past capacity): alone, then with hostile jobs and bad requests mixed in while
+//! kernels are re-registered every few seconds, then alone again (the baseline is the mean of
+//! the two quiet phases, so drift on a shared machine cancels out). A sampler reads the server's memory and
 //! queue as it goes; at the end the server is stopped with SIGTERM and `report` checks that
 //! nothing was lost, every counter balances, memory and queue stayed bounded, nothing panicked,
 //! and honest goodput held up against the hostile-free phase.
@@ -149,6 +150,12 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     stop_swaps.store(true, Relaxed);
     let swaps = swaps.await.map_err(|e| format!("the swapper failed: {e}"))??;
     let after_chaos = scrape(&http).await?;
+    let rss_after_chaos = server.resident_bytes();
+
+    *phase_now.lock().unwrap_or_else(|p| p.into_inner()) = Phase::After;
+    say(&cfg, "phase 3: honest traffic alone again");
+    let honest_after = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
+    let after_all = scrape(&http).await?;
     sampling.store(false, Relaxed);
     let _ = sampler.await;
     let rss_end = server.resident_bytes();
@@ -168,11 +175,12 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
             elapsed_s: started.elapsed().as_secs_f64(),
             honest,
             chaos_honest,
+            honest_after,
             faults,
             swaps,
         },
-        scrapes: [before, after_honest, after_chaos],
-        rss: [rss_ready, rss_warm, rss_end],
+        scrapes: [before, after_honest, after_chaos, after_all],
+        rss: [rss_ready, rss_warm, rss_after_chaos, rss_end],
         samples,
         running_at_end,
         log_panics,
@@ -206,7 +214,14 @@ async fn sample_loop(
         let rss = crate::serve::process::resident_bytes_of(&pid.to_string());
         let queue = scrape(&http).await.ok().map(|s| s.sum("helix_cpu_queue_depth") as u64);
         let phase = *phase.lock().unwrap_or_else(|p| p.into_inner());
-        let s = Sample { at_s: start.elapsed().as_secs_f64(), phase, rss_bytes: rss, queue_depth: queue };
+        let s = Sample {
+            at_s: start.elapsed().as_secs_f64(),
+            phase,
+            rss_bytes: rss,
+            queue_depth: queue,
+            server_cpu_s: crate::serve::process::cpu_seconds_of(&pid.to_string()),
+            client_cpu_s: crate::serve::process::cpu_seconds_of("self"),
+        };
         samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 pub enum Phase {
     Honest,
     Chaos,
+    After,
 }
 
 /// One reading of the server by the sampler.
@@ -24,6 +25,9 @@ pub struct Sample {
     pub phase: Phase,
     pub rss_bytes: Option<u64>,
     pub queue_depth: Option<u64>,
+    /// CPU seconds used so far by the server, and by this process (the load generator).
+    pub server_cpu_s: Option<f64>,
+    pub client_cpu_s: Option<f64>,
 }
 
 /// The load a soak offered and what each part of it got back.
@@ -36,17 +40,33 @@ pub struct Traffic {
     pub elapsed_s: f64,
     pub honest: RunReport,
     pub chaos_honest: RunReport,
-    pub faults: BTreeMap<String, FaultTally>,
+    /// The honest traffic alone again, after the attack.
+    pub honest_after: RunReport,
+    pub faults: Faults,
     pub swaps: SwapTally,
+}
+
+/// Faults by kind.
+type Faults = BTreeMap<String, FaultTally>;
+
+impl Traffic {
+    /// The three phases' honest runs, with the faults sent beside each.
+    fn phases(&self) -> [(&'static str, &RunReport, Option<&Faults>); 3] {
+        [
+            ("phase 1, honest traffic alone", &self.honest, None),
+            ("phase 2, the same under attack", &self.chaos_honest, Some(&self.faults)),
+            ("phase 3, alone again", &self.honest_after, None),
+        ]
+    }
 }
 
 /// Everything a soak run collected.
 pub struct Inputs {
     pub traffic: Traffic,
-    /// Before phase 1, after phase 1, after phase 2.
-    pub scrapes: [Scrape; 3],
-    /// When ready, after phase 1 (warm), after phase 2.
-    pub rss: [Option<u64>; 3],
+    /// Before phase 1 and after each phase.
+    pub scrapes: [Scrape; 4],
+    /// When ready, after phase 1 (warm), after phase 2, after phase 3.
+    pub rss: [Option<u64>; 4],
     pub samples: Vec<Sample>,
     pub running_at_end: bool,
     pub log_panics: Vec<String>,
@@ -98,7 +118,7 @@ impl StatusCounts {
 
     /// What the client was answered: the honest run's outcomes (answers only) plus the faults
     /// that reached the router, by their HTTP status.
-    fn client(run: &RunReport, faults: Option<&BTreeMap<String, FaultTally>>) -> StatusCounts {
+    fn client(run: &RunReport, faults: Option<&Faults>) -> StatusCounts {
         let c = &run.all.counts;
         let mut s = StatusCounts {
             completed: c.completed,
@@ -126,10 +146,12 @@ pub struct SoakReport {
     #[serde(flatten)]
     pub traffic: Traffic,
     pub quarantines: BTreeMap<String, u64>,
-    pub server_counts: [StatusCounts; 2],
-    pub client_counts: [StatusCounts; 2],
+    /// Per phase: outcomes as the server counted them, and as the client was answered.
+    pub server_counts: Vec<StatusCounts>,
+    pub client_counts: Vec<StatusCounts>,
     pub rss_mib: RssSummary,
     pub queue: QueueSummary,
+    pub cpu: Vec<PhaseCpu>,
     pub samples: Vec<Sample>,
     pub checks: Vec<Check>,
     pub log: PathBuf,
@@ -142,7 +164,31 @@ pub struct RssSummary {
     pub warm: f64,
     pub chaos_first_half_peak: f64,
     pub chaos_second_half_peak: f64,
+    pub after_chaos: f64,
     pub end: f64,
+}
+
+/// Cores in use during a phase, from the sampler's CPU-time readings.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseCpu {
+    pub phase: Phase,
+    pub server_cores: f64,
+    /// The load generator (this process): it shares the machine with the server.
+    pub generator_cores: f64,
+}
+
+impl PhaseCpu {
+    fn of(samples: &[Sample], phase: Phase) -> PhaseCpu {
+        let in_phase: Vec<&Sample> = samples.iter().filter(|s| s.phase == phase).collect();
+        let rate = |cpu: fn(&Sample) -> Option<f64>| match (in_phase.first(), in_phase.last()) {
+            (Some(a), Some(b)) if b.at_s > a.at_s => match (cpu(a), cpu(b)) {
+                (Some(x), Some(y)) => (y - x) / (b.at_s - a.at_s),
+                _ => f64::NAN,
+            },
+            _ => f64::NAN,
+        };
+        PhaseCpu { phase, server_cores: rate(|s| s.server_cpu_s), generator_cores: rate(|s| s.client_cpu_s) }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -174,9 +220,10 @@ impl SoakReport {
             warm: mib(i.rss[1]),
             chaos_first_half_peak: mib(peak(first)),
             chaos_second_half_peak: mib(peak(second)),
-            end: mib(i.rss[2]),
+            after_chaos: mib(i.rss[2]),
+            end: mib(i.rss[3]),
         };
-        let last = &i.scrapes[2];
+        let last = &i.scrapes[3];
         let queue = QueueSummary {
             capacity: last.sum("helix_cpu_queue_capacity") as u64,
             deepest_sampled: i.samples.iter().filter_map(|s| s.queue_depth).max().unwrap_or(0),
@@ -186,10 +233,10 @@ impl SoakReport {
             .iter()
             .map(|h| (h.name.to_string(), last.sum_where("helix_kernel_quarantines_total", "kernel", h.name) as u64))
             .collect();
-        let (sub1, server1) = StatusCounts::server(&i.scrapes[0], &i.scrapes[1]);
-        let (sub2, server2) = StatusCounts::server(&i.scrapes[1], &i.scrapes[2]);
-        let client1 = StatusCounts::client(&t.honest, None);
-        let client2 = StatusCounts::client(&t.chaos_honest, Some(&t.faults));
+        let (submitted, server_counts): (Vec<u64>, Vec<StatusCounts>) =
+            i.scrapes.windows(2).map(|w| StatusCounts::server(&w[0], &w[1])).unzip();
+        let client_counts: Vec<StatusCounts> =
+            t.phases().iter().map(|(_, run, faults)| StatusCounts::client(run, *faults)).collect();
 
         let mut checks = Vec::new();
         let mut check =
@@ -198,7 +245,7 @@ impl SoakReport {
             let c = &r.all.counts;
             c.failed_not_issued + c.failed_transport + c.dropped_draining
         };
-        let lost = lost_honest(&t.honest) + lost_honest(&t.chaos_honest);
+        let lost: u64 = t.phases().iter().map(|(_, run, _)| lost_honest(run)).sum();
         let lost_faults: u64 = t.faults.values().map(|t| t.lost).sum();
         check(
             "no job lost",
@@ -206,22 +253,20 @@ impl SoakReport {
             false,
             format!("{lost} honest and {lost_faults} hostile requests without an answer"),
         );
-        let balanced = sub1 == server1.total() && sub2 == server2.total();
+        let balanced = submitted.iter().zip(&server_counts).all(|(&n, c)| n == c.total());
+        let sums: Vec<String> =
+            submitted.iter().zip(&server_counts).map(|(n, c)| format!("{n} = {}", c.total())).collect();
         check(
             "counters balance",
-            balanced && t.honest.balanced() && t.chaos_honest.balanced(),
+            balanced && t.phases().iter().all(|(_, run, _)| run.balanced()),
             false,
-            format!(
-                "server: submitted {sub1} = outcomes {} (phase 1), {sub2} = {} (phase 2); client reports balance",
-                server1.total(),
-                server2.total()
-            ),
+            format!("server, jobs submitted = outcomes, by phase: {}; client reports balance", sums.join(", ")),
         );
         check(
             "one outcome per accepted job",
-            server1 == client1 && server2 == client2,
+            server_counts == client_counts,
             false,
-            format!("server counted {server1:?} / {server2:?}; client was answered {client1:?} / {client2:?}"),
+            format!("server counted {server_counts:?}; client was answered {client_counts:?}"),
         );
         check(
             "queue within its cap",
@@ -264,10 +309,9 @@ impl SoakReport {
         allowed.extend(
             t.honest.versions.keys().filter_map(|k| k.strip_prefix(&format!("{SWAPPED}@")).map(str::to_string)),
         );
-        let misrouted: Vec<&String> = t
-            .chaos_honest
-            .versions
-            .keys()
+        let misrouted: Vec<&String> = [&t.chaos_honest, &t.honest_after]
+            .iter()
+            .flat_map(|r| r.versions.keys())
             .filter(|k| match k.strip_prefix(&format!("{SWAPPED}@")) {
                 Some(v) => !allowed.iter().any(|a| a == v),
                 None => !t.honest.versions.contains_key(*k),
@@ -288,23 +332,25 @@ impl SoakReport {
                 misrouted
             ),
         );
-        let ratio = t.chaos_honest.goodput / t.honest.goodput.max(f64::MIN_POSITIVE);
+        let alone = (t.honest.goodput + t.honest_after.goodput) / 2.0;
+        let ratio = t.chaos_honest.goodput / alone.max(f64::MIN_POSITIVE);
         check(
             "honest goodput holds under attack",
             ratio >= GOODPUT_FLOOR,
             true,
             format!(
-                "{:.0}/s under attack vs {:.0}/s alone: {ratio:.3} (at least {GOODPUT_FLOOR})",
-                t.chaos_honest.goodput, t.honest.goodput
+                "{:.0}/s under attack vs {alone:.0}/s alone (mean of {:.0} before and {:.0} after): {ratio:.3} (at least {GOODPUT_FLOOR})",
+                t.chaos_honest.goodput, t.honest.goodput, t.honest_after.goodput
             ),
         );
         SoakReport {
             traffic: i.traffic,
             quarantines,
-            server_counts: [server1, server2],
-            client_counts: [client1, client2],
+            server_counts,
+            client_counts,
             rss_mib: rss,
             queue,
+            cpu: [Phase::Honest, Phase::Chaos, Phase::After].into_iter().map(|p| PhaseCpu::of(&i.samples, p)).collect(),
             samples: i.samples,
             checks,
             log: i.log,
@@ -328,9 +374,7 @@ impl SoakReport {
             "soak: honest traffic {:.0} jobs/s{load}; {:.0} s per phase, {:.0} s in all",
             t.rate, t.duration_s, t.elapsed_s
         );
-        for (name, r) in
-            [("phase 1, honest traffic alone", &t.honest), ("phase 2, the same under attack", &t.chaos_honest)]
-        {
+        for (name, r, _) in t.phases() {
             let c = &r.all.counts;
             let _ = writeln!(
                 s,
@@ -374,8 +418,17 @@ impl SoakReport {
         let r = &self.rss_mib;
         let _ = writeln!(
             s,
-            "memory (RSS): {:.0} MiB ready, {:.0} MiB after phase 1, attack peaks {:.0} / {:.0} MiB (first / second half), {:.0} MiB at the end",
-            r.ready, r.warm, r.chaos_first_half_peak, r.chaos_second_half_peak, r.end
+            "memory (RSS): {:.0} MiB ready, {:.0} MiB after phase 1, attack peaks {:.0} / {:.0} MiB (first / second half), {:.0} MiB after it, {:.0} MiB at the end",
+            r.ready, r.warm, r.chaos_first_half_peak, r.chaos_second_half_peak, r.after_chaos, r.end
+        );
+        let cores =
+            |f: fn(&PhaseCpu) -> f64| self.cpu.iter().map(|c| format!("{:.2}", f(c))).collect::<Vec<_>>().join(" / ");
+        let _ = writeln!(
+            s,
+            "cores in use by phase: server {}, load generator {} (of {})",
+            cores(|c| c.server_cores),
+            cores(|c| c.generator_cores),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         let _ = writeln!(
             s,

@@ -43,8 +43,14 @@ pub async fn run(
     let hostile_module = read(&manifests.join("hostile").join(format!("{}.wasm", hostile.name)))?;
     let mut tally = SwapTally::default();
     let mut tick = 0u64;
-    while !stop.load(Relaxed) {
-        tokio::time::sleep(every).await;
+    loop {
+        let next = tokio::time::Instant::now() + every;
+        while tokio::time::Instant::now() < next && !stop.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50).min(every)).await;
+        }
+        if stop.load(Relaxed) {
+            break;
+        }
         tick += 1;
         let version = format!("1.1.{tick}");
         let text = with_version(&manifest, &version);
