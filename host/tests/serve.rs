@@ -536,3 +536,41 @@ fn sigterm_drains_every_accepted_job_then_exits_zero() {
     assert!(exit.success(), "exit {exit:?}:\n{}", server.log_text());
     assert!(server.log_text().contains("draining"));
 }
+
+/// Clients that stall cannot hold the server: one that sends half its headers is disconnected
+/// after `header_timeout_ms`, one that sends half its body gets 408 after `body_timeout_ms`, and
+/// with `max_connections` taken by stalled clients a new client is served as soon as they are
+/// cut off.
+#[test]
+fn stalled_clients_are_cut_off_and_cannot_take_every_connection() {
+    use std::io::Read;
+    let dir = bundled_copy("stall");
+    let server =
+        Server::start("stall", &dir, "max_connections = 2\nheader_timeout_ms = 1000\nbody_timeout_ms = 1000\n");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let stall = |bytes: &[u8]| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(bytes).unwrap();
+        s
+    };
+    // The readiness check's pooled connection idles out first, so the stalled clients below
+    // hold both slots.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let mut half_headers = stall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n");
+    let mut half_body = stall(
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"k",
+    );
+    // Both connection slots are held: a third client is served once the stalled ones are cut off.
+    let (status, body) = server.get("/healthz");
+    assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
+    assert!(started.elapsed() >= Duration::from_millis(900), "served before a slot was free");
+
+    let mut reply = String::new();
+    let n = half_headers.read_to_string(&mut reply).expect("the server closes the connection");
+    assert_eq!(n, 0, "closed without an answer: {reply:?}");
+    half_body.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("body_timeout"), "{reply}");
+}

@@ -99,6 +99,11 @@ impl Target {
     }
 }
 
+/// How long the client keeps an idle connection: below the server's header timeout (10 s by
+/// default), so the client, not the server, closes it, and a request never goes out on a
+/// connection the server is closing.
+pub const IDLE: Duration = Duration::from_secs(5);
+
 pub struct HttpTarget {
     client: Client<HttpConnector, Full<Bytes>>,
     /// `POST` jobs here.
@@ -118,7 +123,7 @@ impl HttpTarget {
         }
         let authority = uri.authority().ok_or_else(|| format!("--target {base:?} names no host"))?;
         let jobs = format!("http://{authority}/v1/jobs").parse().map_err(|e| format!("{e}"))?;
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(IDLE).build_http();
         Ok(HttpTarget { client, jobs, grace: Duration::from_secs(10) })
     }
 

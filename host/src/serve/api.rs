@@ -78,6 +78,9 @@ async fn submit(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
     };
     let body = match body {
         Ok(b) => b,
+        Err(r) if super::listen::is_body_timeout(&r) => {
+            return error(StatusCode::REQUEST_TIMEOUT, "body_timeout", None, r.body_text());
+        }
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let limit = app.config.max_body_bytes;
             return error(r.status(), "payload_too_large", None, format!("the body is larger than {limit} bytes"));

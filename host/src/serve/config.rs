@@ -34,6 +34,14 @@ pub struct ServeConfig {
     pub admin_token_env: String,
     /// On SIGTERM or Ctrl-C, how long jobs in flight get to finish.
     pub drain_timeout_ms: u64,
+    /// Connections open at once; past it the server accepts no more until one closes (the
+    /// rest wait in the kernel's backlog), so idle or stalled clients cannot exhaust it.
+    pub max_connections: usize,
+    /// A connection must deliver a request's headers within this (idle keep-alive connections
+    /// count: they are closed after it).
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this of the handler asking for it (408 otherwise).
+    pub body_timeout_ms: u64,
     /// Seconds between one-line summaries in the log; 0 turns them off.
     pub summary_interval_s: u64,
     pub log_format: LogFormat,
@@ -52,6 +60,9 @@ impl Default for ServeConfig {
             admin_token: None,
             admin_token_env: "HELIX_ADMIN_TOKEN".into(),
             drain_timeout_ms: 30_000,
+            max_connections: 4096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             summary_interval_s: 10,
             log_format: LogFormat::Text,
             router: RouterConfig::default(),
@@ -94,6 +105,9 @@ impl ServeConfig {
         }
         if self.max_body_bytes == 0 || self.max_upload_bytes == 0 {
             return Err("max_body_bytes and max_upload_bytes must be at least 1".into());
+        }
+        if self.max_connections == 0 || self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err("max_connections, header_timeout_ms and body_timeout_ms must be at least 1".into());
         }
         Ok(())
     }

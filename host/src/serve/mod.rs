@@ -6,6 +6,7 @@ mod api;
 pub mod config;
 pub mod exposition;
 pub mod lifecycle;
+mod listen;
 mod metrics;
 pub mod process;
 mod summary;
@@ -58,6 +59,9 @@ impl HttpCounts {
 
 /// Serves until SIGTERM or Ctrl-C, then drains. `Ok(true)` when every accepted job finished
 /// within the drain deadline.
+/// After the drain, how long connections get to write their last answers and close.
+const CONNECTION_GRACE: Duration = Duration::from_secs(5);
+
 pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     process::count_panics();
     let router = Router::from_dir(config.router.clone(), &config.manifests).map_err(|e| e.to_string())?;
@@ -89,11 +93,13 @@ pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     }
 
     let stop = Arc::new(tokio::sync::Notify::new());
-    let server = axum::serve(listener, api::routes(app.clone())).with_graceful_shutdown({
-        let stop = stop.clone();
-        async move { stop.notified().await }
-    });
-    let mut server = tokio::spawn(server.into_future());
+    let mut server = tokio::spawn(listen::serve(
+        listener,
+        api::routes(app.clone()),
+        app.config.clone(),
+        stop.clone(),
+        CONNECTION_GRACE,
+    ));
     tokio::select! {
         () = lifecycle::shutdown_signal() => {}
         ended = &mut server => return Err(format!("the server stopped: {ended:?}")),
@@ -107,9 +113,7 @@ pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     }
     // Every accepted job has its answer; let the connections write them and close.
     stop.notify_one();
-    if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
-        tracing::warn!("connections still open after the drain; closing them");
-    }
+    let _ = tokio::time::timeout(CONNECTION_GRACE + Duration::from_secs(1), server).await;
     let snap = router.snapshot();
     tracing::info!(submitted = snap.submitted, outcomes = snap.outcomes(), "stopped");
     Ok(clean)

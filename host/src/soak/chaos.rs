@@ -229,6 +229,45 @@ fn record(t: &mut FaultTally, fault: Fault, answer: super::http::Answer) {
     }
 }
 
+/// Slow-loris clients: connections that send half a request's headers and wait.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StallTally {
+    pub opened: u64,
+    /// Closed by the server (its header deadline) before the soak gave up waiting.
+    pub cut_off: u64,
+    pub longest_held_ms: u64,
+}
+
+/// Opens `count` connections to `addr` that each send half a request and wait up to `wait`
+/// for the server to close them.
+pub async fn stall_connections(addr: &str, count: usize, wait: Duration) -> StallTally {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let addr = addr.to_string();
+        tasks.push(tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            s.write_all(b"POST /v1/jobs HTTP/1.1\r\nHost: soak\r\nContent-Type: appl").await.ok()?;
+            let mut buf = [0u8; 256];
+            let closed = match tokio::time::timeout(wait, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => true,
+                Ok(Ok(_)) | Err(_) => false,
+            };
+            Some((closed, start.elapsed()))
+        }));
+    }
+    let mut t = StallTally::default();
+    for task in tasks {
+        t.opened += 1;
+        if let Ok(Some((closed, held))) = task.await {
+            t.cut_off += u64::from(closed);
+            t.longest_held_ms = t.longest_held_ms.max(held.as_millis() as u64);
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ pub type Answer = Result<(u16, Bytes), String>;
 
 impl Http {
     pub fn new(base: &str) -> Http {
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(crate::load::target::IDLE).build_http();
         Http { client, base: base.trim_end_matches('/').to_string() }
     }
 

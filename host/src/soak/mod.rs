@@ -53,6 +53,13 @@ pub struct SoakConfig {
     pub progress: bool,
 }
 
+/// Slow-loris connections opened at the start of the attack phase.
+const STALLED_CONNECTIONS: usize = 64;
+/// The server's header deadline during a soak: short, so stalled connections are cut off
+/// within a phase, but longer than the generator keeps idle connections (`target::IDLE`), so
+/// the server never closes one the generator is about to use.
+const STALL_DEADLINE_MS: u64 = 6000;
+
 /// Offsets of Poisson arrivals at `rate` over `duration`.
 pub(crate) fn schedule_offsets(rate: f64, duration: Duration, seed: u64) -> Result<Schedule, String> {
     Schedule::new(Arrivals::Poisson, rate, duration, seed)
@@ -71,8 +78,11 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     server::copy_manifests(&cfg.manifests, &manifests)?;
     chaos::stage_hostile(&cfg.hostile_modules, &manifests.join("hostile"))?;
     let max_body_bytes = crate::serve::config::ServeConfig::default().max_body_bytes;
-    let config =
-        format!("watch_interval_ms = 500\nsummary_interval_s = 0\nlog_format = \"json\"\n{}", cfg.server_config);
+    // A short header deadline, so slow-loris connections are cut off within a phase.
+    let config = format!(
+        "watch_interval_ms = 500\nsummary_interval_s = 0\nlog_format = \"json\"\nheader_timeout_ms = {STALL_DEADLINE_MS}\n{}",
+        cfg.server_config
+    );
     let mut server = Server::start(&cfg.binary, &work, &manifests, &config).await?;
     say(&cfg, &format!("serving {} from {} (log: {})", server.base, manifests.display(), server.log.display()));
     let http = Arc::new(Http::new(&server.base));
@@ -144,9 +154,16 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
         let (http, manifests, every, stop) = (http.clone(), manifests.clone(), cfg.swap_every, stop_swaps.clone());
         async move { swap::run(http, &manifests, every, stop).await }
     });
+    let stalls = tokio::spawn({
+        let addr = server.base.trim_start_matches("http://").to_string();
+        async move {
+            chaos::stall_connections(&addr, STALLED_CONNECTIONS, Duration::from_millis(2 * STALL_DEADLINE_MS)).await
+        }
+    });
     let faults = tokio::spawn(chaos::run(http.clone(), fault_rate, cfg.duration, cfg.seed ^ 0xC4A05, max_body_bytes));
     let chaos_honest = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
     let faults = faults.await.map_err(|e| format!("the chaos sender failed: {e}"))??;
+    let stalls = stalls.await.map_err(|e| format!("the stalled connections failed: {e}"))?;
     stop_swaps.store(true, Relaxed);
     let swaps = swaps.await.map_err(|e| format!("the swapper failed: {e}"))??;
     let after_chaos = scrape(&http).await?;
@@ -177,6 +194,7 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
             chaos_honest,
             honest_after,
             faults,
+            stalls,
             swaps,
         },
         scrapes: [before, after_honest, after_chaos, after_all],
