@@ -1,6 +1,7 @@
 //! The fixed per-job Wasm cost at p50/p90/p99: instantiate from the pooled, pre-linked instance
-//! plus an empty call, and a one-path `mc-option` job, with the default slot reset and with the
-//! opt-in `pagemap_reset`, sampled round-robin so every variant sees the same machine noise.
+//! plus an empty call, and a one-path `mc-option` job, with the default slot reset, with all of
+//! the memory `madvise`d (`keep_resident_bytes = 0`) and with the opt-in `pagemap_reset`,
+//! sampled round-robin so every variant sees the same machine noise.
 //!
 //! Needs the staged guests (`cargo xtask kernels`). `cargo bench -p helix-host --bench
 //! wasm_per_job [-- SAMPLES] [FILTER]` (10 000 per variant by default; FILTER keeps the variants
@@ -28,16 +29,21 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let samples: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
     let filter = args.iter().find(|a| a.parse::<u64>().is_err()).cloned().unwrap_or_default();
-    let default = WasmEngine::new(WasmConfig { cache_dir: None, ..WasmConfig::default() }).unwrap();
-    let pagemap =
-        WasmEngine::new(WasmConfig { pagemap_reset: true, cache_dir: None, ..WasmConfig::default() }).unwrap();
+    let engine = |c: WasmConfig| WasmEngine::new(WasmConfig { cache_dir: None, ..c }).unwrap();
+    let default = engine(WasmConfig::default());
+    let madvise = engine(WasmConfig { keep_resident_bytes: 0, ..WasmConfig::default() });
+    let pagemap = engine(WasmConfig { pagemap_reset: true, ..WasmConfig::default() });
     let params = Params::new()
         .with("spot", Value::Number(100.0))
         .with("strike", Value::Number(100.0))
         .with("vol", Value::Number(0.2))
         .with("maturity", Value::Number(1.0));
     let one = [GuestJob { seed: 1, units: Some(1), params }];
-    let kernels = [("default", guest(&default, "mc-option")), ("pagemap_reset", guest(&pagemap, "mc-option"))];
+    let kernels = [
+        ("default", guest(&default, "mc-option")),
+        ("madvise", guest(&madvise, "mc-option")),
+        ("pagemap_reset", guest(&pagemap, "mc-option")),
+    ];
     let variants: Vec<(String, &WasmKernel, &[GuestJob])> = kernels
         .iter()
         .flat_map(|(reset, k)| {
