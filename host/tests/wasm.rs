@@ -15,20 +15,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A guest built for `wasm32-wasip2`, as a team might (its WASI imports linked as traps);
-/// missing means the guests were not built (`cargo xtask test` does it).
+/// A built guest module; missing means the guests were not built (`cargo xtask test` does it).
 fn module(crate_name: &str) -> PathBuf {
-    built("target/wasm/wasm32-wasip2/release", crate_name)
-}
-
-/// A guest built as the bundled kernels are: a component with no WASI, in the memory layout
-/// of `.cargo/config.toml`.
-fn component(crate_name: &str) -> PathBuf {
-    built("target/wasm/components", crate_name)
-}
-
-fn built(dir: &str, crate_name: &str) -> PathBuf {
-    let p = repo().join(dir).join(format!("{}_guest.wasm", crate_name.replace('-', "_")));
+    let p =
+        repo().join("target/wasm/wasm32-wasip2/release").join(format!("{}_guest.wasm", crate_name.replace('-', "_")));
     assert!(p.exists(), "{} is missing: run `cargo xtask test`, which builds the Wasm guests", p.display());
     p
 }
@@ -321,14 +311,14 @@ async fn a_nan_answer_is_refused_at_the_boundary() {
 }
 
 /// One pool slot, so every instance reuses the same memory and tables: whatever the previous
-/// job wrote (the memory bomb fills up to the cap) must be gone, with every slot reset (all
-/// `madvise`, the default that rewrites the memory's first 128 KiB in place, and the pagemap
-/// reset), for the checker built both ways (as a component its statics start at 32 KiB, so
-/// they straddle the rewritten prefix; as a WASI build they lie past its 1 MiB stack).
+/// job wrote (the memory bomb fills up to the cap) must be gone, with every slot reset: all of
+/// memory `madvise`d, the default (its first 128 KiB rewritten in place, which the checker's
+/// statics straddle: they start after its 32 KiB stack) and the pagemap reset.
 #[test]
 fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     use helix_host::wasm::{GuestFailure, GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};
-    let load = |engine: &Arc<WasmEngine>, path: PathBuf| {
+    let load = |engine: &Arc<WasmEngine>, c: &str| {
+        let path = module(c);
         let sha = helix_host::wasm::sha256_hex(&std::fs::read(&path).unwrap());
         load_file(engine, &path, &sha, None).unwrap()
     };
@@ -344,33 +334,31 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
             ..WasmConfig::default()
         };
         let engine = WasmEngine::new(config).unwrap();
-        let (bomb, honest) = (load(&engine, component("memory-bomb")), load(&engine, component("mc-option")));
-        for checker in [component("leftovers"), module("leftovers")] {
-            let checker = load(&engine, checker);
-            // The control: two jobs in one instance, so the second must find the first one's marks.
-            let both = [job(Params::new()), job(Params::new())].concat();
-            let run = checker.run(&both, limits).unwrap();
-            let seen = run.answers[1].as_ref().unwrap().estimates[0].1.value;
-            assert!(seen > 0.0, "the checker must see what the same instance wrote: {seen}");
-            let option = Params::new()
-                .with("spot", num(100.0))
-                .with("strike", num(100.0))
-                .with("vol", num(0.2))
-                .with("maturity", num(1.0));
-            for round in 0..40 {
-                match round % 4 {
-                    1 => assert!(matches!(bomb.run(&job(Params::new()), limits), Err(GuestFailure::MemoryCap { .. }))),
-                    2 => assert!(honest.run(&job(option.clone()), limits).unwrap().answers[0].is_ok()),
-                    _ => {}
-                }
-                let run = checker.run(&job(Params::new()), limits).unwrap();
-                let out = run.answers[0].as_ref().unwrap();
-                assert_eq!(
-                    out.estimates[0],
-                    ("leftovers".to_string(), helix_math::Estimate::exact(0.0)),
-                    "round {round}, keep_resident_bytes {keep_resident_bytes}, pagemap_reset {pagemap_reset}"
-                );
+        let (checker, bomb, honest) =
+            (load(&engine, "leftovers"), load(&engine, "memory-bomb"), load(&engine, "mc-option"));
+        // The control: two jobs in one instance, so the second must find the first one's marks.
+        let both = [job(Params::new()), job(Params::new())].concat();
+        let run = checker.run(&both, limits).unwrap();
+        let seen = run.answers[1].as_ref().unwrap().estimates[0].1.value;
+        assert!(seen > 0.0, "the checker must see what the same instance wrote: {seen}");
+        let option = Params::new()
+            .with("spot", num(100.0))
+            .with("strike", num(100.0))
+            .with("vol", num(0.2))
+            .with("maturity", num(1.0));
+        for round in 0..40 {
+            match round % 4 {
+                1 => assert!(matches!(bomb.run(&job(Params::new()), limits), Err(GuestFailure::MemoryCap { .. }))),
+                2 => assert!(honest.run(&job(option.clone()), limits).unwrap().answers[0].is_ok()),
+                _ => {}
             }
+            let run = checker.run(&job(Params::new()), limits).unwrap();
+            let out = run.answers[0].as_ref().unwrap();
+            assert_eq!(
+                out.estimates[0],
+                ("leftovers".to_string(), helix_math::Estimate::exact(0.0)),
+                "round {round}, keep_resident_bytes {keep_resident_bytes}, pagemap_reset {pagemap_reset}"
+            );
         }
     }
 }

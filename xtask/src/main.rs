@@ -5,29 +5,17 @@
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
 //!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
 //! - `cargo xtask kernels`: builds the Wasm kernels only.
-//! - `cargo xtask guest PATH`: builds the guest crate at PATH into a component (a team's kernel).
 //!
-//! A guest is built for `wasm32-unknown-unknown` (with the flags in `.cargo/config.toml`) and
-//! made a component from the contract that `wit-bindgen` embeds in it (`wit-component`). That
-//! target links no WASI at all, so a guest imports nothing but the contract's types: one core
-//! instance, one memory and one table per job, where a `wasm32-wasip2` build also has an
-//! adapter and 14 WASI interfaces the host must link as traps (those builds still load).
-//!
-//! Building the Wasm kernels builds `kernels/guests` that way and stages each guest that has a
-//! `kernel.toml` into `manifests/wasm/`: the component, and its manifest with the component's
-//! sha256 (a bundled kernel's `kernel.toml` names its native manifest as `base` and replaces
-//! its cost model). `manifests/wasm/` is build output and never committed. The hostile test
-//! guests (`tests/guests`) are built both ways: for `wasm32-wasip2` as any team might, and as
-//! components like the bundled kernels (`target/wasm/components/`).
+//! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
+//! that has a `kernel.toml` into `manifests/wasm/`: the module, and its manifest with the
+//! module's sha256 (a bundled kernel's `kernel.toml` names its native manifest as `base` and
+//! replaces its cost model). `manifests/wasm/` is build output and never committed.
 //!
 //! Every step echoes the command it runs.
 
 use std::process::{Command, ExitCode};
 
-/// The target of the hostile test guests' WASI builds.
 const WASM_TARGET: &str = "wasm32-wasip2";
-/// The target guests are built for before `wit-component` makes them components.
-const GUEST_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,11 +23,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("helix") => helix(&args[1..]),
         Some("kernels") => build_kernels().map(|_| ()),
-        Some("guest") if args.len() == 2 => build_guest(std::path::Path::new(&args[1])),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [cargo test args] | cargo xtask helix [helix args] | cargo xtask kernels \
-                 | cargo xtask guest PATH"
+                "usage: cargo xtask test [cargo test args] | cargo xtask helix [helix args] | cargo xtask kernels"
             );
             return ExitCode::from(2);
         }
@@ -59,9 +45,9 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed with {status}", args.join(" "))) }
 }
 
-/// The Wasm targets come through rustup; a toolchain without rustup must already have them.
+/// The Wasm target comes through rustup; a toolchain without rustup must already have it.
 fn ensure_wasm_target() -> Result<(), String> {
-    run("rustup", &["target", "add", GUEST_TARGET, WASM_TARGET])
+    run("rustup", &["target", "add", WASM_TARGET])
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -120,16 +106,21 @@ fn helix(args: &[String]) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("helix exited with {status}")) }
 }
 
-/// Builds every guest workspace into components and stages the bundled kernels.
+/// Builds every guest workspace for wasm32-wasip2 and stages the bundled kernels.
 fn build_kernels() -> Result<Vec<std::path::PathBuf>, String> {
     ensure_wasm_target()?;
     let root = root();
-    build_components(&root.join("kernels/guests/Cargo.toml"))?;
+    let target_dir = root.join("target/wasm");
+    let target_dir = target_dir.to_str().ok_or("target path is not UTF-8")?;
+    let guests = root.join("kernels/guests/Cargo.toml");
+    let guests = guests.to_str().ok_or("path is not UTF-8")?;
+    run(
+        "cargo",
+        &["build", "--release", "--target", WASM_TARGET, "--manifest-path", guests, "--target-dir", target_dir],
+    )?;
     let hostile = root.join("tests/guests/Cargo.toml");
     if hostile.exists() {
-        build_components(&hostile)?;
-        let target_dir = root.join("target/wasm");
-        let (hostile, target_dir) = (utf8(&hostile)?, utf8(&target_dir)?);
+        let hostile = hostile.to_str().ok_or("path is not UTF-8")?;
         run(
             "cargo",
             &["build", "--release", "--target", WASM_TARGET, "--manifest-path", hostile, "--target-dir", target_dir],
@@ -138,86 +129,13 @@ fn build_kernels() -> Result<Vec<std::path::PathBuf>, String> {
     stage_bundled(&root)
 }
 
-/// `cargo xtask guest PATH`: one guest crate (or workspace) into components.
-fn build_guest(path: &std::path::Path) -> Result<(), String> {
-    ensure_wasm_target()?;
-    let manifest = if path.is_dir() { path.join("Cargo.toml") } else { path.to_path_buf() };
-    for c in build_components(&manifest)? {
-        println!("{}", c.display());
-    }
-    Ok(())
-}
-
-fn utf8(p: &std::path::Path) -> Result<&str, String> {
-    p.to_str().ok_or(format!("{} is not UTF-8", p.display()))
-}
-
-/// Builds the `cdylib` crates of `manifest` for [`GUEST_TARGET`] and writes each as a
-/// component, `target/wasm/components/NAME.wasm`; returns their paths.
-fn build_components(manifest: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let root = root();
-    let target_dir = root.join("target/wasm");
-    let args = [
-        "build",
-        "--release",
-        "--target",
-        GUEST_TARGET,
-        "--manifest-path",
-        utf8(manifest)?,
-        "--target-dir",
-        utf8(&target_dir)?,
-        "--message-format",
-        "json-render-diagnostics",
-    ];
-    eprintln!("+ cargo {}", args.join(" "));
-    // Cargo's JSON messages name each crate's built module; diagnostics still go to stderr.
-    let out = Command::new("cargo")
-        .args(args)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot start cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("`cargo {}` failed with {}", args.join(" "), out.status));
-    }
-    let out_dir = target_dir.join("components");
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let mut built = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let cdylib = msg["target"]["crate_types"].as_array().is_some_and(|t| t.iter().any(|k| k == "cdylib"));
-        if msg["reason"] != "compiler-artifact" || !cdylib {
-            continue;
-        }
-        for file in msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
-            let file = std::path::Path::new(file);
-            if file.extension().is_some_and(|e| e == "wasm") {
-                built.push(componentize(file, &out_dir)?);
-            }
-        }
-    }
-    Ok(built)
-}
-
-/// Wraps a core module into a component, from the contract `wit-bindgen` embedded in it.
-fn componentize(module: &std::path::Path, out_dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
-    let bytes = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
-    let component = wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&bytes)
-        .and_then(|mut e| e.encode())
-        .map_err(|e| format!("{}: cannot make a component: {e:#}", module.display()))?;
-    let path = out_dir.join(module.file_name().ok_or("a module has a file name")?);
-    std::fs::write(&path, component).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
-}
-
 /// Writes `manifests/wasm/NAME.wasm` and `manifests/wasm/NAME.toml` for every guest with a
 /// `kernel.toml`.
 fn stage_bundled(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
     use sha2::Digest;
     let out_dir = root.join("manifests/wasm");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let built = root.join("target/wasm/components");
+    let built = root.join("target/wasm").join(WASM_TARGET).join("release");
     let mut staged = Vec::new();
     let mut guests: Vec<_> = std::fs::read_dir(root.join("kernels/guests"))
         .map_err(|e| e.to_string())?

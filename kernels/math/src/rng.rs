@@ -334,6 +334,13 @@ const ZIG_RATIO: [f64; LAYERS] = {
     r
 };
 
+/// `x` (below 2^63) as `f64`, through a signed conversion: the same value, but Wasm's unsigned
+/// conversion compiles to a test and a branch for the upper half.
+#[inline(always)]
+fn to_f64(x: u64) -> f64 {
+    x as i64 as f64
+}
+
 /// A block's random stream: 64-bit words, uniforms, and standard normal variates by the
 /// ziggurat method (ZIGNOR, 256 layers): one word and a multiply for ~99% of normals; the rare
 /// wedge and tail cases use `libm`, so every target agrees.
@@ -354,27 +361,46 @@ impl<R: Rng> Normals<R> {
     /// Uniform in [0, 1).
     #[inline]
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * TWO_POW_MINUS_53
+        to_f64(self.next_u64() >> 11) * TWO_POW_MINUS_53
     }
 
     /// Uniform in (0, 1]: safe to take the logarithm of.
     #[inline]
     fn uniform_open0(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 * TWO_POW_MINUS_53
+        to_f64((self.next_u64() >> 11) + 1) * TWO_POW_MINUS_53
     }
 
     /// A standard normal variate.
+    ///
+    /// The first attempt is straight-line code and the retry loop lives in a cold function:
+    /// a loop here would put a second loop header (a fuel and an epoch check in Wasm) on every
+    /// draw of every caller's loop. The draws and their order are those of the plain loop.
     #[inline]
     pub fn normal(&mut self) -> f64 {
+        let (i, u) = self.attempt();
+        if u.abs() < ZIG_RATIO[i] {
+            return u * ZIG_X[i];
+        }
+        self.normal_after_rejection(i, u)
+    }
+
+    /// One ziggurat attempt: a layer and a uniform in (-1, 1).
+    #[inline(always)]
+    fn attempt(&mut self) -> (usize, f64) {
+        let bits = self.next_u64();
+        ((bits & 0xFF) as usize, 2.0 * (to_f64(bits >> 11) * TWO_POW_MINUS_53) - 1.0)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn normal_after_rejection(&mut self, mut i: usize, mut u: f64) -> f64 {
         loop {
-            let bits = self.next_u64();
-            let i = (bits & 0xFF) as usize;
-            let u = 2.0 * ((bits >> 11) as f64 * TWO_POW_MINUS_53) - 1.0;
-            if u.abs() < ZIG_RATIO[i] {
-                return u * ZIG_X[i];
-            }
             if let Some(z) = self.slow_path(i, u) {
                 return z;
+            }
+            (i, u) = self.attempt();
+            if u.abs() < ZIG_RATIO[i] {
+                return u * ZIG_X[i];
             }
         }
     }

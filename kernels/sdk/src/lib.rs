@@ -1,7 +1,5 @@
 //! The guest SDK: a HelixRouter Wasm kernel is a type implementing [`Kernel`], exported with
-//! [`export_kernel!`], built with `cargo xtask guest PATH` (a `wasm32-unknown-unknown` build
-//! made a component; a `cargo build --release --target wasm32-wasip2` component loads too, but
-//! links WASI interfaces the host only stubs and costs more per job).
+//! [`export_kernel!`], built with `cargo build --release --target wasm32-wasip2`.
 //!
 //! ```ignore
 //! use helix_kernel_sdk::{Job, Kernel, export_kernel};
@@ -171,11 +169,3 @@ pub mod bundled {
         };
     }
 }
-
-/// On `wasm32-unknown-unknown` (how `cargo xtask` builds guests) std's allocator grows the
-/// memory for its first allocation, which costs the host two `mprotect`s and page faults per
-/// job; this one first takes the initial heap the linker leaves after the statics
-/// (`--initial-heap` in `.cargo/config.toml`), which the host keeps resident between jobs.
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

@@ -216,7 +216,9 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
 
 /// The paths of a grid block; `AVERAGE`: also sum the prices along each path (Asian contracts).
 /// A separate loop without that `exp` for the other books keeps their loop small: in Wasm the
-/// unused code's live values were spilled on every step.
+/// unused code's live values were spilled on every step. Never inlined: inside the kernel
+/// dispatcher, cranelift's register allocator kept even the memory base on the stack.
+#[inline(never)]
 fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     book: &OptionBook,
     normals: &mut Normals<R>,
