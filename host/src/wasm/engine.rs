@@ -33,11 +33,11 @@ pub struct WasmConfig {
     pub max_output_values: usize,
     /// Bytes at the start of a finished instance's memory that its slot reset rewrites in place
     /// (zeroes, or the module's initial data) and keeps resident; the rest is handed back to
-    /// the kernel with `madvise`, and the next job faults in what it touches. Guests built by
-    /// `cargo xtask` fit a small job in the first 128 KiB (32 KiB stack, statics, 64 KiB initial
-    /// heap), so a job needs no `madvise` and no page fault: measured, instantiate + empty call
-    /// 13.6 -> 5.8 us and a one-path job 17.7 -> 9.5 us at p50 (with their leaner imports). The
-    /// rewrite costs ~1.5 us per 64 KiB, so this is small on purpose.
+    /// the kernel with `madvise`, and the next job faults in what it touches. Guests built with
+    /// this repository's `.cargo/config.toml` fit a small job in the first 128 KiB (a 32 KiB
+    /// stack, the statics, 64 KiB of initial heap), so it needs no `madvise` and takes no page
+    /// fault: measured, instantiate + empty call 14.1 -> 8.6 us and a one-path job 18.4 -> 11.2
+    /// us at p50. The rewrite costs ~1.5 us per 64 KiB, so this is small on purpose.
     pub keep_resident_bytes: usize,
     /// Reset a finished instance's memory by rewriting only the pages it dirtied (Linux 6.7+
     /// `PAGEMAP_SCAN`, up to 1 MiB per slot, kept resident) instead of `madvise`: measured,

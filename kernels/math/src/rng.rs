@@ -334,13 +334,6 @@ const ZIG_RATIO: [f64; LAYERS] = {
     r
 };
 
-/// `x` (below 2^63) as `f64`, through a signed conversion: the same value, but Wasm's unsigned
-/// conversion compiles to a test and a branch for the upper half.
-#[inline(always)]
-fn to_f64(x: u64) -> f64 {
-    x as i64 as f64
-}
-
 /// A block's random stream: 64-bit words, uniforms, and standard normal variates by the
 /// ziggurat method (ZIGNOR, 256 layers): one word and a multiply for ~99% of normals; the rare
 /// wedge and tail cases use `libm`, so every target agrees.
@@ -361,13 +354,13 @@ impl<R: Rng> Normals<R> {
     /// Uniform in [0, 1).
     #[inline]
     pub fn uniform(&mut self) -> f64 {
-        to_f64(self.next_u64() >> 11) * TWO_POW_MINUS_53
+        (self.next_u64() >> 11) as f64 * TWO_POW_MINUS_53
     }
 
     /// Uniform in (0, 1]: safe to take the logarithm of.
     #[inline]
     fn uniform_open0(&mut self) -> f64 {
-        to_f64((self.next_u64() >> 11) + 1) * TWO_POW_MINUS_53
+        ((self.next_u64() >> 11) + 1) as f64 * TWO_POW_MINUS_53
     }
 
     /// A standard normal variate.
@@ -384,11 +377,21 @@ impl<R: Rng> Normals<R> {
         self.normal_after_rejection(i, u)
     }
 
+    /// Fills `out` with standard normal variates: the draws `normal` would give, in order. A
+    /// loop that then only reads them has no call in it, so cranelift can keep its floats in
+    /// registers (a call, even on a cold path, spills every float live across the loop).
+    #[inline]
+    pub fn fill(&mut self, out: &mut [f64]) {
+        for z in out {
+            *z = self.normal();
+        }
+    }
+
     /// One ziggurat attempt: a layer and a uniform in (-1, 1).
     #[inline(always)]
     fn attempt(&mut self) -> (usize, f64) {
         let bits = self.next_u64();
-        ((bits & 0xFF) as usize, 2.0 * (to_f64(bits >> 11) * TWO_POW_MINUS_53) - 1.0)
+        ((bits & 0xFF) as usize, 2.0 * ((bits >> 11) as f64 * TWO_POW_MINUS_53) - 1.0)
     }
 
     #[cold]
