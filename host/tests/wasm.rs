@@ -419,7 +419,9 @@ async fn a_nan_answer_is_refused_at_the_boundary() {
 }
 
 /// One pool slot, so every instance reuses the same memory and tables: whatever the previous
-/// job wrote (the memory bomb fills up to the cap) must be gone, with either slot reset.
+/// job wrote (the memory bomb fills up to the cap) must be gone, with every slot reset: all of
+/// memory `madvise`d, the default (its first 128 KiB rewritten in place, which the checker's
+/// statics straddle: they start after its 32 KiB stack) and the pagemap reset.
 #[test]
 fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     use helix_host::wasm::{GuestFailure, GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};
@@ -430,10 +432,16 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     };
     let limits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 30_000 };
     let job = |params: Params| [GuestJob { seed: 1, units: None, params }];
-    for pagemap_reset in [false, true] {
-        let engine =
-            WasmEngine::new(WasmConfig { pool_instances: 1, pagemap_reset, cache_dir: None, ..WasmConfig::default() })
-                .unwrap();
+    let default_keep = WasmConfig::default().keep_resident_bytes;
+    for (keep_resident_bytes, pagemap_reset) in [(0, false), (default_keep, false), (default_keep, true)] {
+        let config = WasmConfig {
+            pool_instances: 1,
+            keep_resident_bytes,
+            pagemap_reset,
+            cache_dir: None,
+            ..WasmConfig::default()
+        };
+        let engine = WasmEngine::new(config).unwrap();
         let (checker, bomb, honest) =
             (load(&engine, "leftovers"), load(&engine, "memory-bomb"), load(&engine, "mc-option"));
         // The control: two jobs in one instance, so the second must find the first one's marks.
@@ -457,7 +465,7 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
             assert_eq!(
                 out.estimates[0],
                 ("leftovers".to_string(), helix_math::Estimate::exact(0.0)),
-                "round {round}, pagemap_reset {pagemap_reset}"
+                "round {round}, keep_resident_bytes {keep_resident_bytes}, pagemap_reset {pagemap_reset}"
             );
         }
     }

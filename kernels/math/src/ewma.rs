@@ -65,13 +65,16 @@ pub fn simulate(w: &ReturnWindow, units: Range<u64>) -> Result<EwmaPartial> {
                 let weight = libm::pow(w.lambda, age as f64);
                 let row = &w.returns[((newest - age) as usize) * d..][..d];
                 acc[0] += weight;
-                let mut k = 1;
-                for i in 0..d {
-                    let wi = weight * row[i];
-                    for &rj in &row[..=i] {
-                        acc[k] += wi * rj;
-                        k += 1;
+                // Row i of the triangle is the next i + 1 sums: slices, not `acc[k]`, so the
+                // inner loop has no bounds check (in Wasm a branch, and fuel, per product).
+                let mut rest = &mut acc[1..];
+                for (i, &ri) in row.iter().enumerate() {
+                    let wi = weight * ri;
+                    let (sums, tail) = rest.split_at_mut(i + 1);
+                    for (s, &rj) in sums.iter_mut().zip(&row[..=i]) {
+                        *s += wi * rj;
                     }
+                    rest = tail;
                 }
             }
             acc

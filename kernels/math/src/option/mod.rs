@@ -216,7 +216,9 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
 
 /// The paths of a grid block; `AVERAGE`: also sum the prices along each path (Asian contracts).
 /// A separate loop without that `exp` for the other books keeps their loop small: in Wasm the
-/// unused code's live values were spilled on every step.
+/// unused code's live values were spilled on every step. Never inlined: inside the kernel
+/// dispatcher, cranelift's register allocator kept even the memory base on the stack.
+#[inline(never)]
 fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     book: &OptionBook,
     normals: &mut Normals<R>,
@@ -237,10 +239,14 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
             _ => 0.0,
         })
         .collect();
+    // A path's normals are drawn first and walked after: the walk has no call in it (see
+    // `Normals::fill`), and in Wasm one loop header per step (fuel is metered per basic block).
+    let mut z = vec![0.0; book.steps as usize];
     for _ in 0..n {
+        normals.fill(&mut z);
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
-        for _ in 0..book.steps {
-            x += drift + sd * normals.normal();
+        for &zk in &z {
+            x += drift + sd * zk;
             // Not `lo.min(x)`, a libm call in Wasm (see `select`); `x` is never NaN. New
             // extremes are rare, so these branches predict well.
             if x < lo {
