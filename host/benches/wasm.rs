@@ -6,24 +6,11 @@
 //! Needs the staged guests (`cargo xtask kernels`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use helix_host::manifest::Manifest;
-use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel, load_file};
+use helix_host::bench::staged_guest;
+use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine};
 use helix_math::{KernelKind, Params, Prepared, Value};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-fn staged(name: &str) -> (PathBuf, String) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
-    let m = Manifest::load(&dir.join(format!("{name}.toml"))).expect("staged manifest: run `cargo xtask kernels`");
-    let module = m.module.expect("wasm manifest");
-    (dir.join(module.path), module.sha256)
-}
-
-fn guest(engine: &Arc<WasmEngine>, name: &str) -> WasmKernel {
-    let (path, sha) = staged(name);
-    load_file(engine, &path, &sha, None).unwrap()
-}
 
 fn num(x: f64) -> Value {
     Value::Number(x)
@@ -70,12 +57,12 @@ fn native_vs_wasm(c: &mut Criterion) {
         let prepared = Prepared::parse(kind, &params).unwrap().prepared;
         g.bench_function("native", |b| b.iter(|| black_box(prepared.run(7, units).unwrap())));
         let job = [GuestJob { seed: 7, units: Some(units), params: params.clone() }];
-        let fueled = guest(&on, kernel);
+        let fueled = staged_guest(&on, kernel);
         g.bench_function("wasm-fuel", |b| b.iter(|| black_box(fueled.run(&job, LIMITS).unwrap())));
-        let unmetered = guest(&off, kernel);
+        let unmetered = staged_guest(&off, kernel);
         let no_fuel = GuestLimits { fuel: None, ..LIMITS };
         g.bench_function("wasm-no-fuel", |b| b.iter(|| black_box(unmetered.run(&job, no_fuel).unwrap())));
-        let canonical_guest = guest(&canonical, kernel);
+        let canonical_guest = staged_guest(&canonical, kernel);
         let canonical_run = || black_box(canonical_guest.run(&job, LIMITS).unwrap());
         g.bench_function("wasm-fuel-canonical-nans", |b| b.iter(canonical_run));
         g.finish();
@@ -88,7 +75,7 @@ fn small_option(strike: f64) -> Params {
 
 fn per_job_overhead(c: &mut Criterion) {
     let (on, _) = engines();
-    let mc = guest(&on, "mc-option");
+    let mc = staged_guest(&on, "mc-option");
     let mut g = c.benchmark_group("per-job");
     let one = [GuestJob { seed: 1, units: Some(1), params: small_option(100.0) }];
     let native = Prepared::parse(KernelKind::McOption, &small_option(100.0)).unwrap().prepared;
@@ -99,7 +86,7 @@ fn per_job_overhead(c: &mut Criterion) {
     // The opt-in slot reset that rewrites only dirtied pages (falls back where refused).
     let fast_reset =
         WasmEngine::new(WasmConfig { pagemap_reset: true, cache_dir: None, ..WasmConfig::default() }).unwrap();
-    let mc_fast = guest(&fast_reset, "mc-option");
+    let mc_fast = staged_guest(&fast_reset, "mc-option");
     g.bench_function("wasm-1-path-pagemap-reset", |b| b.iter(|| black_box(mc_fast.run(&one, LIMITS).unwrap())));
     g.bench_function("wasm-instantiate-empty-batch-pagemap-reset", |b| {
         b.iter(|| black_box(mc_fast.run(&[], LIMITS).unwrap()))

@@ -7,22 +7,13 @@
 //! wasm_paired [-- ROUNDS] [FILTER]` (30 rounds by default; FILTER keeps the cases whose name
 //! contains it).
 
-use helix_host::manifest::Manifest;
-use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel, load_file};
+use helix_host::bench::staged_guest;
+use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine};
 use helix_math::Prepared;
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 const LIMITS: GuestLimits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 60_000 };
-
-fn guest(engine: &Arc<WasmEngine>, name: &str) -> WasmKernel {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
-    let m = Manifest::load(&dir.join(format!("{name}.toml"))).expect("staged manifest: run `cargo xtask kernels`");
-    let module = m.module.expect("wasm manifest");
-    load_file(engine, &dir.join(module.path), &module.sha256, None).unwrap()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -39,7 +30,7 @@ fn main() {
         }
         let prepared = Prepared::parse(kind, &case.params).unwrap().prepared;
         let job = [GuestJob { seed: 7, units: Some(units), params: case.params.clone() }];
-        let (fueled, unmetered) = (guest(&on, case.kernel), guest(&off, case.kernel));
+        let (fueled, unmetered) = (staged_guest(&on, case.kernel), staged_guest(&off, case.kernel));
         let no_fuel = GuestLimits { fuel: None, ..LIMITS };
         let mut runs: [Box<dyn FnMut()>; 3] = [
             Box::new(|| drop(black_box(prepared.run(7, units).unwrap()))),

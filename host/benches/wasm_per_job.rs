@@ -8,21 +8,13 @@
 //! whose name contains it).
 
 use hdrhistogram::Histogram;
-use helix_host::manifest::Manifest;
-use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel, load_file};
+use helix_host::bench::staged_guest;
+use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel};
 use helix_math::{Params, Value};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 const LIMITS: GuestLimits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 60_000 };
-
-fn guest(engine: &std::sync::Arc<WasmEngine>, name: &str) -> WasmKernel {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
-    let m = Manifest::load(&dir.join(format!("{name}.toml"))).expect("staged manifest: run `cargo xtask kernels`");
-    let module = m.module.expect("wasm manifest");
-    load_file(engine, &dir.join(module.path), &module.sha256, None).unwrap()
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; a bare number is the sample count.
@@ -40,9 +32,9 @@ fn main() {
         .with("maturity", Value::Number(1.0));
     let one = [GuestJob { seed: 1, units: Some(1), params }];
     let kernels = [
-        ("default", guest(&default, "mc-option")),
-        ("madvise", guest(&madvise, "mc-option")),
-        ("pagemap_reset", guest(&pagemap, "mc-option")),
+        ("default", staged_guest(&default, "mc-option")),
+        ("madvise", staged_guest(&madvise, "mc-option")),
+        ("pagemap_reset", staged_guest(&pagemap, "mc-option")),
     ];
     let variants: Vec<(String, &WasmKernel, &[GuestJob])> = kernels
         .iter()

@@ -108,6 +108,16 @@ fn time_runs(runs: usize, work: u64, mut job: impl FnMut() -> Result<(), String>
     Ok(rates)
 }
 
+/// A bundled Wasm kernel as `cargo xtask kernels` staged it in this crate's
+/// `../manifests/wasm/`, compiled into `engine` without the disk cache: the criterion benches'
+/// way to a guest. Panics with the command to run when it is not staged.
+pub fn staged_guest(engine: &Arc<WasmEngine>, name: &str) -> WasmKernel {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
+    let m = Manifest::load(&dir.join(format!("{name}.toml"))).expect("staged manifest: run `cargo xtask kernels`");
+    let module = m.module.expect("a wasm manifest names its module");
+    load_file(engine, &dir.join(module.path), &module.sha256, None).expect("the staged module loads")
+}
+
 /// The Wasm kernels in `manifests`, loaded into `engine`, with their manifests, by name.
 fn wasm_kernels(
     manifests: &Path,
