@@ -5,8 +5,8 @@
 //! is a violation, and no answer at all is a lost job.
 
 use super::http::Http;
-use super::schedule_offsets;
 use crate::load::mix::unit;
+use crate::load::schedule::{Arrivals, Schedule};
 use hyper::body::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -185,7 +185,7 @@ pub async fn run(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let start = tokio::time::Instant::now();
     let mut answers = Vec::new();
-    for offset in schedule_offsets(rate, duration, seed)? {
+    for offset in Schedule::new(Arrivals::Poisson, rate, duration, seed)? {
         tokio::time::sleep_until(start + offset).await;
         let fault = Fault::draw(&mut rng);
         let body = fault.body(&mut rng, max_body_bytes);

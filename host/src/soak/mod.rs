@@ -15,7 +15,6 @@ pub mod server;
 pub mod swap;
 
 use crate::load::mix::Mix;
-use crate::load::schedule::{Arrivals, Schedule};
 use crate::load::target::{HttpTarget, Target};
 use crate::load::{RunConfig, Source, sweep};
 use http::Http;
@@ -59,11 +58,7 @@ const STALLED_CONNECTIONS: usize = 64;
 /// within a phase, but longer than the generator keeps idle connections (`target::IDLE`), so
 /// the server never closes one the generator is about to use.
 const STALL_DEADLINE_MS: u64 = 6000;
-
-/// Offsets of Poisson arrivals at `rate` over `duration`.
-pub(crate) fn schedule_offsets(rate: f64, duration: Duration, seed: u64) -> Result<Schedule, String> {
-    Schedule::new(Arrivals::Poisson, rate, duration, seed)
-}
+const _: () = assert!(STALL_DEADLINE_MS as u128 > crate::load::target::IDLE.as_millis());
 
 fn say(cfg: &SoakConfig, text: &str) {
     if cfg.progress {
