@@ -71,7 +71,7 @@ fuzz_target!(|job: FuzzJob| {
     let Ok(run) = guest.kernel.run(std::slice::from_ref(&wasm_job), limits) else { return };
     assert_eq!(run.answers.len(), 1, "one job in, one answer out");
     let (Some(Ok(answer)), Some(kind)) = (run.answers.first(), guest.native) else { return };
-    let parsed = Prepared::parse(kind, &params).expect("the guest accepted what native parsing refuses");
+    let parsed = Prepared::parse(kind, params.clone()).expect("the guest accepted what native parsing refuses");
     let native = parsed.prepared.run(job.seed, units.unwrap()).expect("native fails where Wasm answered");
     let native = &native[0];
     assert_eq!(answer.estimates.len(), native.estimates.len());

@@ -6,7 +6,7 @@
 //! Needs the staged guests (`cargo xtask kernels`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use helix_host::bench::staged_guest;
+use helix_host::bench::{native_job, staged_guest};
 use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine};
 use helix_math::{KernelKind, Params, Prepared, Value};
 use std::hint::black_box;
@@ -54,8 +54,7 @@ fn native_vs_wasm(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("kernel/{name}"));
         g.sample_size(10);
         g.throughput(Throughput::Elements(units));
-        let prepared = Prepared::parse(kind, &params).unwrap().prepared;
-        g.bench_function("native", |b| b.iter(|| black_box(prepared.run(7, units).unwrap())));
+        g.bench_function("native", |b| b.iter(|| black_box(native_job(kind, &params, 7, Some(units)).unwrap())));
         let job = [GuestJob { seed: 7, units: Some(units), params: params.clone() }];
         let fueled = staged_guest(&on, kernel);
         g.bench_function("wasm-fuel", |b| b.iter(|| black_box(fueled.run(&job, LIMITS).unwrap())));
@@ -78,7 +77,7 @@ fn per_job_overhead(c: &mut Criterion) {
     let mc = staged_guest(&on, "mc-option");
     let mut g = c.benchmark_group("per-job");
     let one = [GuestJob { seed: 1, units: Some(1), params: small_option(100.0) }];
-    let native = Prepared::parse(KernelKind::McOption, &small_option(100.0)).unwrap().prepared;
+    let native = Prepared::parse(KernelKind::McOption, small_option(100.0)).unwrap().prepared;
     g.bench_function("native-1-path", |b| b.iter(|| black_box(native.run(1, 1).unwrap())));
     g.bench_function("wasm-1-path", |b| b.iter(|| black_box(mc.run(&one, LIMITS).unwrap())));
     // Instantiation from the pooled, pre-linked instance and an empty call: the floor of any job.

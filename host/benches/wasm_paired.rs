@@ -7,9 +7,8 @@
 //! wasm_paired [-- ROUNDS] [FILTER]` (30 rounds by default; FILTER keeps the cases whose name
 //! contains it).
 
-use helix_host::bench::staged_guest;
+use helix_host::bench::{native_job, staged_guest};
 use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine};
-use helix_math::Prepared;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -28,12 +27,11 @@ fn main() {
         if !name.contains(&filter) {
             continue;
         }
-        let prepared = Prepared::parse(kind, &case.params).unwrap().prepared;
         let job = [GuestJob { seed: 7, units: Some(units), params: case.params.clone() }];
         let (fueled, unmetered) = (staged_guest(&on, case.kernel), staged_guest(&off, case.kernel));
         let no_fuel = GuestLimits { fuel: None, ..LIMITS };
         let mut runs: [Box<dyn FnMut()>; 3] = [
-            Box::new(|| drop(black_box(prepared.run(7, units).unwrap()))),
+            Box::new(|| drop(black_box(native_job(kind, &case.params, 7, Some(units)).unwrap()))),
             Box::new(|| drop(black_box(fueled.run(&job, LIMITS).unwrap()))),
             Box::new(|| drop(black_box(unmetered.run(&job, no_fuel).unwrap()))),
         ];

@@ -103,7 +103,7 @@ pub struct Admitted {
 /// Full admission for a native kernel: the manifest's rules, then the kernel's own.
 pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: Params) -> Result<Admitted, Rejection> {
     let params = check_params(manifest, params)?;
-    let parsed = Prepared::parse(kind, &params)?;
+    let parsed = Prepared::parse(kind, params.clone())?;
     Ok(Admitted { params, work: Work::Native(parsed.prepared), units: parsed.units })
 }
 

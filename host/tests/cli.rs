@@ -58,7 +58,7 @@ fn run_json_matches_the_library_bit_for_bit() {
         .with("maturity", Value::Number(0.5))
         .with("steps", Value::Number(12.0))
         .with("paths", Value::Number(30000.0));
-    let parsed = Prepared::parse(KernelKind::McOption, &params).unwrap();
+    let parsed = Prepared::parse(KernelKind::McOption, params.clone()).unwrap();
     let expected = parsed.prepared.run(11, parsed.units).unwrap().remove(0);
     for (name, e) in &expected.estimates {
         assert_eq!(v["estimates"][name]["value"].as_f64(), Some(e.value), "{name}");

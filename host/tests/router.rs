@@ -60,7 +60,7 @@ fn only(strategy: Strategy) -> RouterConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_strategy_gives_the_same_bits() {
-    let reference = Prepared::parse(KernelKind::McOption, &option_params(105.0, 20_000)).unwrap();
+    let reference = Prepared::parse(KernelKind::McOption, option_params(105.0, 20_000)).unwrap();
     let expected = reference.prepared.run(42, reference.units).unwrap().remove(0);
     for strategy in [Strategy::Inline, Strategy::Spawn, Strategy::CpuLane, Strategy::Split, Strategy::Batch] {
         let r = router(only(strategy));
@@ -100,7 +100,7 @@ async fn a_degraded_job_equals_the_full_job_cut_to_its_units() {
     assert_eq!(o.status, Status::Degraded, "{:?}", o.decision);
     let d = o.decision.unwrap();
     assert!(d.units_granted < d.units_requested && d.error_factor > 1.0);
-    let parsed = Prepared::parse(KernelKind::McVar, &params()).unwrap();
+    let parsed = Prepared::parse(KernelKind::McVar, params()).unwrap();
     let prefix = parsed.prepared.run(42, d.units_granted).unwrap().remove(0);
     for (name, e) in &prefix.estimates {
         assert_eq!(o.estimate(name), Some(*e), "{name}");

@@ -139,7 +139,8 @@ async fn wasm_answers_do_not_depend_on_the_strategy() {
     cfg.policy.batch_when_idle = true;
     let r = bundled_router(cfg);
     let (_, kind, params) = cases().swap_remove(2);
-    let expected = |units: u64| Prepared::parse(kind, &params).unwrap().prepared.run(9, units).unwrap().remove(0);
+    let expected =
+        |units: u64| Prepared::parse(kind, params.clone()).unwrap().prepared.run(9, units).unwrap().remove(0);
     let full = expected(12_000);
 
     let partner = params.clone().set("strike", num(110.0));

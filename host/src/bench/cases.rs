@@ -51,6 +51,12 @@ pub fn all(quick: bool) -> Vec<Case> {
         .with("observations", Value::Array((0..50).map(|t| (t as f64 * 0.3).sin() * 2.0).collect()));
     let returns: Vec<f64> = (0..1000 * 10).map(|k| 0.01 * ((k * 7919 % 1000) as f64 / 500.0 - 1.0)).collect();
     let ewma = Params::new().with("returns", Value::Array(returns)).with("assets", num(10.0));
+    // Fifty assets: a job of the others' size (milliseconds, not tens of microseconds, where the
+    // fixed cost of a Wasm job is most of it); hashed returns, so its 1000 rows have full rank.
+    let hashed = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64 - 0.5;
+    let wide = Params::new()
+        .with("returns", Value::Array((0..1000 * 50).map(|k| 0.02 * hashed(k)).collect()))
+        .with("assets", num(50.0));
     let basket = Params::new()
         .with("spots", Value::Array(vec![100.0, 95.0, 110.0]))
         .with("weights", Value::Array(vec![0.4, 0.3, 0.3]))
@@ -78,6 +84,7 @@ pub fn all(quick: bool) -> Vec<Case> {
         case("barrier, 252 dates", "mc-option", mc, option("barrier", 252.0), scale(4_096), "paths"),
         case("10 assets, full", "mc-var", var_k, var, scale(40_960), "paths"),
         case("50 observations", "particle-filter", Some(KernelKind::ParticleFilter), pf, scale(8_192), "particles"),
+        case("50 assets, 1000 rows", "ewma-cov", Some(KernelKind::EwmaCov), wide, 1_000, "rows"),
         case("10 assets, 1000 rows", "ewma-cov", Some(KernelKind::EwmaCov), ewma, 1_000, "rows"),
         case("3 assets", "basket-option", None, basket, scale(40_960), "paths"),
         Case {

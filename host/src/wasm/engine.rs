@@ -86,6 +86,11 @@ impl WasmEngine {
             .relaxed_simd_deterministic(true)
             .cranelift_nan_canonicalization(config.canonicalize_nans)
             .parallel_compilation(false);
+        // `HELIX_PERFMAP=1`: compiled guest code is listed in /tmp/perf-PID.map, so `perf report`
+        // names guest functions (with their Rust names when the module keeps its name section).
+        if std::env::var_os("HELIX_PERFMAP").is_some() {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         let n = config.pool_instances.max(1);
         // A Rust component is a few core instances (the kernel plus import shims).

@@ -184,9 +184,11 @@ impl WasmKernel {
     ) -> wasmtime::Result<Vec<Result<wit::Output, wit::KernelError>>> {
         let instance: KernelBindings = self.pre.instantiate(&mut *store)?;
         let runner = instance.helix_kernel_runner();
-        let wit_jobs: Vec<wit::Job> = jobs.iter().map(to_wit).collect();
+        let params: Vec<Vec<wit::Param>> = jobs.iter().map(|j| wit_params(&j.params)).collect();
+        let wit_jobs: Vec<wit::Job> =
+            jobs.iter().zip(&params).map(|(j, p)| wit::Job { seed: j.seed, units: j.units, params: p }).collect();
         if let [one] = wit_jobs.as_slice() {
-            Ok(vec![runner.call_run(&mut *store, one)?])
+            Ok(vec![runner.call_run(&mut *store, one.clone())?])
         } else {
             runner.call_run_batch(&mut *store, &wit_jobs)
         }
@@ -206,21 +208,17 @@ fn classify(e: wasmtime::Error, store: &Store<GuestState>, limits: GuestLimits) 
     }
 }
 
-fn to_wit(j: &GuestJob) -> wit::Job {
-    let params = j
-        .params
-        .0
-        .iter()
+fn wit_params(p: &Params) -> Vec<wit::Param<'_>> {
+    p.0.iter()
         .map(|(name, v)| wit::Param {
-            name: name.clone(),
+            name,
             value: match v {
                 Value::Number(x) => wit::Value::Scalar(*x),
-                Value::Array(a) => wit::Value::Array(a.clone()),
-                Value::Text(t) => wit::Value::Choice(t.clone()),
+                Value::Array(a) => wit::Value::Array(a),
+                Value::Text(t) => wit::Value::Choice(t),
             },
         })
-        .collect();
-    wit::Job { seed: j.seed, units: j.units, params }
+        .collect()
 }
 
 fn from_wit(r: Result<wit::Output, wit::KernelError>) -> Result<GuestOutput, GuestError> {

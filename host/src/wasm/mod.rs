@@ -14,7 +14,13 @@ pub use kernel::{
 
 /// Host bindings for the contract in `wit/kernel.wit`.
 pub mod bindings {
-    wasmtime::component::bindgen!({ world: "kernel", path: "../wit" });
+    wasmtime::component::bindgen!({
+        world: "kernel",
+        path: "../wit",
+        // Jobs go to the guest borrowed: a large array parameter is copied once, into the
+        // guest, not first into an owned copy.
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
 }
 
 /// The contract version this host speaks, as components export it.

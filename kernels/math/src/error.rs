@@ -46,6 +46,14 @@ pub(crate) fn non_negative(param: &'static str, x: f64) -> Result<f64> {
 }
 
 pub(crate) fn all_finite(param: &'static str, xs: &[f64]) -> Result<()> {
+    // A fold with no early exit vectorises (natively and in Wasm) where a search takes a branch
+    // per element, and sixteen values a step amortise a Wasm loop's checks. Only a bad input
+    // pays for the search that names the element.
+    let finite = |ok: bool, x: &f64| ok & x.is_finite();
+    let (chunks, rest) = xs.as_chunks::<16>();
+    if chunks.iter().fold(true, |ok, c| ok & c.iter().fold(true, finite)) & rest.iter().fold(true, finite) {
+        return Ok(());
+    }
     match xs.iter().position(|x| !x.is_finite()) {
         Some(i) => Err(KernelError::invalid(param, format!("element {i} is not a finite number ({})", xs[i]))),
         None => Ok(()),

@@ -96,24 +96,27 @@ pub struct Parsed {
 }
 
 impl Prepared {
-    /// Validates `params` for `kind` and prepares the computation.
-    pub fn parse(kind: KernelKind, p: &Params) -> Result<Parsed> {
+    /// Validates `params` for `kind` and prepares the computation. Takes the parameters by
+    /// value and moves their arrays into the kernel's inputs: a Wasm guest (whose memory is
+    /// fresh pages past its first 128 KiB) otherwise copied a large window or correlation
+    /// matrix once more.
+    pub fn parse(kind: KernelKind, mut p: Params) -> Result<Parsed> {
         let (prepared, units) = match kind {
-            KernelKind::McOption => parse_option(p)?,
-            KernelKind::McVar => parse_var(p)?,
+            KernelKind::McOption => parse_option(&p)?,
+            KernelKind::McVar => parse_var(&mut p)?,
             KernelKind::ParticleFilter => {
                 let model = StateSpaceModel {
                     a: p.number("a")?,
                     q: p.number("q")?,
                     r: p.number("r")?,
-                    observations: p.array("observations")?.to_vec(),
+                    observations: p.take_array("observations")?,
                 };
                 model.validate()?;
                 (Prepared::Particle(model), p.count_or("particles", DEFAULT_PARTICLES)?)
             }
             KernelKind::EwmaCov => {
                 let w = ReturnWindow {
-                    returns: p.array("returns")?.to_vec(),
+                    returns: p.take_array("returns")?,
                     assets: p.count("assets")? as usize,
                     lambda: p.number_or("lambda", 0.94)?,
                 };
@@ -308,15 +311,15 @@ fn parse_option(p: &Params) -> Result<(Prepared, u64)> {
     Ok((Prepared::Option(book), p.count_or("paths", DEFAULT_PATHS)?))
 }
 
-fn parse_var(p: &Params) -> Result<(Prepared, u64)> {
-    let positions = p.array("positions")?.to_vec();
+fn parse_var(p: &mut Params) -> Result<(Prepared, u64)> {
+    let positions = p.take_array("positions")?;
     let d = positions.len();
     let drifts = match p.get("drifts") {
-        Some(_) => p.array("drifts")?.to_vec(),
+        Some(_) => p.take_array("drifts")?,
         None => vec![0.0; d],
     };
     let portfolio =
-        Portfolio { positions, drifts, vols: p.array("vols")?.to_vec(), correlation: p.array("correlation")?.to_vec() };
+        Portfolio { positions, drifts, vols: p.take_array("vols")?, correlation: p.take_array("correlation")? };
     let query = VarQuery {
         horizon: p.number_or("horizon", 1.0 / 252.0)?,
         confidence: p.number_or("confidence", 0.99)?,

@@ -61,6 +61,16 @@ impl Params {
         if self.get(name).is_some() { self.count(name) } else { Ok(default) }
     }
 
+    /// The array `name`, moved out (the parameter is left an empty array).
+    pub fn take_array(&mut self, name: &'static str) -> Result<Vec<f64>> {
+        match self.0.iter_mut().find(|(n, _)| n == name).map(|(_, v)| v) {
+            Some(Value::Array(a)) => Ok(std::mem::take(a)),
+            Some(Value::Number(x)) => Ok(vec![*x]),
+            Some(_) => Err(KernelError::invalid(name, "must be an array of numbers")),
+            None => Err(KernelError::invalid(name, "is required")),
+        }
+    }
+
     pub fn array(&self, name: &'static str) -> Result<&[f64]> {
         match self.get(name) {
             Some(Value::Array(a)) => Ok(a),

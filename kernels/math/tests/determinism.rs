@@ -217,7 +217,7 @@ fn generic_jobs_are_chunk_invariant_and_combine_exactly() {
         (KernelKind::PrimeCount, Params::new().with("compute_cost", Value::Number(50_000.0))),
     ];
     for (kind, params) in &jobs {
-        let parsed = Prepared::parse(*kind, params).unwrap();
+        let parsed = Prepared::parse(*kind, params.clone()).unwrap();
         let whole = parsed.prepared.run(17, parsed.units).unwrap();
         if parsed.prepared.splittable() {
             let chunks = split(parsed.units, 3, parsed.prepared.block())
@@ -230,11 +230,11 @@ fn generic_jobs_are_chunk_invariant_and_combine_exactly() {
     }
     let members: Vec<Prepared> = [(0.99, 0.04), (0.95, 0.04), (0.99, 0.1)]
         .iter()
-        .map(|&(a, h)| Prepared::parse(KernelKind::McVar, &var_params(a, h)).unwrap().prepared)
+        .map(|&(a, h)| Prepared::parse(KernelKind::McVar, var_params(a, h)).unwrap().prepared)
         .chain(
             [(90.0, "call"), (110.0, "put")]
                 .iter()
-                .map(|&(k, t)| Prepared::parse(KernelKind::McOption, &option_params(k, t)).unwrap().prepared),
+                .map(|&(k, t)| Prepared::parse(KernelKind::McOption, option_params(k, t)).unwrap().prepared),
         )
         .collect();
     for group in [&members[..3], &members[3..]] {

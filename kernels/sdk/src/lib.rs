@@ -8,7 +8,7 @@
 //! struct Doubler;
 //!
 //! impl Kernel for Doubler {
-//!     fn run(job: &Job) -> Result<Output, KernelError> {
+//!     fn run(job: Job) -> Result<Output, KernelError> {
 //!         let x = job.params.number("x")?;
 //!         Ok(Output { estimates: vec![("twice", Estimate::exact(2.0 * x))], arrays: vec![], units_done: 1 })
 //!     }
@@ -46,13 +46,14 @@ pub struct Job {
     pub params: Params,
 }
 
-/// What a kernel implements: `run`, and optionally `run_batch` to share work across jobs.
+/// What a kernel implements: `run`, and optionally `run_batch` to share work across jobs. Jobs
+/// come by value, so a kernel can keep a large array parameter without copying it.
 pub trait Kernel {
-    fn run(job: &Job) -> Result<Output, KernelError>;
+    fn run(job: Job) -> Result<Output, KernelError>;
 
     /// Answers several jobs in one instantiation; by default one after another.
-    fn run_batch(jobs: &[Job]) -> Vec<Result<Output, KernelError>> {
-        jobs.iter().map(Self::run).collect()
+    fn run_batch(jobs: Vec<Job>) -> Vec<Result<Output, KernelError>> {
+        jobs.into_iter().map(Self::run).collect()
     }
 }
 
@@ -66,12 +67,12 @@ macro_rules! export_kernel {
 
 impl<K: Kernel> Guest for K {
     fn run(job: wit::Job) -> Result<wit::Output, wit::KernelError> {
-        K::run(&from_wit(job)).map(to_wit).map_err(error_to_wit)
+        K::run(from_wit(job)).map(to_wit).map_err(error_to_wit)
     }
 
     fn run_batch(jobs: Vec<wit::Job>) -> Vec<Result<wit::Output, wit::KernelError>> {
         let jobs: Vec<Job> = jobs.into_iter().map(from_wit).collect();
-        K::run_batch(&jobs).into_iter().map(|r| r.map(to_wit).map_err(error_to_wit)).collect()
+        K::run_batch(jobs).into_iter().map(|r| r.map(to_wit).map_err(error_to_wit)).collect()
     }
 }
 
@@ -123,21 +124,22 @@ pub mod bundled {
     use helix_math::{KernelError, KernelKind, Output, Prepared};
 
     /// Runs one job of a bundled kernel for its granted units.
-    pub fn run(kind: KernelKind, job: &Job) -> Result<Output, KernelError> {
-        let parsed = Prepared::parse(kind, &job.params)?;
-        let mut outs = parsed.prepared.run(job.seed, job.units.unwrap_or(parsed.units))?;
-        Ok(outs.swap_remove(0))
+    pub fn run(kind: KernelKind, job: Job) -> Result<Output, KernelError> {
+        let parsed = Prepared::parse(kind, job.params)?;
+        first(parsed.prepared.run(job.seed, job.units.unwrap_or(parsed.units)))
     }
 
     /// Runs a batch: jobs whose books combine (same seed and units, shared underlying or
     /// portfolio) run once on shared work; the rest run alone.
-    pub fn run_batch(kind: KernelKind, jobs: &[Job]) -> Vec<Result<Output, KernelError>> {
-        let parsed: Vec<Result<(Prepared, u64), KernelError>> = jobs
-            .iter()
-            .map(|j| Prepared::parse(kind, &j.params).map(|p| (p.prepared, j.units.unwrap_or(p.units))))
+    pub fn run_batch(kind: KernelKind, jobs: Vec<Job>) -> Vec<Result<Output, KernelError>> {
+        let n = jobs.len();
+        // Each job's book and its draws (seed, units).
+        type Parsed = Result<(Prepared, (u64, u64)), KernelError>;
+        let parsed: Vec<Parsed> = jobs
+            .into_iter()
+            .map(|j| Prepared::parse(kind, j.params).map(|p| (p.prepared, (j.seed, j.units.unwrap_or(p.units)))))
             .collect();
-        let draws: Vec<Option<(u64, u64)>> =
-            jobs.iter().zip(&parsed).map(|(j, p)| p.as_ref().ok().map(|(_, units)| (j.seed, *units))).collect();
+        let draws: Vec<Option<(u64, u64)>> = parsed.iter().map(|p| p.as_ref().ok().map(|(_, d)| *d)).collect();
         let same_draws = draws.first().is_some_and(|f| f.is_some() && draws.iter().all(|d| d == f));
         if same_draws {
             let refs: Vec<&Prepared> = parsed.iter().map(|p| &p.as_ref().expect("checked").0).collect();
@@ -145,11 +147,16 @@ pub mod bundled {
                 let (seed, units) = draws[0].expect("checked");
                 return match combined.run(seed, units) {
                     Ok(outs) => outs.into_iter().map(Ok).collect(),
-                    Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
+                    Err(e) => vec![Err(e); n],
                 };
             }
         }
-        jobs.iter().map(|j| run(kind, j)).collect()
+        parsed.into_iter().map(|p| p.and_then(|(prepared, (seed, units))| first(prepared.run(seed, units)))).collect()
+    }
+
+    /// A single job's output (a lone job's book has one).
+    fn first(outs: Result<Vec<Output>, KernelError>) -> Result<Output, KernelError> {
+        outs.map(|mut outs| outs.swap_remove(0))
     }
 
     /// Declares and exports a bundled kernel's guest.
@@ -158,10 +165,10 @@ pub mod bundled {
         ($name:ident, $kind:expr) => {
             struct $name;
             impl $crate::Kernel for $name {
-                fn run(job: &$crate::Job) -> Result<$crate::Output, $crate::KernelError> {
+                fn run(job: $crate::Job) -> Result<$crate::Output, $crate::KernelError> {
                     $crate::bundled::run($kind, job)
                 }
-                fn run_batch(jobs: &[$crate::Job]) -> Vec<Result<$crate::Output, $crate::KernelError>> {
+                fn run_batch(jobs: Vec<$crate::Job>) -> Vec<Result<$crate::Output, $crate::KernelError>> {
                     $crate::bundled::run_batch($kind, jobs)
                 }
             }

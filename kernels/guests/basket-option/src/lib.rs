@@ -12,7 +12,7 @@ use helix_math::rng::{Normals, block_rng};
 struct Basket;
 
 impl Kernel for Basket {
-    fn run(job: &Job) -> Result<Output, KernelError> {
+    fn run(job: Job) -> Result<Output, KernelError> {
         let p = &job.params;
         let spots = p.array("spots")?;
         let weights = p.array("weights")?;

@@ -11,7 +11,7 @@ fn descend(depth: u64, pad: [u64; 16]) -> u64 {
 struct Deep;
 
 impl Kernel for Deep {
-    fn run(job: &Job) -> Result<Output, KernelError> {
+    fn run(job: Job) -> Result<Output, KernelError> {
         let n = descend(job.seed, [job.seed; 16]);
         Err(KernelError::NumericFailure(format!("unreachable: {n}")))
     }

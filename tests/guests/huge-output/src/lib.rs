@@ -5,7 +5,7 @@ use helix_kernel_sdk::{Estimate, Job, Kernel, KernelError, Output, export_kernel
 struct Flood;
 
 impl Kernel for Flood {
-    fn run(job: &Job) -> Result<Output, KernelError> {
+    fn run(job: Job) -> Result<Output, KernelError> {
         Ok(Output {
             estimates: vec![("n", Estimate::exact(2e6))],
             arrays: vec![("flood", vec![job.seed as f64; 2_000_000])],

@@ -34,7 +34,7 @@ unsafe fn check_and_dirty(start: *mut u8, len: usize, pristine: u8) -> usize {
 }
 
 impl Kernel for Leftovers {
-    fn run(_job: &Job) -> Result<Output, KernelError> {
+    fn run(_job: Job) -> Result<Output, KernelError> {
         let grown = core::arch::wasm32::memory_grow(0, GROWN_PAGES);
         if grown == usize::MAX {
             return Err(KernelError::NumericFailure("memory.grow refused".into()));

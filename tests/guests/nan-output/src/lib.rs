@@ -6,7 +6,7 @@ use helix_kernel_sdk::{Estimate, Job, Kernel, KernelError, Output, export_kernel
 struct NotANumber;
 
 impl Kernel for NotANumber {
-    fn run(job: &Job) -> Result<Output, KernelError> {
+    fn run(job: Job) -> Result<Output, KernelError> {
         let zero = std::hint::black_box(job.seed as f64 * 0.0);
         Ok(Output { estimates: vec![("ratio", Estimate::exact(zero / zero))], arrays: vec![], units_done: 1 })
     }
