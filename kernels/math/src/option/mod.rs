@@ -245,7 +245,7 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     for _ in 0..n {
         normals.fill(&mut z);
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
-        for &zk in &z {
+        let mut step = |zk: f64| {
             x += drift + sd * zk;
             // Not `lo.min(x)`, a libm call in Wasm (see `select`); `x` is never NaN. New
             // extremes are rare, so these branches predict well.
@@ -259,6 +259,16 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
             if AVERAGE {
                 sum_s += libm::exp(x);
             }
+        };
+        // Four steps a loop step: in Wasm, fuel and interruption are checked once per loop step.
+        let (z4, z_rest) = z.as_chunks::<4>();
+        for zs in z4 {
+            for &zk in zs {
+                step(zk);
+            }
+        }
+        for &zk in z_rest {
+            step(zk);
         }
         let st = libm::exp(x);
         for ((c, sum), &log_level) in book.contracts.iter().zip(sums.iter_mut()).zip(&log_levels) {
