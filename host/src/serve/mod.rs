@@ -57,13 +57,14 @@ impl HttpCounts {
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains. `Ok(true)` when every accepted job finished
-/// within the drain deadline.
 /// After the drain, how long connections get to write their last answers and close.
 const CONNECTION_GRACE: Duration = Duration::from_secs(5);
 
+/// Serves until SIGTERM or Ctrl-C, then drains. `Ok(true)` when every accepted job finished
+/// within the drain deadline.
 pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     process::count_panics();
+    process::return_large_blocks_to_the_os();
     let router = Router::from_dir(config.router.clone(), &config.manifests).map_err(|e| e.to_string())?;
     for e in router.load_errors() {
         tracing::warn!(error = %e, "manifest refused");
