@@ -84,8 +84,8 @@ const BLOCK_ROWS: usize = ROWS_PER_BLOCK as usize;
 
 /// One block's sums, computed column-wise. The block's rows are packed as `[f64; 4]` groups of
 /// four columns (group q holds columns 4q..4q + 4 for each age, zero past the last asset), so
-/// each group of four sums is one contiguous walk down the block, with no bounds checks, its
-/// accumulators in registers, and two SIMD multiply-adds per age, natively and in Wasm. Row by
+/// each group of four sums is one contiguous walk down the block, with no bounds checks and two
+/// SIMD multiply-adds per age, natively and in Wasm (see [`group_sums`]). Row by
 /// row, a row's few products per triangle row made loops of 1 to `d` steps, each step paying a
 /// loop's checks (in Wasm, fuel and interruption too). Every sum still adds its terms
 /// `(weight * r_i) * r_j` in age order, so the bits are those of the row-by-row loop.
