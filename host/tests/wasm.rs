@@ -33,6 +33,11 @@ fn bundled_router(cfg: RouterConfig) -> Router {
     r
 }
 
+/// An at-the-money European call: spot and strike 100, vol 0.2, one year.
+fn atm_option() -> Params {
+    Params::new().with("spot", num(100.0)).with("strike", num(100.0)).with("vol", num(0.2)).with("maturity", num(1.0))
+}
+
 fn num(x: f64) -> Value {
     Value::Number(x)
 }
@@ -271,12 +276,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
         .map(|i| {
             let r = r.clone();
             tokio::spawn(async move {
-                let p = Params::new()
-                    .with("spot", num(100.0))
-                    .with("strike", num(100.0))
-                    .with("vol", num(0.2))
-                    .with("maturity", num(1.0))
-                    .with("paths", num(20_000.0));
+                let p = atm_option().with("paths", num(20_000.0));
                 let mut j = Job::new(100 + i, "mc-option", p, Duration::from_secs(20));
                 j.seed = Some(i);
                 r.submit(j).await
@@ -375,12 +375,7 @@ async fn a_kernel_that_keeps_failing_in_the_sandbox_is_quarantined_then_probed()
     assert!(k.quarantined && k.quarantines == 1, "{k:?}");
 
     // Honest work is untouched.
-    let p = Params::new()
-        .with("spot", num(100.0))
-        .with("strike", num(100.0))
-        .with("vol", num(0.2))
-        .with("maturity", num(1.0))
-        .with("paths", num(2000.0));
+    let p = atm_option().with("paths", num(2000.0));
     let o = r.submit(Job::new(100, "mc-option", p, Duration::from_secs(5))).await;
     assert_eq!(o.status, Status::Completed, "{:?}", o.error);
 
@@ -450,11 +445,7 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
         let run = checker.run(&both, limits).unwrap();
         let seen = run.answers[1].as_ref().unwrap().estimates[0].1.value;
         assert!(seen > 0.0, "the checker must see what the same instance wrote: {seen}");
-        let option = Params::new()
-            .with("spot", num(100.0))
-            .with("strike", num(100.0))
-            .with("vol", num(0.2))
-            .with("maturity", num(1.0));
+        let option = atm_option();
         for round in 0..40 {
             match round % 4 {
                 1 => assert!(matches!(bomb.run(&job(Params::new()), limits), Err(GuestFailure::MemoryCap { .. }))),
