@@ -58,6 +58,13 @@ pub type EwmaPartial = Partial<Vec<f64>>;
 /// Accumulates the rows of ages `units` (0 = newest; block-aligned start). Only the window's
 /// shape is checked here: its values were checked once when it was parsed (`validate`).
 pub fn simulate(w: &ReturnWindow, units: Range<u64>) -> Result<EwmaPartial> {
+    let mut blocks = Vec::new();
+    each_block(w, &units, |sums| blocks.push(sums.to_vec()))?;
+    Ok(Partial { units, blocks })
+}
+
+/// Calls `f` with the sums of each block of `units`, in order (one buffer, rewritten per block).
+fn each_block(w: &ReturnWindow, units: &Range<u64>, mut f: impl FnMut(&[f64])) -> Result<()> {
     w.check_shape()?;
     if units.end > w.rows() {
         return Err(KernelError::invalid("rows", format!("asks for {} rows of a {}-row window", units.end, w.rows())));
@@ -65,17 +72,18 @@ pub fn simulate(w: &ReturnWindow, units: Range<u64>) -> Result<EwmaPartial> {
     let d = w.assets;
     let rows = w.rows();
     let mut sums = BlockSums::new(d, w.lambda, units.end.saturating_sub(units.start));
-    let blocks = chunk::blocks(&units, ROWS_PER_BLOCK)?
-        .map(|(b, n)| {
-            let first = b * ROWS_PER_BLOCK;
-            // The window is stored oldest first: ages first..first + n are these rows, reversed.
-            sums.block(
-                first,
-                &w.returns[((rows - first - n) * d as u64) as usize..((rows - first) * d as u64) as usize],
-            )
-        })
-        .collect();
-    Ok(Partial { units, blocks })
+    let mut acc = vec![0.0; sums_len(d)];
+    for (b, n) in chunk::blocks(units, ROWS_PER_BLOCK)? {
+        let first = b * ROWS_PER_BLOCK;
+        // The window is stored oldest first: ages first..first + n are these rows, reversed.
+        sums.block(
+            first,
+            &w.returns[((rows - first - n) * d as u64) as usize..((rows - first) * d as u64) as usize],
+            &mut acc,
+        );
+        f(&acc);
+    }
+    Ok(())
 }
 
 /// Lanes per packed group of columns: four doubles, two SIMD registers.
@@ -111,10 +119,10 @@ impl BlockSums {
         }
     }
 
-    /// The weight sum and the triangle's sums of a block of rows (stored oldest first), the
-    /// newest of age `first`.
+    /// The weight sum and the triangle's sums (laid out as [`sums_len`] says) of a block of
+    /// rows (stored oldest first), the newest of age `first`.
     #[inline(never)]
-    fn block(&mut self, first: u64, block: &[f64]) -> Vec<f64> {
+    fn block(&mut self, first: u64, block: &[f64], acc: &mut [f64]) {
         let d = self.d;
         let n = block.len() / d;
         // Two `pow`s a block, not one a row (which was 3/4 of the kernel's time): the weight of
@@ -128,33 +136,45 @@ impl BlockSums {
             pack(&mut packed[..n], block, d, q * LANES);
         }
         let weights = &self.weights[..n];
-        let mut acc = Vec::with_capacity(1 + d * (d + 1) / 2);
-        acc.push(weights.iter().fold(0.0, |s, w| s + w));
+        let Some((sum, triangle)) = acc.split_first_mut() else { return };
+        *sum = weights.iter().fold(0.0, |s, w| s + w);
+        let mut rows = triangle.as_chunks_mut::<LANES>().0;
         for i in 0..d {
-            // Sums (i, j) for j in 0..=i, up to twelve at a time; the last group's extra lanes
-            // are computed and dropped.
+            // Sums (i, j) for j in 0..=i, up to twelve at a time, each group's written whole
+            // (a store of two SIMD registers, where a copy of its first few lanes would be a
+            // call out of Wasm); the last group's extra lanes are computed and never read.
             let group = |q: usize| &self.packed[q * BLOCK_ROWS..][..n];
             let (ri, lane, groups) = (group(i / LANES), i % LANES, i / LANES + 1);
+            let (mut row, rest) = std::mem::take(&mut rows).split_at_mut(groups);
+            rows = rest;
             let mut q = 0;
-            let mut keep = |sums: &[[f64; LANES]], q: &mut usize| {
-                for s in sums {
-                    // Pushed one by one: `extend` copies, a call out of Wasm.
-                    for &x in s.iter().take(i + 1 - *q * LANES) {
-                        acc.push(x);
-                    }
-                    *q += 1;
-                }
-            };
-            while q < groups {
-                match groups - q {
-                    1 => keep(&group_sums(weights, ri, lane, [group(q)]), &mut q),
-                    2 => keep(&group_sums(weights, ri, lane, [group(q), group(q + 1)]), &mut q),
-                    _ => keep(&group_sums(weights, ri, lane, [group(q), group(q + 1), group(q + 2)]), &mut q),
-                }
+            while let Some(out) = row.first_chunk_mut::<3>() {
+                *out = group_sums(weights, ri, lane, [group(q), group(q + 1), group(q + 2)]);
+                (row, q) = (&mut row[3..], q + 3);
+            }
+            match row {
+                [one] => [*one] = group_sums(weights, ri, lane, [group(q)]),
+                [one, two] => [*one, *two] = group_sums(weights, ri, lane, [group(q), group(q + 1)]),
+                _ => {}
             }
         }
-        acc
     }
+}
+
+/// Length of a block's sums: the weight sum, then row i of the triangle's sums (i, 0..=i) padded
+/// to whole groups of four, `4 * (i / 4 + 1)` values.
+fn sums_len(d: usize) -> usize {
+    1 + (0..d).map(|i| (i / LANES + 1) * LANES).sum::<usize>()
+}
+
+/// Row i of the triangle's sums, (i, j) for j in 0..=i, from the padded layout of [`sums_len`].
+fn triangle_rows(d: usize, sums: &[f64]) -> impl Iterator<Item = &[f64]> {
+    let mut at = 1;
+    (0..d).map(move |i| {
+        let row = &sums[at..at + i + 1];
+        at += (i / LANES + 1) * LANES;
+        row
+    })
 }
 
 /// Columns `first..first + 4` (those that exist) of each row of `block`, newest row first.
@@ -213,42 +233,65 @@ fn group_sums<const G: usize>(
 
 /// Normalises the weighted sums into the covariance, its Cholesky factor and the vols.
 pub fn finish(w: &ReturnWindow, partial: &EwmaPartial) -> Result<Output> {
-    let d = w.assets;
     let first = partial.blocks.first().ok_or_else(|| KernelError::invalid("rows", "must be at least 1"))?;
     let mut total = vec![0.0; first.len()];
     for b in &partial.blocks {
-        total.iter_mut().zip(b).for_each(|(t, x)| *t += x);
+        add(&mut total, b);
     }
+    normalise(w, &total, partial.len())
+}
+
+/// Adds a block's sums into the total: the one order of addition, whether blocks were kept
+/// (`finish`) or added as they came (`run`).
+fn add(total: &mut [f64], block: &[f64]) {
+    total.iter_mut().zip(block).for_each(|(t, x)| *t += x);
+}
+
+/// The covariance, its Cholesky factor and the vols from the total sums of `rows` rows.
+fn normalise(w: &ReturnWindow, total: &[f64], rows: u64) -> Result<Output> {
+    let d = w.assets;
     let mut cov = vec![0.0; d * d];
-    let mut k = 1;
-    for i in 0..d {
-        for j in 0..=i {
-            cov[i * d + j] = total[k] / total[0];
+    for (i, row) in triangle_rows(d, total).enumerate() {
+        for (j, sum) in row.iter().enumerate() {
+            cov[i * d + j] = sum / total[0];
             cov[j * d + i] = cov[i * d + j];
-            k += 1;
         }
     }
     let vols: Vec<f64> = (0..d).map(|i| cov[i * d + i].sqrt()).collect();
     let chol = cholesky(&cov, d, "returns").map_err(|_| {
         KernelError::NumericFailure(format!(
-            "covariance of {} rows is not positive definite (needs at least {d} independent rows)",
-            partial.len()
+            "covariance of {rows} rows is not positive definite (needs at least {d} independent rows)"
         ))
     })?;
     Ok(Output {
-        estimates: vec![("weight_used", Estimate::exact(1.0 - libm::pow(w.lambda, partial.len() as f64)))],
+        estimates: vec![("weight_used", Estimate::exact(1.0 - libm::pow(w.lambda, rows as f64)))],
         arrays: vec![("covariance", cov), ("cholesky", chol), ("vols", vols)],
-        units_done: partial.len(),
+        units_done: rows,
     })
 }
 
 /// Uses the `rows` most recent rows in one call.
 pub fn run(w: &ReturnWindow, rows: u64) -> Result<Output> {
+    w.validate()?;
+    run_parsed(w, rows)
+}
+
+/// [`run`] for a window whose values were checked when it was parsed. Each block's sums are
+/// added into the total as they come, in the order `finish` adds them (so the same bits),
+/// instead of being kept: for 50 assets and 1000 rows that is 160 KB a job does not allocate,
+/// which in Wasm is 40 pages a fresh instance does not fault in.
+pub(crate) fn run_parsed(w: &ReturnWindow, rows: u64) -> Result<Output> {
     if rows == 0 {
         return Err(KernelError::invalid("rows", "must be at least 1"));
     }
-    w.validate()?;
-    finish(w, &simulate(w, 0..rows)?)
+    let mut total = Vec::new();
+    each_block(w, &(0..rows), |sums| {
+        if total.is_empty() {
+            total = vec![0.0; sums.len()];
+        }
+        add(&mut total, sums);
+    })?;
+    normalise(w, &total, rows)
 }
 
 #[cfg(test)]
@@ -294,8 +337,15 @@ mod tests {
                 for units in [0..t, 0..t / 2 + 1, (t / 64) * 64..t] {
                     let got = simulate(&w, units.clone()).unwrap().blocks;
                     let want = row_by_row(&w, units.clone());
+                    let lower = |sums: &Vec<f64>| {
+                        let rows = triangle_rows(d, sums).flatten().copied();
+                        std::iter::once(sums[0]).chain(rows).map(f64::to_bits).collect::<Vec<_>>()
+                    };
                     let same = got.len() == want.len()
-                        && got.iter().flatten().zip(want.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits());
+                        && got
+                            .iter()
+                            .map(lower)
+                            .eq(want.iter().map(|b| b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()));
                     assert!(same, "d = {d}, rows {units:?}");
                 }
             }

@@ -219,7 +219,11 @@ impl Prepared {
 
     /// Runs `units` in one call: the reference every other execution must equal.
     pub fn run(&self, seed: u64, units: u64) -> Result<Vec<Output>> {
-        self.finish(vec![self.simulate(seed, 0..units)?])
+        match self {
+            // Adds its blocks as they come instead of keeping them: the same bits, less memory.
+            Prepared::Ewma(w) => Ok(vec![ewma::run_parsed(w, units)?]),
+            _ => self.finish(vec![self.simulate(seed, 0..units)?]),
+        }
     }
 
     /// One computation answering every member on shared work, or `None` if they cannot share:

@@ -146,6 +146,11 @@ fn ewma_does_not_depend_on_chunking_and_fewer_rows_are_the_newest() {
         let parts = chunked(t as u64, chunks, ROWS_PER_BLOCK, |r| ewma::simulate(&w, r).unwrap());
         assert_eq!(ewma::finish(&w, &parts).unwrap(), ewma::finish(&w, &whole).unwrap());
     }
+    // `run` adds the blocks as they come instead of keeping them, in the same order.
+    for rows in [1, 3, 64, 65, 1000] {
+        let kept = ewma::simulate(&w, 0..rows).and_then(|p| ewma::finish(&w, &p));
+        assert_eq!(ewma::run(&w, rows), kept, "{rows} rows");
+    }
     // The newest 200 rows alone, as their own window, equal a 200-unit run on the long window.
     let recent = ReturnWindow { returns: returns[(t - 200) * d..].to_vec(), assets: d, lambda: 0.97 };
     assert_eq!(ewma::run(&w, 200).unwrap(), ewma::run(&recent, 200).unwrap());
