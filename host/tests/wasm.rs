@@ -416,8 +416,8 @@ async fn a_nan_answer_is_refused_at_the_boundary() {
 
 /// One pool slot, so every instance reuses the same memory and tables: whatever the previous
 /// job wrote (the memory bomb fills up to the cap) must be gone, with every slot reset: all of
-/// memory `madvise`d, the default (its first 128 KiB rewritten in place, which the checker's
-/// statics straddle: they start after its 32 KiB stack) and the pagemap reset.
+/// memory `madvise`d, the default (its first 512 KiB rewritten in place, which the checker's
+/// 384 KiB of statics and the memory it grows straddle) and the pagemap reset.
 #[test]
 fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     use helix_host::wasm::{GuestFailure, GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};

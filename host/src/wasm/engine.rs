@@ -31,13 +31,17 @@ pub struct WasmConfig {
     pub grace_ms: u64,
     /// Largest output a guest may return: estimates plus array values.
     pub max_output_values: usize,
-    /// Bytes at the start of a finished instance's memory that its slot reset rewrites in place
-    /// (zeroes, or the module's initial data) and keeps resident; the rest is handed back to
-    /// the kernel with `madvise`, and the next job faults in what it touches. Guests built with
-    /// this repository's `.cargo/config.toml` fit a small job in the first 128 KiB (a 32 KiB
-    /// stack, the statics, 64 KiB of initial heap), so it needs no `madvise` and takes no page
-    /// fault: measured, instantiate + empty call 14.1 -> 8.6 us and a one-path job 18.4 -> 11.2
-    /// us at p50. The rewrite costs ~1.5 us per 64 KiB, so this is small on purpose.
+    /// Most bytes at the start of a finished instance's memory that its slot reset rewrites in
+    /// place (zeroes, or the module's initial data) and keeps resident; the rest is handed back
+    /// to the kernel with `madvise`, and the next job faults in what it touches. The rewrite
+    /// covers only the memory the instance had (`min` of this and its size), at ~1.3 us per
+    /// 64 KiB, so a guest pays for the memory it starts with: guests built with this
+    /// repository's `.cargo/config.toml` start with one 64 KiB page (a 16 KiB stack, then the
+    /// statics and a small heap), where a small job fits; `ewma-cov` starts with two, for its
+    /// window. A job that grows its memory past that gets up to this much rewritten instead of
+    /// faulted in: measured, the 50-asset `ewma-cov` job (a 400 KB window) 617-666 -> 537-552
+    /// us with 512 KiB against 128 KiB, and no change for jobs that fit their first pages.
+    /// With 64 pool slots that is at most 32 MiB kept resident.
     pub keep_resident_bytes: usize,
     /// Reset a finished instance's memory by rewriting only the pages it dirtied (Linux 6.7+
     /// `PAGEMAP_SCAN`, up to 1 MiB per slot, kept resident) instead of `madvise`: measured,
@@ -62,7 +66,7 @@ impl Default for WasmConfig {
             epoch_tick_ms: 1,
             grace_ms: 20,
             max_output_values: 1 << 20,
-            keep_resident_bytes: 128 << 10,
+            keep_resident_bytes: 512 << 10,
             pagemap_reset: false,
             cache_dir: Some(std::env::temp_dir().join("helix-cache")),
         }
