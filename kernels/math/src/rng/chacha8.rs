@@ -196,17 +196,29 @@ mod simd128 {
         let input: [v128; BLOCK_WORDS] =
             core::array::from_fn(|w| u32x4(blocks[0][w], blocks[1][w], blocks[2][w], blocks[3][w]));
         let mut x = input;
+        let quarter = |x: &mut [v128; BLOCK_WORDS], [a, b, c, d]: [usize; 4]| {
+            x[a] = u32x4_add(x[a], x[b]);
+            x[d] = rotl::<16>(v128_xor(x[d], x[a]));
+            x[c] = u32x4_add(x[c], x[d]);
+            x[b] = rotl::<12>(v128_xor(x[b], x[c]));
+            x[a] = u32x4_add(x[a], x[b]);
+            x[d] = rotl::<8>(v128_xor(x[d], x[a]));
+            x[c] = u32x4_add(x[c], x[d]);
+            x[b] = rotl::<7>(v128_xor(x[b], x[c]));
+        };
         for _ in 0..DOUBLE_ROUNDS {
-            for [a, b, c, d] in QUARTER_ROUNDS {
-                x[a] = u32x4_add(x[a], x[b]);
-                x[d] = rotl::<16>(v128_xor(x[d], x[a]));
-                x[c] = u32x4_add(x[c], x[d]);
-                x[b] = rotl::<12>(v128_xor(x[b], x[c]));
-                x[a] = u32x4_add(x[a], x[b]);
-                x[d] = rotl::<8>(v128_xor(x[d], x[a]));
-                x[c] = u32x4_add(x[c], x[d]);
-                x[b] = rotl::<7>(v128_xor(x[b], x[c]));
-            }
+            // Written out, so every index is a constant and the state lives in registers: as a
+            // loop over `QUARTER_ROUNDS` (which LLVM does not unroll) it lived in memory, with a
+            // bounds check per access.
+            let [q0, q1, q2, q3, q4, q5, q6, q7] = QUARTER_ROUNDS;
+            quarter(&mut x, q0);
+            quarter(&mut x, q1);
+            quarter(&mut x, q2);
+            quarter(&mut x, q3);
+            quarter(&mut x, q4);
+            quarter(&mut x, q5);
+            quarter(&mut x, q6);
+            quarter(&mut x, q7);
         }
         // Words 4g..4g+4 of the four blocks, transposed from word-major to block-major.
         for g in 0..4 {
