@@ -176,7 +176,7 @@ pub fn simulate(book: &VarBook, seed: u64, units: Range<u64>) -> Result<VarParti
         let mut normals = Normals::new(block_rng(seed, block));
         let mut losses: Vec<Vec<f64>> = book.scenarios.iter().map(|_| Vec::with_capacity(n as usize)).collect();
         for _ in 0..n {
-            z.iter_mut().for_each(|zi| *zi = normals.normal());
+            normals.fill(&mut z);
             lower_mul(&book.chol, &z, &mut y);
             for (s, out) in book.scenarios.iter().zip(losses.iter_mut()) {
                 let (drift, scale) = book.coeffs[s.coeff_offset..s.coeff_offset + 2 * d].split_at(d);
