@@ -39,7 +39,7 @@ impl Kernel for Basket {
             let mut normals = Normals::new(block_rng(job.seed, block));
             let mut sums = BlockSums::<1>::new();
             for _ in 0..n {
-                z.iter_mut().for_each(|zi| *zi = normals.normal());
+                normals.fill(&mut z);
                 lower_mul(&chol, &z, &mut y);
                 let basket: f64 = (0..d).map(|i| weights[i] * spots[i] * libm::exp(drift[i] + scale[i] * y[i])).sum();
                 let payoff = if call { (basket - strike).max(0.0) } else { (strike - basket).max(0.0) };
