@@ -284,6 +284,7 @@ pub(crate) fn run_parsed(w: &ReturnWindow, rows: u64) -> Result<Output> {
     if rows == 0 {
         return Err(KernelError::invalid("rows", "must be at least 1"));
     }
+    // Sized at the first block, once `each_block` has checked the window's shape.
     let mut total = Vec::new();
     each_block(w, &(0..rows), |sums| {
         if total.is_empty() {
