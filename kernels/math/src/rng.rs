@@ -380,7 +380,8 @@ impl<R: Rng> Normals<R> {
 
     /// Fills `out` with standard normal variates: the draws `normal` would give, in order. A
     /// loop that then only reads them has no call in it, so cranelift can keep its floats in
-    /// registers (a call, even on a cold path, spills every float live across the loop).
+    /// registers (a call, even on a cold path, spills every float live across the loop). Four
+    /// draws a loop step: in Wasm, fuel and interruption are checked once per loop step.
     #[inline]
     pub fn fill(&mut self, out: &mut [f64]) {
         let (quads, rest) = out.as_chunks_mut::<4>();
