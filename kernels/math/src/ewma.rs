@@ -161,10 +161,15 @@ impl BlockSums {
     }
 }
 
-/// Length of a block's sums: the weight sum, then row i of the triangle's sums (i, 0..=i) padded
-/// to whole groups of four, `4 * (i / 4 + 1)` values.
+/// Length of a block's sums: the weight sum, then each row of the triangle padded as
+/// [`padded_row`] says.
 fn sums_len(d: usize) -> usize {
-    1 + (0..d).map(|i| (i / LANES + 1) * LANES).sum::<usize>()
+    1 + (0..d).map(padded_row).sum::<usize>()
+}
+
+/// Values kept for row i of the triangle: its sums (i, 0..=i), padded to whole groups of four.
+fn padded_row(i: usize) -> usize {
+    (i / LANES + 1) * LANES
 }
 
 /// Row i of the triangle's sums, (i, j) for j in 0..=i, from the padded layout of [`sums_len`].
@@ -172,7 +177,7 @@ fn triangle_rows(d: usize, sums: &[f64]) -> impl Iterator<Item = &[f64]> {
     let mut at = 1;
     (0..d).map(move |i| {
         let row = &sums[at..at + i + 1];
-        at += (i / LANES + 1) * LANES;
+        at += padded_row(i);
         row
     })
 }
