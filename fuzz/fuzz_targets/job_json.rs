@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 /// Every bundled manifest, with its built-in kernel when it is native.
 static KERNELS: LazyLock<Vec<(Manifest, Option<KernelKind>)>> = LazyLock::new(|| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
-    helix_host::registry::manifest_paths(&dir)
+    helix_host::catalog::manifest_paths(&dir)
         .expect("the bundled manifests folder")
         .iter()
         .filter_map(|p| Manifest::load(p).ok())

@@ -3,8 +3,8 @@
 
 #![no_main]
 
+use helix_host::catalog::native_kernel;
 use helix_host::manifest::Manifest;
-use helix_host::registry::Kernel;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let written = toml::to_string(&manifest).expect("a valid manifest serialises");
     let again = Manifest::parse(&written, "round trip").expect("a written manifest parses again");
     assert_eq!(manifest, again, "round trip changed the manifest:\n{written}");
-    let _ = Kernel::native(manifest);
+    let _ = native_kernel(manifest);
 });

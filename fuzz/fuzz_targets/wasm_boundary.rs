@@ -22,7 +22,7 @@ static GUESTS: LazyLock<Vec<Guest>> = LazyLock::new(|| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm");
     let engine = WasmEngine::new(WasmConfig::default()).expect("the Wasm engine");
     let mut guests = Vec::new();
-    for path in helix_host::registry::manifest_paths(&dir).expect("manifests/wasm: run `cargo xtask kernels`") {
+    for path in helix_host::catalog::manifest_paths(&dir).expect("manifests/wasm: run `cargo xtask kernels`") {
         let m = helix_host::manifest::Manifest::load(&path).expect("a staged manifest");
         let module = m.module.as_ref().expect("a wasm manifest");
         let kernel = load_file(&engine, &dir.join(&module.path), &module.sha256, None).expect("a staged module");

@@ -1,8 +1,9 @@
 //! What the router counts: outcomes per kernel × strategy × status, latency histograms (end to
-//! end, queue wait, service), lane gauges and each kernel's cost-model correction. Hot-path
-//! updates are atomics or a per-thread histogram shard: no global lock.
+//! end, queue wait, service), lane gauges and each kernel's cost-model correction, and the
+//! guards that keep paired counters (running work, kernels in the lane) balanced even when a
+//! run panics. Hot-path updates are atomics or a per-thread histogram shard: no global lock.
 
-use crate::outcome::Status;
+use crate::outcome::{Outcome, Status};
 use crate::policy::{Reason, Strategy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -47,10 +48,6 @@ impl KernelStats {
 
     pub fn get(&self, strategy: Option<Strategy>, status: Status) -> u64 {
         self.counts[strategy.map_or(NO_STRATEGY, Strategy::index)][status.index()].load(Relaxed)
-    }
-
-    pub fn total(&self, status: Status) -> u64 {
-        self.counts.iter().map(|row| row[status.index()].load(Relaxed)).sum()
     }
 
     pub fn correction(&self) -> f64 {
@@ -186,16 +183,68 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Outcomes whose decision had this strategy and reason.
     pub fn decisions(&self, strategy: Strategy, reason: Reason) -> u64 {
         self.decisions[strategy.index()][reason.index()].load(Relaxed)
     }
 
-    pub fn lane_enter(&self) {
-        let now = self.lane_running.fetch_add(1, Relaxed) + 1;
-        self.lane_running_max.fetch_max(now, Relaxed);
+    /// Counts one outcome of a kernel whose counters are `stats`: exactly once per submitted job.
+    pub(crate) fn record(&self, stats: &KernelStats, o: &Outcome) {
+        stats.count(o.decision.map(|d| d.strategy), o.status);
+        if let Some(d) = o.decision {
+            self.decisions[d.strategy.index()][d.reason.index()].fetch_add(1, Relaxed);
+        }
+        self.total.record(o.timings.total_us);
+        if matches!(o.status, Status::Completed | Status::Degraded | Status::Failed) {
+            self.queue.record(o.timings.queue_us);
+            self.service.record(o.timings.service_us);
+        }
     }
 
-    pub fn lane_exit(&self) {
-        self.lane_running.fetch_sub(1, Relaxed);
+    /// Counts one kernel running in the CPU lane until the guard drops, panic or not.
+    pub(crate) fn enter_lane(&self) -> InLane<'_> {
+        let now = self.lane_running.fetch_add(1, Relaxed) + 1;
+        self.lane_running_max.fetch_max(now, Relaxed);
+        InLane(&self.lane_running)
+    }
+}
+
+/// A kernel counted as running in the CPU lane; dropping it ends the count.
+#[must_use = "the kernel counts as running only while the guard lives"]
+pub(crate) struct InLane<'a>(&'a AtomicUsize);
+
+impl Drop for InLane<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Predicted work in microseconds, added by a guard and taken away when the guard drops, so a
+/// run that panics cannot leave its work counted for ever (the policy would see a busier lane).
+#[derive(Debug, Default)]
+pub(crate) struct WorkGauge(AtomicU64);
+
+impl WorkGauge {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    /// Counts `us` until the guard drops.
+    pub(crate) fn hold(&self, us: u64) -> HeldWork<'_> {
+        self.0.fetch_add(us, Relaxed);
+        HeldWork { gauge: self, us }
+    }
+}
+
+/// Work counted in a `WorkGauge`; dropping it takes the work away again.
+#[must_use = "the work counts only while the guard lives"]
+pub(crate) struct HeldWork<'a> {
+    gauge: &'a WorkGauge,
+    us: u64,
+}
+
+impl Drop for HeldWork<'_> {
+    fn drop(&mut self) {
+        self.gauge.0.fetch_sub(self.us, Relaxed);
     }
 }

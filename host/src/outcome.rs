@@ -46,6 +46,8 @@ pub enum ErrorKind {
     Panic,
     /// A Wasm guest trapped, ran out of fuel or time, or broke the contract.
     Sandbox,
+    /// The router broke one of its own rules (a bug to report); only this job failed.
+    Internal,
 }
 
 impl ErrorKind {
@@ -56,6 +58,7 @@ impl ErrorKind {
             ErrorKind::NumericFailure => "numeric_failure",
             ErrorKind::Panic => "panic",
             ErrorKind::Sandbox => "sandbox",
+            ErrorKind::Internal => "internal",
         }
     }
 }

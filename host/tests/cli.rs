@@ -3,15 +3,14 @@
 
 use helix_math::{KernelKind, Params, Prepared, Value};
 use serde_json::Value as Json;
-use std::process::Command;
 
+mod support;
+use support::{staged, temp_dir};
+
+/// The `helix` binary's success, stdout and stderr.
 fn helix(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_helix"))
-        .args(args)
-        .env("HELIX_MANIFESTS", concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests"))
-        .output()
-        .expect("helix runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = support::helix(args);
+    (out.status.success(), support::text(&out.stdout), support::text(&out.stderr))
 }
 
 #[test]
@@ -116,17 +115,14 @@ fn kernels_lists_every_bundled_manifest() {
 
 #[test]
 fn kernels_check_accepts_a_good_manifest_and_explains_a_bad_one() {
-    let staged = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/wasm/mc-var.toml");
-    assert!(std::path::Path::new(staged).exists(), "run `cargo xtask test`, which stages the Wasm kernels");
-    let (ok, stdout, stderr) = helix(&["kernels", "check", staged]);
+    let staged_manifest = staged("mc-var.toml");
+    let (ok, stdout, stderr) = helix(&["kernels", "check", staged_manifest.to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.starts_with("ok: mc-var 1.0.0 (wasm)") && stdout.contains("helix:kernel/runner@0.1.0"), "{stdout}");
 
-    let dir = std::env::temp_dir().join(format!("helix-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(staged).unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/wasm/mc-var.wasm"), dir.join("mc-var.wasm"))
-        .unwrap();
+    let dir = temp_dir("check");
+    let text = std::fs::read_to_string(&staged_manifest).unwrap();
+    std::fs::copy(staged("mc-var.wasm"), dir.join("mc-var.wasm")).unwrap();
     let sha_line = text.lines().find(|l| l.starts_with("sha256")).unwrap();
     std::fs::write(dir.join("bad.toml"), text.replace(sha_line, &format!("sha256 = \"{}\"", "ab".repeat(32)))).unwrap();
     let (ok, stdout, _) = helix(&["kernels", "check", dir.join("bad.toml").to_str().unwrap()]);

@@ -14,21 +14,11 @@ use helix_host::load::target::{HttpTarget, Target};
 use helix_host::load::{RunConfig, Source};
 use helix_host::{Router, RouterConfig, Status};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("helix-load-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod support;
+use support::{helix, repo, temp_dir, text};
 
 /// Native kernels only, with one job in twenty invalid and one naming no kernel.
 const NATIVE_MIX: &str = r#"
@@ -180,18 +170,6 @@ async fn a_server_that_is_not_there_is_a_transport_failure() {
     assert_eq!(r.goodput, 0.0);
 }
 
-fn helix(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_helix"))
-        .args(args)
-        .env("HELIX_MANIFESTS", repo().join("manifests"))
-        .output()
-        .expect("helix runs")
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
     let dir = temp_dir("bad");
@@ -215,7 +193,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     ];
     for (args, expected) in cases {
         let o = helix(&args);
-        let err = stderr(&o);
+        let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
     }
@@ -242,7 +220,7 @@ fn a_run_and_a_trace_replay_write_balanced_json() {
         "--json",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("(balanced)"), "{stdout}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -277,7 +255,7 @@ fn a_run_and_a_trace_replay_write_balanced_json() {
         "--json",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let kernels: Vec<&str> =
         json["run"]["by_kernel"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
@@ -312,7 +290,7 @@ fn a_sweep_finds_a_capacity_runs_its_multiples_and_draws_them() {
         "--plot",
         svg.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let sweep = &json["sweep"];
     let c = sweep["capacity"].as_f64().unwrap();
@@ -337,7 +315,7 @@ fn a_sweep_finds_a_capacity_runs_its_multiples_and_draws_them() {
 fn bench_quick_measures_every_bundled_kernel_both_ways() {
     let out = temp_dir("bench").join("bench.json");
     let o = helix(&["bench", "--quick", "--runs", "1", "--json", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();
     let kernels: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["kernel"].as_str().unwrap()).collect();

@@ -2,26 +2,16 @@
 //! replacing a version while jobs run loses none of them; a bad replacement is refused and the
 //! previous version keeps serving; a removed manifest unregisters its kernel.
 
-use helix_host::outcome::ErrorKind;
+use helix_host::ErrorKind;
 use helix_host::{Job, Router, RouterConfig, Runtime, Status};
 use helix_math::{Params, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn staged(file: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/wasm").join(file);
-    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which stages the Wasm kernels", p.display());
-    p
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("helix-reload-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod support;
+use support::{staged, temp_dir};
 
 /// Writes a file whole and atomically, as a deploy tool would.
 fn put(dir: &Path, name: &str, bytes: &[u8]) {

@@ -2,22 +2,14 @@
 //! prefixes, the CPU lane holds its permits, heavy work stays off async threads, and every
 //! submitted job gets exactly one outcome.
 
-use helix_host::policy::Strategy;
-use helix_host::{ClassicJob, Criticality, Job, Outcome, Router, RouterConfig, Status};
+use helix_host::Strategy;
+use helix_host::{ClassicJob, Criticality, Job, Outcome, RouterConfig, Status};
 use helix_math::{KernelKind, Params, Prepared, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn manifests() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
-
-fn router(cfg: RouterConfig) -> Router {
-    let r = Router::from_dir(cfg, &manifests()).expect("manifests load");
-    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
-    r
-}
+mod support;
+use support::bundled_router;
 
 fn option_params(strike: f64, paths: u64) -> Params {
     Params::new()
@@ -63,7 +55,7 @@ async fn every_strategy_gives_the_same_bits() {
     let reference = Prepared::parse(KernelKind::McOption, option_params(105.0, 20_000)).unwrap();
     let expected = reference.prepared.run(42, reference.units).unwrap().remove(0);
     for strategy in [Strategy::Inline, Strategy::Spawn, Strategy::CpuLane, Strategy::Split, Strategy::Batch] {
-        let r = router(only(strategy));
+        let r = bundled_router(only(strategy));
         let o = if strategy == Strategy::Batch {
             // A partner on the same underlying shares the paths.
             let (a, b) = tokio::join!(
@@ -88,7 +80,7 @@ async fn every_strategy_gives_the_same_bits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_job_equals_the_full_job_cut_to_its_units() {
-    let r = router(RouterConfig { cpu_permits: 1, ..RouterConfig::default() });
+    let r = bundled_router(RouterConfig { cpu_permits: 1, ..RouterConfig::default() });
     let params = || {
         Params::new()
             .with("positions", Value::Array(vec![1e6, -4e5, 2.5e6]))
@@ -138,7 +130,7 @@ fn random_job(i: u64) -> Job {
         4 => Job::new(i, "no-such-kernel", Params::new(), Duration::from_millis(budget)),
         5 => ClassicJob {
             id: i,
-            kind: helix_host::job::ClassicKind::MonteCarloRisk,
+            kind: helix_host::ClassicKind::MonteCarloRisk,
             inputs: vec![i, i + 1, i + 2],
             compute_cost: next() % 20_000_000,
             scaling_potential: 0.9,
@@ -167,7 +159,7 @@ fn random_job(i: u64) -> Job {
 /// an async worker, every job gets an outcome and the counters balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_mixed_load_balances_and_respects_the_lane() {
-    let r = Arc::new(router(RouterConfig { cpu_permits: 2, queue_capacity: 32, ..RouterConfig::default() }));
+    let r = Arc::new(bundled_router(RouterConfig { cpu_permits: 2, queue_capacity: 32, ..RouterConfig::default() }));
     let n = 600u64;
     let handles: Vec<_> = (0..n)
         .map(|i| {
@@ -208,7 +200,7 @@ async fn random_mixed_load_balances_and_respects_the_lane() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_name_the_field_and_rule() {
-    let r = router(RouterConfig::default());
+    let r = bundled_router(RouterConfig::default());
     let bad = [
         (
             "mc-option",
@@ -249,12 +241,12 @@ async fn rejections_name_the_field_and_rule() {
         assert!(e.message.contains(rule), "{field}: {}", e.message);
     }
     let o = r.submit(Job::new(1, "nope", Params::new(), Duration::from_millis(100))).await;
-    assert_eq!((o.status, o.error.unwrap().kind), (Status::Rejected, helix_host::outcome::ErrorKind::UnknownKernel));
+    assert_eq!((o.status, o.error.unwrap().kind), (Status::Rejected, helix_host::ErrorKind::UnknownKernel));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kernel_failure_fails_only_its_job() {
-    let r = router(RouterConfig::default());
+    let r = bundled_router(RouterConfig::default());
     // Valid input whose covariance is singular: the kernel reports a numeric failure.
     let singular = Params::new().with("returns", Value::Array(vec![0.01; 12])).with("assets", Value::Number(3.0));
     let (bad, good) = tokio::join!(
@@ -262,14 +254,14 @@ async fn a_kernel_failure_fails_only_its_job() {
         r.submit(job(2, "mc-option", option_params(100.0, 10_000), 1_000))
     );
     assert_eq!(bad.status, Status::Failed);
-    assert_eq!(bad.error.unwrap().kind, helix_host::outcome::ErrorKind::NumericFailure);
+    assert_eq!(bad.error.unwrap().kind, helix_host::ErrorKind::NumericFailure);
     assert_eq!(good.status, Status::Completed);
 }
 
 /// One permit, held by a long job; two queued jobs come out earliest deadline first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_lane_serves_the_earliest_deadline_first() {
-    let r = Arc::new(router(RouterConfig { cpu_permits: 1, batching: false, ..RouterConfig::default() }));
+    let r = Arc::new(bundled_router(RouterConfig { cpu_permits: 1, batching: false, ..RouterConfig::default() }));
     let submit = |id: u64, paths: u64, budget_ms: u64| {
         let r = r.clone();
         tokio::spawn(async move {
@@ -291,7 +283,7 @@ async fn the_cpu_lane_serves_the_earliest_deadline_first() {
 /// A caller that goes away frees its queued job; it still gets counted, as dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_queued_job_is_dropped_as_cancelled() {
-    let r = Arc::new(router(RouterConfig { cpu_permits: 1, batching: false, ..RouterConfig::default() }));
+    let r = Arc::new(bundled_router(RouterConfig { cpu_permits: 1, batching: false, ..RouterConfig::default() }));
     let r2 = r.clone();
     let blocker =
         tokio::spawn(async move { r2.submit(job(1, "mc-option", option_params(100.0, 300_000), 10_000)).await });
@@ -313,7 +305,7 @@ async fn an_abandoned_queued_job_is_dropped_as_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_job_streams_run_unchanged() {
-    let r = router(RouterConfig::default());
+    let r = bundled_router(RouterConfig::default());
     let lines = [
         r#"{"id":1,"kind":"HashMix","inputs":[1,2,3],"compute_cost":6400,"scaling_potential":0.1,"latency_budget_ms":50}"#,
         r#"{"id":2,"kind":"PrimeCount","inputs":[],"compute_cost":100000,"scaling_potential":0.2,"latency_budget_ms":50}"#,
@@ -334,7 +326,7 @@ async fn classic_job_streams_run_unchanged() {
 async fn a_queued_batch_drops_only_its_abandoned_members() {
     let mut cfg = RouterConfig { cpu_permits: 1, ..RouterConfig::default() };
     cfg.policy.batch_when_idle = true;
-    let r = Arc::new(router(cfg));
+    let r = Arc::new(bundled_router(cfg));
     let r2 = r.clone();
     let blocker_params = Params::new()
         .with("positions", Value::Array(vec![1e6, 2e6]))

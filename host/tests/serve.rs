@@ -12,18 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{guest_module, repo, stage_wasm, temp_dir};
+
 const TOKEN: &str = "test-admin-token";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("helix-serve-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A copy of the bundled manifests (native and staged Wasm), so a test may change its folder.
 fn bundled_copy(tag: &str) -> PathBuf {
@@ -270,16 +262,7 @@ fn every_bundled_kernel_answers_over_http_as_helix_run_does() {
 fn every_status_code_and_admin_auth() {
     let dir = bundled_copy("status");
     // A kernel that always traps, for the 500.
-    let trap = repo().join("target/wasm/wasm32-wasip2/release/panic_trap_guest.wasm");
-    let bytes =
-        std::fs::read(&trap).unwrap_or_else(|_| panic!("{} is missing: run `cargo xtask test`", trap.display()));
-    std::fs::write(dir.join("panic-trap.wasm"), &bytes).unwrap();
-    let sha = helix_host::wasm::sha256_hex(&bytes);
-    std::fs::write(
-        dir.join("panic-trap.toml"),
-        format!("name = \"panic-trap\"\nversion = \"1.0.0\"\nruntime = \"wasm\"\n[cost]\nfixed_us = 50.0\nper_unit_ns = 1.0\n[module]\npath = \"panic-trap.wasm\"\nsha256 = \"{sha}\"\n"),
-    )
-    .unwrap();
+    stage_wasm(&dir, "panic-trap", &std::fs::read(guest_module("panic-trap")).unwrap(), "");
     let server = Server::start("status", &dir, "max_body_bytes = 4096\n");
 
     let ok = json!({"kernel": "mc-option", "params": option_params(10000), "budget_ms": 5000});

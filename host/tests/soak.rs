@@ -10,9 +10,11 @@ use helix_host::soak::{self, SoakConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod support;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_under_attack_loses_nothing_and_stays_bounded() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = support::repo();
     let cfg = SoakConfig {
         binary: PathBuf::from(env!("CARGO_BIN_EXE_helix")),
         manifests: repo.join("manifests"),

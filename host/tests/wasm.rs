@@ -4,34 +4,14 @@
 //!
 //! The guests are built by `cargo xtask test` (into target/wasm and manifests/wasm).
 
-use helix_host::outcome::ErrorKind;
+use helix_host::ErrorKind;
 use helix_host::{Job, Outcome, Router, RouterConfig, Runtime, Status};
 use helix_math::{KernelKind, Params, Prepared, Value};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A built guest module; missing means the guests were not built (`cargo xtask test` does it).
-fn module(crate_name: &str) -> PathBuf {
-    let p =
-        repo().join("target/wasm/wasm32-wasip2/release").join(format!("{}_guest.wasm", crate_name.replace('-', "_")));
-    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which builds the Wasm guests", p.display());
-    p
-}
-
-fn bundled_router(cfg: RouterConfig) -> Router {
-    assert!(
-        repo().join("manifests/wasm/mc-option.toml").exists(),
-        "manifests/wasm is missing: run `cargo xtask test`, which stages the Wasm kernels"
-    );
-    let r = Router::from_dir(cfg, &repo().join("manifests")).unwrap();
-    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
-    r
-}
+mod support;
+use support::{bundled_router, guest_module, stage_wasm, staged, temp_dir};
 
 /// An at-the-money European call: spot and strike 100, vol 0.2, one year.
 fn atm_option() -> Params {
@@ -153,7 +133,7 @@ async fn wasm_answers_do_not_depend_on_the_strategy() {
         r.submit(job(1, "mc-option", params.clone(), 9, Runtime::Wasm)),
         r.submit(job(2, "mc-option", partner, 9, Runtime::Wasm))
     );
-    assert_eq!(a.decision.unwrap().strategy, helix_host::policy::Strategy::Batch);
+    assert_eq!(a.decision.unwrap().strategy, helix_host::Strategy::Batch);
     assert_eq!(b.status, Status::Completed);
     for (name, e) in &full.estimates {
         assert_eq!(a.estimate(name), Some(*e), "batched {name}");
@@ -165,7 +145,7 @@ async fn wasm_answers_do_not_depend_on_the_strategy() {
     cfg.policy.budget_use = 0.2;
     let r = bundled_router(cfg);
     let lane = r.submit(job(3, "mc-option", params.clone(), 9, Runtime::Wasm)).await;
-    assert_eq!(lane.decision.unwrap().strategy, helix_host::policy::Strategy::CpuLane);
+    assert_eq!(lane.decision.unwrap().strategy, helix_host::Strategy::CpuLane);
     for (name, e) in &full.estimates {
         assert_eq!(lane.estimate(name), Some(*e), "cpu lane {name}");
     }
@@ -181,7 +161,7 @@ async fn wasm_answers_do_not_depend_on_the_strategy() {
 
     let cheap = r.submit(job(5, "mc-option", params.set("paths", num(1.0)), 9, Runtime::Wasm)).await;
     assert_eq!(cheap.status, Status::Completed);
-    assert_eq!(cheap.decision.unwrap().strategy, helix_host::policy::Strategy::CpuLane);
+    assert_eq!(cheap.decision.unwrap().strategy, helix_host::Strategy::CpuLane);
     assert_eq!(r.snapshot().heavy_on_async, 0);
 }
 
@@ -207,30 +187,12 @@ async fn the_wasm_only_basket_kernel_prices_a_one_asset_basket_like_black_schole
     assert!((price.value - bs).abs() <= 4.0 * price.std_error.unwrap(), "{price:?} vs {bs}");
 }
 
-/// Writes `name.toml` (+ its module) into `dir`.
-fn stage(dir: &Path, name: &str, module_bytes: &[u8], extra: &str) {
-    let file = format!("{name}.wasm");
-    std::fs::write(dir.join(&file), module_bytes).unwrap();
-    let sha = helix_host::wasm::sha256_hex(module_bytes);
-    let manifest = format!(
-        "name = \"{name}\"\nversion = \"1.0.0\"\nruntime = \"wasm\"\n{extra}\n[cost]\nfixed_us = 50.0\nper_unit_ns = 1.0\n\n[module]\npath = \"{file}\"\nsha256 = \"{sha}\"\n"
-    );
-    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("helix-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     let dir = temp_dir("hostile");
-    let read = |c: &str| std::fs::read(module(c)).unwrap();
+    let read = |c: &str| std::fs::read(guest_module(c)).unwrap();
     for c in ["loop-forever", "memory-bomb", "deep-recursion", "panic-trap", "huge-output"] {
-        stage(&dir, c, &read(c), "");
+        stage_wasm(&dir, c, &read(c), "");
     }
     // These claim a second of work, so the limit under test (memory, stack, output size)
     // stops them before the fuel a claimed time buys runs out.
@@ -239,7 +201,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
         let m = std::fs::read_to_string(&path).unwrap().replace("fixed_us = 50.0", "fixed_us = 1000000.0");
         std::fs::write(path, m).unwrap();
     }
-    stage(&dir, "loop-fueled", &read("loop-forever"), "[cost]\n");
+    stage_wasm(&dir, "loop-fueled", &read("loop-forever"), "[cost]\n");
     // The same spinning guest, but with a fuel rate: its fuel limit (4x a tiny prediction) stops it.
     let fueled = std::fs::read_to_string(dir.join("loop-fueled.toml"))
         .unwrap()
@@ -248,7 +210,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     std::fs::write(dir.join("loop-fueled.toml"), fueled).unwrap();
     // An honest kernel beside them: the bundled Wasm mc-option, as staged.
     for f in ["mc-option.toml", "mc-option.wasm"] {
-        std::fs::copy(repo().join("manifests/wasm").join(f), dir.join(f)).unwrap();
+        std::fs::copy(staged(f), dir.join(f)).unwrap();
     }
 
     // A permit each, so every hostile guest runs at once (time-sharing the cores).
@@ -308,7 +270,7 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_is_held_to_its_claimed_time_and_the_deadline_backstops_it_without_fuel() {
     let dir = temp_dir("claimed");
-    stage(&dir, "spin", &std::fs::read(module("loop-forever")).unwrap(), "");
+    stage_wasm(&dir, "spin", &std::fs::read(guest_module("loop-forever")).unwrap(), "");
     let r = Router::from_dir(RouterConfig::default(), &dir).unwrap();
     let o = r.submit(Job::new(1, "spin", Params::new(), Duration::from_secs(10))).await;
     let e = o.error.expect("it fails");
@@ -342,13 +304,13 @@ async fn a_guest_is_held_to_its_claimed_time_and_the_deadline_backstops_it_witho
 /// probe runs, and a failed probe doubles the cool-down; a new version starts on probation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kernel_that_keeps_failing_in_the_sandbox_is_quarantined_then_probed() {
-    use helix_host::policy::{Reason, Strategy};
-    use helix_host::quarantine::QuarantineConfig;
+    use helix_host::QuarantineConfig;
+    use helix_host::{Reason, Strategy};
     let dir = temp_dir("quarantine");
-    let trap = std::fs::read(module("panic-trap")).unwrap();
-    stage(&dir, "trap", &trap, "");
+    let trap = std::fs::read(guest_module("panic-trap")).unwrap();
+    stage_wasm(&dir, "trap", &trap, "");
     for f in ["mc-option.toml", "mc-option.wasm"] {
-        std::fs::copy(repo().join("manifests/wasm").join(f), dir.join(f)).unwrap();
+        std::fs::copy(staged(f), dir.join(f)).unwrap();
     }
     let quarantine = QuarantineConfig { after_failures: 3, cooldown_ms: 400, max_cooldown_ms: 10_000 };
     let r = Router::from_dir(RouterConfig { quarantine, ..RouterConfig::default() }, &dir).unwrap();
@@ -403,7 +365,7 @@ async fn a_kernel_that_keeps_failing_in_the_sandbox_is_quarantined_then_probed()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nan_answer_is_refused_at_the_boundary() {
     let dir = temp_dir("nan");
-    stage(&dir, "nan-output", &std::fs::read(module("nan-output")).unwrap(), "");
+    stage_wasm(&dir, "nan-output", &std::fs::read(guest_module("nan-output")).unwrap(), "");
     let r = Router::from_dir(RouterConfig::default(), &dir).unwrap();
     assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
     let o = r.submit(Job::new(1, "nan-output", Params::new(), Duration::from_secs(5))).await;
@@ -422,7 +384,7 @@ async fn a_nan_answer_is_refused_at_the_boundary() {
 fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     use helix_host::wasm::{GuestFailure, GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};
     let load = |engine: &Arc<WasmEngine>, c: &str| {
-        let path = module(c);
+        let path = guest_module(c);
         let sha = helix_host::wasm::sha256_hex(&std::fs::read(&path).unwrap());
         load_file(engine, &path, &sha, None).unwrap()
     };
@@ -466,10 +428,10 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_modules_are_refused_at_registration_with_the_reason() {
     let dir = temp_dir("refused");
-    stage(&dir, "forbidden-import", &std::fs::read(module("forbidden-import")).unwrap(), "");
-    stage(&dir, "other-contract", &std::fs::read(module("other-contract")).unwrap(), "");
-    stage(&dir, "corrupt", b"\0asm this is not a component", "");
-    stage(&dir, "wrong-sha", &std::fs::read(module("panic-trap")).unwrap(), "");
+    stage_wasm(&dir, "forbidden-import", &std::fs::read(guest_module("forbidden-import")).unwrap(), "");
+    stage_wasm(&dir, "other-contract", &std::fs::read(guest_module("other-contract")).unwrap(), "");
+    stage_wasm(&dir, "corrupt", b"\0asm this is not a component", "");
+    stage_wasm(&dir, "wrong-sha", &std::fs::read(guest_module("panic-trap")).unwrap(), "");
     let text = std::fs::read_to_string(dir.join("wrong-sha.toml")).unwrap();
     let sha_line = text.lines().find(|l| l.starts_with("sha256")).unwrap();
     std::fs::write(dir.join("wrong-sha.toml"), text.replace(sha_line, &format!("sha256 = \"{}\"", "0".repeat(64))))

@@ -5,10 +5,10 @@
 pub mod cases;
 
 use crate::admission::check_params;
+use crate::catalog::manifest_paths;
 use crate::job::Runtime;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
-use crate::registry::manifest_paths;
 use crate::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, WasmKernel, load_file};
 use helix_math::{KernelError, KernelKind, Output, Params, Prepared};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -3,7 +3,7 @@
 
 use super::{Pending, guest::run_guest_batch, native::run_chunks};
 use crate::admission::Work;
-use crate::lanes::cpu::LaneState;
+use crate::metrics::WorkGauge;
 use crate::outcome::Status;
 use crate::registry::Entry;
 use helix_math::Prepared;
@@ -11,19 +11,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Several jobs answered by one run on shared work.
-pub struct BatchRun {
-    pub members: Vec<Pending>,
-    pub deadline: Instant,
-    pub predicted_us: u64,
+pub(crate) struct BatchRun {
+    pub(crate) members: Vec<Pending>,
+    /// The tightest member's deadline: the batch runs to it.
+    pub(crate) deadline: Instant,
+    pub(crate) predicted_us: u64,
 }
 
 impl BatchRun {
-    pub(super) fn run(self, lane: &LaneState) {
+    /// Runs the batch on this thread; its predicted cost counts in `running` while it runs.
+    pub(crate) fn run(self, running: &WorkGauge) {
         let members = self.members;
-        if matches!(members[0].kernel.entry, Entry::Wasm(_)) {
-            let kernel = members[0].kernel.clone();
-            let Entry::Wasm(guest) = &kernel.entry else { unreachable!("matched above") };
-            return run_guest_batch(guest, members, self.predicted_us, lane);
+        let kernel = members[0].kernel.clone();
+        if let Entry::Wasm(guest) = &kernel.entry {
+            return run_guest_batch(guest, members, self.predicted_us, running);
         }
         let refs: Vec<&Prepared> = members
             .iter()
@@ -36,17 +37,17 @@ impl BatchRun {
         let Some(combined) = combined else {
             // Members that turned out not to share work run one after another.
             for m in members {
-                m.run_now(Vec::new(), Some(lane));
+                m.run_now(Vec::new(), Some(running));
             }
             return;
         };
         let first = &members[0];
-        let (seed, units, shared) = (first.seed, first.decision.units_granted, first.shared.clone());
-        lane.running_work(self.predicted_us, true);
+        let (seed, units, ctx) = (first.seed, first.decision.units_granted, first.ctx.clone());
+        let held = running.hold(self.predicted_us);
         let start = Instant::now();
-        let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &shared);
+        let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &ctx);
         let service_us = start.elapsed().as_micros() as u64;
-        lane.running_work(self.predicted_us, false);
+        drop(held);
         match result {
             Ok(outputs) => {
                 for (m, out) in members.into_iter().zip(outputs) {

@@ -1,9 +1,9 @@
 //! Wasm work: a guest's limits (fuel, wall clock) and the outcome of its answer or of the
 //! sandbox's verdict.
 
-use super::Pending;
+use super::{Pending, mismatched_work};
 use crate::admission::Work;
-use crate::lanes::cpu::LaneState;
+use crate::metrics::WorkGauge;
 use crate::outcome::{ErrorKind, JobError, Outcome, Status};
 use crate::registry::Entry;
 use crate::wasm::{GuestError, GuestFailure, GuestJob, GuestLimits, GuestOutput, WasmKernel};
@@ -17,6 +17,17 @@ const FUEL_PER_US_CEILING: u64 = 20_000;
 const FUEL_FLOOR: u64 = 20_000_000;
 
 impl Pending {
+    /// The job a guest runs for `units` granted units: the seed, the parameters and, where the
+    /// parameters name the unit count, the count granted.
+    pub(super) fn guest_job(&self, units: u64) -> Result<GuestJob, JobError> {
+        match &*self.work {
+            Work::Wasm { params, counted } => {
+                Ok(GuestJob { seed: self.seed, units: counted.then_some(units), params: params.clone() })
+            }
+            work @ Work::Native(_) => Err(mismatched_work(work)),
+        }
+    }
+
     /// The fuel and wall-clock limits for a guest running `units`: four times the fuel its
     /// manifest predicts, never more than the budget left could burn. A manifest without a fuel
     /// rate is held to the time it claims instead (its cost model before the router's learnt
@@ -86,7 +97,7 @@ impl Pending {
 impl Pending {
     /// Feeds the kernel version's quarantine with how this run ended, and says so when it trips.
     fn record_for_quarantine(&self, sandbox_failure: bool) {
-        let cfg = &self.shared.config.quarantine;
+        let cfg = &self.ctx.config.quarantine;
         if let Some(cooldown) = self.kernel.quarantine.record(sandbox_failure, Instant::now(), cfg) {
             self.kernel.stats.quarantines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
@@ -107,34 +118,36 @@ fn non_finite(out: &GuestOutput) -> Option<String> {
     estimate.map(|(n, _)| n.clone()).or_else(|| array().map(|(n, _)| n.clone()))
 }
 
-/// A Wasm batch: one instantiation, `run-batch` with every member's job, one answer each.
-pub(super) fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predicted_us: u64, lane: &LaneState) {
-    let jobs: Vec<GuestJob> = members
-        .iter()
-        .map(|m| match &*m.work {
-            Work::Wasm { params, counted } => {
-                GuestJob { seed: m.seed, units: counted.then_some(m.decision.units_granted), params: params.clone() }
+/// A Wasm batch: one instantiation, `run-batch` with every member's job, one answer each. Its
+/// predicted cost counts in `running` while it runs.
+pub(super) fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predicted_us: u64, running: &WorkGauge) {
+    let mut jobs = Vec::with_capacity(members.len());
+    let mut runnable = Vec::with_capacity(members.len());
+    for m in members {
+        match m.guest_job(m.decision.units_granted) {
+            Ok(job) => {
+                jobs.push(job);
+                runnable.push(m);
             }
-            Work::Native(_) => GuestJob { seed: m.seed, units: None, params: helix_math::Params::new() },
-        })
-        .collect();
+            Err(e) => {
+                let o = m.failed(e);
+                m.finish(o, None, 0);
+            }
+        }
+    }
+    let members = runnable;
     // The tightest member sets the wall-clock limit; fuel is the sum of the members' limits.
-    let limits =
-        members.iter().map(|m| m.guest_limits(m.decision.units_granted)).fold(None, |acc: Option<GuestLimits>, l| {
-            Some(match acc {
-                None => l,
-                Some(a) => GuestLimits {
-                    fuel: a.fuel.zip(l.fuel).map(|(x, y)| x.saturating_add(y)),
-                    deadline_ms: a.deadline_ms.min(l.deadline_ms),
-                },
-            })
-        });
-    let limits = limits.expect("a batch has members");
-    lane.running_work(predicted_us, true);
+    let Some(limits) = members.iter().map(|m| m.guest_limits(m.decision.units_granted)).reduce(|a, l| GuestLimits {
+        fuel: a.fuel.zip(l.fuel).map(|(x, y)| x.saturating_add(y)),
+        deadline_ms: a.deadline_ms.min(l.deadline_ms),
+    }) else {
+        return;
+    };
+    let held = running.hold(predicted_us);
     let start = Instant::now();
     let run = guest.run(&jobs, limits);
     let service_us = start.elapsed().as_micros() as u64;
-    lane.running_work(predicted_us, false);
+    drop(held);
     match run {
         Ok(r) if r.answers.len() == members.len() => {
             // Fuel is shared work: each member is charged its share.

@@ -1,21 +1,21 @@
-//! Running a decided job: on the caller's thread, as a task, or on CPU-lane permits (split into
-//! chunks when it holds several), with panics caught, and exactly one outcome recorded and sent.
-//! `native` runs helix-math work, `guest` runs Wasm work, `batch` runs jobs that share work.
+//! Running one decided piece of work, native or Wasm: on the caller's thread, as a task, or on
+//! the permits the lane hands it (split into chunks when it holds several), with panics caught,
+//! and exactly one outcome recorded and sent. `native` runs helix-math work, `guest` runs Wasm
+//! work, `batch` runs jobs that share work. Where the work waits first is the lanes' business.
 
 mod batch;
 mod guest;
 mod native;
 
-pub use batch::BatchRun;
-pub use native::{kernel_error, run_chunks};
+pub(crate) use batch::BatchRun;
 
 use crate::admission::Work;
-use crate::lanes::cpu::LaneState;
-use crate::outcome::{JobError, Outcome, Status, Timings};
-use crate::policy::{Decision, JobProfile, Reason, Strategy};
+use crate::config::RouterConfig;
+use crate::job::Criticality;
+use crate::metrics::{Metrics, WorkGauge};
+use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
+use crate::policy::{self, Decision, JobProfile, Reason, Strategy};
 use crate::registry::{Entry, Kernel};
-use crate::router::Shared;
-use crate::wasm::GuestJob;
 use helix_math::Output;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -24,30 +24,36 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 thread_local! {
     /// Set on threads running CPU-lane work: the check that heavy kernels stay off async threads.
-    pub(crate) static IN_CPU_LANE: Cell<bool> = const { Cell::new(false) };
+    static IN_CPU_LANE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// What the dispatcher hands a job: its permits (one per chunk) and when it left the queue.
-pub struct Dispatch {
-    pub permits: Vec<OwnedSemaphorePermit>,
-    pub dispatched: Instant,
-    pub lane: Arc<LaneState>,
+/// Marks this thread as one the CPU lane runs kernels on (see `heavy_on_async`).
+pub(crate) fn mark_cpu_lane_thread() {
+    IN_CPU_LANE.with(|f| f.set(true));
+}
+
+/// What running work shares with the router that decided it: the settings it is held to and the
+/// metrics it counts into.
+pub(crate) struct Context {
+    pub(crate) config: RouterConfig,
+    pub(crate) metrics: Metrics,
 }
 
 /// A job between decision and outcome.
-pub struct Pending {
-    pub id: u64,
-    pub kernel: Arc<Kernel>,
-    pub criticality: crate::job::Criticality,
-    pub work: Arc<Work>,
-    pub seed: u64,
-    pub decision: Decision,
-    pub profile: JobProfile,
-    pub submitted: Instant,
-    pub deadline: Instant,
-    pub reply: Option<oneshot::Sender<Outcome>>,
-    pub span: tracing::Span,
-    pub shared: Arc<Shared>,
+pub(crate) struct Pending {
+    pub(crate) id: u64,
+    pub(crate) kernel: Arc<Kernel>,
+    pub(crate) criticality: Criticality,
+    pub(crate) work: Arc<Work>,
+    pub(crate) seed: u64,
+    pub(crate) decision: Decision,
+    pub(crate) profile: JobProfile,
+    pub(crate) submitted: Instant,
+    pub(crate) deadline: Instant,
+    /// Where a caller waits for the outcome; `None` when the caller runs the job itself.
+    pub(crate) reply: Option<oneshot::Sender<Outcome>>,
+    pub(crate) span: tracing::Span,
+    pub(crate) ctx: Arc<Context>,
 }
 
 impl Pending {
@@ -71,7 +77,7 @@ impl Pending {
 
     /// Records the outcome and logs it in the job's span; sends it to a waiting caller, or
     /// returns it when the caller runs the job itself (no reply channel).
-    pub fn finish(mut self, mut outcome: Outcome, service_start: Option<Instant>, service_us: u64) -> Option<Outcome> {
+    fn finish(mut self, mut outcome: Outcome, service_start: Option<Instant>, service_us: u64) -> Option<Outcome> {
         let now = Instant::now();
         let queue_end = service_start.unwrap_or(now);
         outcome.timings = Timings {
@@ -79,7 +85,7 @@ impl Pending {
             service_us,
             total_us: (now - self.submitted).as_micros() as u64,
         };
-        self.shared.record(&self.kernel, &outcome);
+        self.ctx.metrics.record(&self.kernel.stats, &outcome);
         // One event per job at debug level, since a busy server finishes thousands a second;
         // failures are the exception worth a warning.
         self.span.in_scope(|| {
@@ -109,43 +115,47 @@ impl Pending {
     }
 
     /// Ends the job without running it.
-    pub fn drop_with(mut self, reason: Reason) -> Option<Outcome> {
+    pub(crate) fn drop_with(mut self, reason: Reason) -> Option<Outcome> {
         self.decision = Decision { strategy: Strategy::Drop, reason, units_granted: 0, chunks: 1, ..self.decision };
         let outcome = self.outcome(Status::Dropped);
         self.finish(outcome, None, 0)
     }
 
-    /// Runs the job on the current thread with the given extra permits for chunks.
-    pub fn run_now(mut self, extra: Vec<OwnedSemaphorePermit>, lane: Option<&LaneState>) -> Option<Outcome> {
+    /// The decision to run on, now that the job reached the CPU lane holding `permits` permits
+    /// (see `policy::redecide`).
+    pub(crate) fn redecide(&self, permits: usize) -> Decision {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        policy::redecide(&self.profile, &self.decision, left.as_secs_f64() * 1e6, permits, &self.ctx.config.policy)
+    }
+
+    /// Runs the job on the current thread with the given extra permits for chunks; its
+    /// predicted cost counts in `running` (the lane's running work) while it runs.
+    pub(crate) fn run_now(mut self, extra: Vec<OwnedSemaphorePermit>, running: Option<&WorkGauge>) -> Option<Outcome> {
         let units = self.decision.units_granted;
-        let heavy = self.decision.predicted_cost_us > self.shared.config.policy.spawn_max_us;
+        let heavy = self.decision.predicted_cost_us > self.ctx.config.policy.spawn_max_us;
         if heavy && !IN_CPU_LANE.with(Cell::get) {
-            self.shared.metrics.heavy_on_async.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ctx.metrics.heavy_on_async.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.decision.chunks = 1 + extra.len();
-        let predicted = self.decision.predicted_cost_us as u64;
-        if let Some(l) = lane {
-            l.running_work(predicted, true);
-        }
+        let held = running.map(|r| r.hold(self.decision.predicted_cost_us as u64));
         let start = Instant::now();
-        let outcome = match (&self.kernel.entry, &*self.work) {
-            (Entry::Wasm(guest), Work::Wasm { params, counted }) => {
-                let job = GuestJob { seed: self.seed, units: counted.then_some(units), params: params.clone() };
-                let limits = self.guest_limits(units);
-                let run = guest.run(std::slice::from_ref(&job), limits);
-                let fuel = run.as_ref().ok().and_then(|r| r.fuel_used);
-                let answer = run.map(|mut r| r.answers.swap_remove(0));
-                self.guest_outcome(answer, fuel, units)
-            }
-            _ => match run_chunks(&self.work, self.seed, units, extra, &self.shared) {
+        let outcome = match &self.kernel.entry {
+            Entry::Wasm(guest) => match self.guest_job(units) {
+                Ok(job) => {
+                    let run = guest.run(std::slice::from_ref(&job), self.guest_limits(units));
+                    let fuel = run.as_ref().ok().and_then(|r| r.fuel_used);
+                    let answer = run.map(|mut r| r.answers.swap_remove(0));
+                    self.guest_outcome(answer, fuel, units)
+                }
+                Err(e) => self.failed(e),
+            },
+            Entry::Native(_) => match native::run_chunks(&self.work, self.seed, units, extra, &self.ctx) {
                 Ok(mut outputs) => self.completed(units, outputs.swap_remove(0)),
                 Err(e) => self.failed(e),
             },
         };
         let service_us = start.elapsed().as_micros() as u64;
-        if let Some(l) = lane {
-            l.running_work(predicted, false);
-        }
+        drop(held);
         self.observe_cost(units, service_us);
         self.finish(outcome, Some(start), service_us)
     }
@@ -166,153 +176,35 @@ impl Pending {
         o
     }
 
-    /// Feeds the kernel's cost correction with this run (uncorrected prediction vs measured).
+    /// Feeds the kernel's cost correction with this run (uncorrected prediction vs measured,
+    /// the measurement scaled back to one chunk's worth of serial time).
     fn observe_cost(&self, units: u64, service_us: u64) {
         let c = self.kernel.stats.correction();
         let predicted = self.profile.cost_us(units) / c;
-        let parallel = self.decision.chunks as f64;
-        let s = self.profile.scaling_potential;
-        let serial_equivalent = service_us as f64 * if parallel > 1.0 { 1.0 / ((1.0 - s) + s / parallel) } else { 1.0 };
+        let serial_equivalent =
+            service_us as f64 / policy::amdahl(self.profile.scaling_potential, self.decision.chunks);
         self.kernel.stats.observe(predicted, serial_equivalent);
     }
 
-    /// Re-checks the budget when the job leaves the queue holding `permits` permits: the wait
-    /// may have eaten the budget, or fewer permits than planned may be free.
-    fn redecide_at_dispatch(&mut self, permits: usize) -> Option<Reason> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            return Some(Reason::DeadlinePassed);
-        }
-        let usable = (self.deadline - now).as_micros() as f64 * self.shared.config.policy.budget_use;
-        let granted = self.decision.units_granted;
-        let s = self.profile.scaling_potential;
-        let chunks = if self.work.splittable() { permits.max(1) as f64 } else { 1.0 };
-        let cost = JobProfile { per_unit_us: self.profile.per_unit_us * ((1.0 - s) + s / chunks), ..self.profile };
-        if cost.cost_us(granted) <= usable {
-            return None;
-        }
-        match self.profile.floor_units() {
-            Some(floor) => {
-                let fit = cost.units_within(usable).min(granted);
-                if fit >= floor && fit > 0 {
-                    self.decision.strategy = Strategy::Degrade;
-                    self.decision.reason = Reason::DegradedToFit;
-                    self.decision.units_granted = fit;
-                    self.decision.predicted_cost_us = cost.cost_us(fit);
-                    self.decision.error_factor =
-                        (self.decision.units_requested as f64 / fit as f64).powf(self.profile.error_exponent);
-                    None
-                } else {
-                    Some(Reason::BudgetUnreachable)
-                }
-            }
-            None => Some(Reason::BudgetUnreachable),
-        }
-    }
-
-    fn is_cancelled(&self) -> bool {
+    /// The caller went away: nobody waits for the outcome.
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.reply.as_ref().is_some_and(|r| r.is_closed())
     }
 }
 
-/// Work queued in the CPU lane.
-pub enum LaneWork {
-    Job(Box<Pending>),
-    Batch(BatchRun),
-}
-
-impl LaneWork {
-    pub fn deadline(&self) -> Instant {
-        match self {
-            LaneWork::Job(p) => p.deadline,
-            LaneWork::Batch(b) => b.deadline,
-        }
-    }
-
-    pub fn predicted_us(&self) -> u64 {
-        match self {
-            LaneWork::Job(p) => p.decision.predicted_cost_us as u64,
-            LaneWork::Batch(b) => b.predicted_us,
-        }
-    }
-
-    pub fn chunks(&self) -> usize {
-        match self {
-            LaneWork::Job(p) => p.decision.chunks,
-            LaneWork::Batch(_) => 1,
-        }
-    }
-
-    /// Drops what is no longer worth running (callers that went away, deadlines already passed)
-    /// with that reason; a batch keeps its live members. `None` when nothing is left.
-    pub fn prune(self, now: Instant) -> Option<LaneWork> {
-        let verdict = |p: &Pending| {
-            if p.is_cancelled() {
-                Some(Reason::Cancelled)
-            } else if now >= p.deadline {
-                Some(Reason::DeadlinePassed)
-            } else {
-                None
-            }
-        };
-        match self {
-            LaneWork::Job(p) => match verdict(&p) {
-                Some(reason) => {
-                    p.drop_with(reason);
-                    None
-                }
-                None => Some(LaneWork::Job(p)),
-            },
-            LaneWork::Batch(b) => {
-                let mut live = Vec::with_capacity(b.members.len());
-                for m in b.members {
-                    match verdict(&m) {
-                        Some(reason) => {
-                            m.drop_with(reason);
-                        }
-                        None => live.push(m),
-                    }
-                }
-                let deadline = live.iter().map(|m| m.deadline).min()?;
-                Some(LaneWork::Batch(BatchRun { members: live, deadline, predicted_us: b.predicted_us }))
-            }
-        }
-    }
-
-    pub fn abandon(self, reason: Reason) {
-        match self {
-            LaneWork::Job(p) => {
-                p.drop_with(reason);
-            }
-            LaneWork::Batch(b) => b.members.into_iter().for_each(|m| {
-                m.drop_with(reason);
-            }),
-        }
-    }
-
-    /// Runs on a blocking thread holding the dispatch's permits; the permit is released only
-    /// after the lane's running count drops, so the count never exceeds the permits.
-    pub fn run(self, dispatch: Dispatch) {
-        IN_CPU_LANE.with(|f| f.set(true));
-        let shared = match &self {
-            LaneWork::Job(p) => p.shared.clone(),
-            LaneWork::Batch(b) => b.members[0].shared.clone(),
-        };
-        let Dispatch { mut permits, dispatched: _, lane } = dispatch;
-        let own = permits.remove(0);
-        shared.metrics.lane_enter();
-        match self {
-            LaneWork::Job(mut p) => match p.redecide_at_dispatch(1 + permits.len()) {
-                Some(reason) => {
-                    p.drop_with(reason);
-                }
-                None => {
-                    p.run_now(permits, Some(&lane));
-                }
-            },
-            LaneWork::Batch(b) => b.run(&lane),
-        }
-        shared.metrics.lane_exit();
-        drop(own);
+/// The failure of a job whose work was admitted for the other runtime than its kernel's.
+/// Admission builds the work for the kernel it checked, so this is a router bug; it fails the
+/// job alone, with the same words whichever runner found it.
+fn mismatched_work(work: &Work) -> JobError {
+    let (given, runner) = match work {
+        Work::Native(_) => ("native", "Wasm"),
+        Work::Wasm { .. } => ("Wasm", "native"),
+    };
+    JobError {
+        kind: ErrorKind::Internal,
+        field: None,
+        message: format!(
+            "{given} work reached the {runner} runner (a router bug: admission builds work for its kernel)"
+        ),
     }
 }

@@ -1,10 +1,9 @@
 //! Native work: helix-math computations, whole or as block-aligned chunks on several permits,
 //! with panics caught.
 
-use super::IN_CPU_LANE;
+use super::{Context, mark_cpu_lane_thread, mismatched_work};
 use crate::admission::Work;
 use crate::outcome::{ErrorKind, JobError};
-use crate::router::Shared;
 use helix_math::chunk::split;
 use helix_math::{KernelError, Output};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,20 +12,14 @@ use tokio::sync::OwnedSemaphorePermit;
 
 /// Runs `units` of a native job: on this thread alone, or as block-aligned chunks with one
 /// chunk per extra permit on other blocking threads. Panics become the job's failure.
-pub fn run_chunks(
+pub(super) fn run_chunks(
     work: &Arc<Work>,
     seed: u64,
     units: u64,
     extra: Vec<OwnedSemaphorePermit>,
-    shared: &Arc<Shared>,
+    ctx: &Arc<Context>,
 ) -> Result<Vec<Output>, JobError> {
-    let Work::Native(prepared) = &**work else {
-        return Err(JobError {
-            kind: ErrorKind::Panic,
-            field: None,
-            message: "a Wasm job reached the native runner".into(),
-        });
-    };
+    let Work::Native(prepared) = &**work else { return Err(mismatched_work(work)) };
     if extra.is_empty() || !prepared.splittable() {
         let chunk = guarded(&|| prepared.simulate(seed, 0..units))?;
         return prepared.finish(vec![chunk]).map_err(kernel_error);
@@ -36,13 +29,14 @@ pub fn run_chunks(
     let mut ranges = ranges.into_iter();
     let mine = ranges.next().expect("split gives at least one range");
     for (range, permit) in ranges.zip(extra) {
-        let (w, tx, shared) = (work.clone(), tx.clone(), shared.clone());
+        let (w, tx, ctx) = (work.clone(), tx.clone(), ctx.clone());
         tokio::task::spawn_blocking(move || {
-            IN_CPU_LANE.with(|f| f.set(true));
-            shared.metrics.lane_enter();
+            mark_cpu_lane_thread();
+            let in_lane = ctx.metrics.enter_lane();
             let Work::Native(p) = &*w else { unreachable!("checked above") };
             let r = guarded(&|| p.simulate(seed, range.clone()));
-            shared.metrics.lane_exit();
+            // The lane count drops before the permit, so it never exceeds the permits.
+            drop(in_lane);
             drop(permit);
             let _ = tx.send(r);
         });
@@ -60,7 +54,7 @@ fn guarded<T>(f: &dyn Fn() -> Result<T, KernelError>) -> Result<T, JobError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
 }
 
-pub fn kernel_error(e: KernelError) -> JobError {
+fn kernel_error(e: KernelError) -> JobError {
     match e {
         KernelError::InvalidInput { param, reason } => {
             JobError { kind: ErrorKind::InvalidInput, field: Some(param.to_string()), message: reason }

@@ -1,19 +1,72 @@
-//! A kernel's batcher: collects jobs that can share work (same key), and closes a batch when it
-//! is full or when its earliest member's delay runs out, whichever comes first. A closed batch
-//! is one CPU-lane job.
+//! Batchers, one per kernel version, keyed by the version's id: each collects jobs that can
+//! share work (same key), and closes a batch when it is full or when its earliest member's
+//! delay runs out, whichever comes first. A closed batch is one CPU-lane job.
 
-use crate::execute::{BatchRun, LaneWork, Pending};
-use crate::lanes::cpu::CpuLane;
+use super::cpu::CpuLane;
+use super::work::LaneWork;
+use crate::execute::{BatchRun, Pending};
 use crate::policy::Reason;
+use crate::registry::Kernel;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// Every kernel version's batcher, started on the version's first batched job. Lookups are
+/// lock-free (one map snapshot); the map is rebuilt only when a batcher starts, and then drops
+/// the batchers of versions no job holds any more (their queues are empty: every queued job
+/// holds its kernel).
+pub(crate) struct Batchers {
+    map: ArcSwap<HashMap<u64, Arc<Slot>>>,
+    /// Each batcher's queue cap.
+    capacity: usize,
+    lane: Arc<CpuLane>,
+}
+
+struct Slot {
+    kernel: Weak<Kernel>,
+    batcher: OnceLock<Batcher>,
+}
+
+impl Batchers {
+    pub(crate) fn new(capacity: usize, lane: Arc<CpuLane>) -> Batchers {
+        Batchers { map: ArcSwap::default(), capacity, lane }
+    }
+
+    /// A batch of `kernel`'s with this key is open now (a hint: see `OpenKeys`).
+    pub(crate) fn is_open(&self, kernel: &Kernel, key: u64) -> bool {
+        self.map.load().get(&kernel.id).and_then(|s| s.batcher.get()).is_some_and(|b| b.open.contains(key))
+    }
+
+    /// Hands a member to its kernel's batcher (starting it on first use), or back if the
+    /// batcher's queue is full.
+    pub(crate) fn offer(&self, m: Member) -> Result<(), Box<Member>> {
+        let kernel = m.pending.kernel.clone();
+        if let Some(b) = self.map.load().get(&kernel.id).and_then(|s| s.batcher.get()) {
+            return b.offer(m);
+        }
+        let slot = self.slot(&kernel);
+        let max = kernel.manifest.batch.as_ref().map_or(2, |b| b.max_size);
+        slot.batcher.get_or_init(|| Batcher::start(max, self.capacity, self.lane.clone())).offer(m)
+    }
+
+    fn slot(&self, kernel: &Arc<Kernel>) -> Arc<Slot> {
+        let fresh = Arc::new(Slot { kernel: Arc::downgrade(kernel), batcher: OnceLock::new() });
+        self.map.rcu(|map| {
+            let mut next: HashMap<u64, Arc<Slot>> =
+                map.iter().filter(|(_, s)| s.kernel.strong_count() > 0).map(|(id, s)| (*id, s.clone())).collect();
+            next.entry(kernel.id).or_insert_with(|| fresh.clone());
+            next
+        });
+        self.map.load().get(&kernel.id).cloned().expect("the slot was just inserted")
+    }
+}
+
 /// Which batch keys are open now: a lock-free hint the policy reads (a job joins an open batch
 /// rather than waiting alone). Keys are non-zero hashes; a slot collision only costs a hint.
-pub struct OpenKeys([AtomicU64; 256]);
+struct OpenKeys([AtomicU64; 256]);
 
 impl Default for OpenKeys {
     fn default() -> Self {
@@ -26,7 +79,7 @@ impl OpenKeys {
         &self.0[(key ^ (key >> 32)) as usize % self.0.len()]
     }
 
-    pub fn contains(&self, key: u64) -> bool {
+    fn contains(&self, key: u64) -> bool {
         self.slot(key).load(Relaxed) == key
     }
 
@@ -39,17 +92,19 @@ impl OpenKeys {
     }
 }
 
-pub struct Member {
+/// A job waiting for partners.
+pub(crate) struct Member {
     /// Jobs with equal keys share work.
-    pub key: u64,
+    pub(crate) key: u64,
     /// The latest this member can wait for partners.
-    pub close_by: Instant,
-    pub pending: Pending,
+    pub(crate) close_by: Instant,
+    pub(crate) pending: Pending,
 }
 
-pub struct Batcher {
+/// One kernel version's batcher: the queue into its batching task.
+struct Batcher {
     tx: mpsc::Sender<Member>,
-    pub open: Arc<OpenKeys>,
+    open: Arc<OpenKeys>,
 }
 
 struct Open {
@@ -58,7 +113,7 @@ struct Open {
 }
 
 impl Batcher {
-    pub fn start(max_size: usize, capacity: usize, lane: Arc<CpuLane>) -> Batcher {
+    fn start(max_size: usize, capacity: usize, lane: Arc<CpuLane>) -> Batcher {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let open = Arc::new(OpenKeys::default());
         tokio::spawn(batch_loop(rx, max_size.max(2), lane, open.clone()));
@@ -66,7 +121,7 @@ impl Batcher {
     }
 
     /// Hands a member to the batcher, or back if its queue is full.
-    pub fn offer(&self, m: Member) -> Result<(), Box<Member>> {
+    fn offer(&self, m: Member) -> Result<(), Box<Member>> {
         self.tx.try_send(m).map_err(|e| Box::new(e.into_inner()))
     }
 }

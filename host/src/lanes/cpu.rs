@@ -2,7 +2,8 @@
 //! hands each job to `spawn_blocking` only with a semaphore permit, so no more heavy kernels run
 //! than there are permits and async threads never run them.
 
-use crate::execute::{Dispatch, LaneWork};
+use super::work::LaneWork;
+use crate::metrics::WorkGauge;
 use crate::policy::Pressure;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -13,40 +14,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Live state the policy reads: all atomics.
 #[derive(Debug)]
-pub struct LaneState {
-    pub permits: usize,
-    pub capacity: usize,
+pub(crate) struct LaneState {
+    permits: usize,
+    capacity: usize,
     semaphore: Arc<Semaphore>,
     depth: AtomicUsize,
     /// The deepest the queue has been: kept to show the cap holds.
     depth_peak: AtomicUsize,
+    /// Predicted work queued. Added on enqueue and taken away on dequeue, both in this file.
     queued_work_us: AtomicU64,
-    running_work_us: AtomicU64,
+    /// Predicted work running, held by the running work's guards.
+    running: WorkGauge,
 }
 
 impl LaneState {
-    pub fn pressure(&self) -> Pressure {
+    pub(crate) fn pressure(&self) -> Pressure {
         Pressure {
             permits: self.permits,
             permits_in_use: self.permits - self.semaphore.available_permits().min(self.permits),
             queue_depth: self.depth.load(Relaxed),
             queue_capacity: self.capacity,
             queued_work_us: self.queued_work_us.load(Relaxed) as f64,
-            running_work_us: self.running_work_us.load(Relaxed) as f64,
+            running_work_us: self.running.get() as f64,
         }
     }
 
     /// The deepest the queue has been since the lane started.
-    pub fn queue_peak(&self) -> usize {
+    pub(crate) fn queue_peak(&self) -> usize {
         self.depth_peak.load(Relaxed)
-    }
-
-    pub(crate) fn running_work(&self, us: u64, start: bool) {
-        if start {
-            self.running_work_us.fetch_add(us, Relaxed);
-        } else {
-            self.running_work_us.fetch_sub(us, Relaxed);
-        }
     }
 }
 
@@ -74,15 +69,16 @@ impl Ord for Queued {
     }
 }
 
-pub struct CpuLane {
+/// The lane's entrance: work goes in here and the dispatcher serves it.
+pub(crate) struct CpuLane {
     tx: mpsc::Sender<(u64, LaneWork)>,
     seq: AtomicU64,
-    pub state: Arc<LaneState>,
+    pub(crate) state: Arc<LaneState>,
 }
 
 impl CpuLane {
     /// Starts the dispatcher on the current Tokio runtime.
-    pub fn start(permits: usize, capacity: usize) -> CpuLane {
+    pub(crate) fn start(permits: usize, capacity: usize) -> CpuLane {
         let permits = permits.max(1);
         let capacity = capacity.max(1);
         let state = Arc::new(LaneState {
@@ -92,7 +88,7 @@ impl CpuLane {
             depth: AtomicUsize::new(0),
             depth_peak: AtomicUsize::new(0),
             queued_work_us: AtomicU64::new(0),
-            running_work_us: AtomicU64::new(0),
+            running: WorkGauge::default(),
         });
         let (tx, rx) = mpsc::channel(capacity);
         tokio::spawn(dispatch_loop(rx, state.clone()));
@@ -102,7 +98,7 @@ impl CpuLane {
     /// Runs work now if a permit is free and nothing is queued (the queue would serve it first
     /// anyway, and skipping the dispatcher saves a thread wake-up); otherwise queues it, or hands
     /// it back if the queue is at its cap.
-    pub fn submit(&self, work: LaneWork) -> Result<(), LaneWork> {
+    pub(crate) fn submit(&self, work: LaneWork) -> Result<(), LaneWork> {
         let s = &self.state;
         if s.depth.load(Relaxed) == 0
             && let Ok(permit) = s.semaphore.clone().try_acquire_owned()
@@ -192,6 +188,6 @@ fn start(work: LaneWork, permit: OwnedSemaphorePermit, state: &Arc<LaneState>) {
             Err(_) => break,
         }
     }
-    let dispatch = Dispatch { permits, dispatched: Instant::now(), lane: state.clone() };
-    tokio::task::spawn_blocking(move || work.run(dispatch));
+    let lane = state.clone();
+    tokio::task::spawn_blocking(move || work.run(permits, &lane.running));
 }

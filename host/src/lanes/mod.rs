@@ -1,5 +1,11 @@
-//! Where jobs run once decided: the CPU lane (earliest deadline first, bounded, under the
-//! core-sized semaphore) and the per-kernel batchers that feed it.
+//! Where decided work waits and which permit runs it: the CPU lane (earliest deadline first,
+//! bounded, under the core-sized semaphore; `cpu`), what it queues (`work`: a job or a batch)
+//! and the per-kernel batchers that feed it (`batch`). Running the work is `execute`'s job.
 
-pub mod batch;
-pub mod cpu;
+mod batch;
+mod cpu;
+mod work;
+
+pub(crate) use batch::{Batchers, Member};
+pub(crate) use cpu::CpuLane;
+pub(crate) use work::LaneWork;

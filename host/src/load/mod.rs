@@ -34,7 +34,7 @@ pub enum Source {
 
 impl Source {
     /// The kernels (and runtimes) the source sends, to check against a registry before a run.
-    pub fn kernels(&self) -> Vec<(String, Option<crate::Runtime>)> {
+    pub fn kernels(&self) -> Vec<(String, Option<crate::job::Runtime>)> {
         let mut k: Vec<_> = match self {
             Source::Mix(m) => m.entries.iter().map(|e| (e.kernel.clone(), e.runtime)).collect(),
             Source::Trace(t) => t.jobs.iter().map(|j| (Job::from(j.classic.clone()).kernel, None)).collect(),

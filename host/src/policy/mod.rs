@@ -1,5 +1,6 @@
-//! The policy: one pure function from a job's cost, budget and criticality, the live pressure
-//! and the configuration to a `Decision` naming how the job runs and why.
+//! The policy: pure functions from a job's cost, budget and criticality, the live pressure and
+//! the configuration to a `Decision` naming how the job runs and why — `decide` when the job
+//! arrives, `redecide` when a queued job reaches a permit.
 
 use crate::job::Criticality;
 use serde::Serialize;
@@ -235,8 +236,6 @@ pub struct Decision {
 
 impl Decision {
     fn new(strategy: Strategy, reason: Reason, job: &JobProfile, units: u64, cost: f64, wait: f64) -> Self {
-        let error_factor =
-            if units > 0 { (job.units as f64 / units as f64).powf(job.error_exponent) } else { f64::INFINITY };
         Decision {
             strategy,
             reason,
@@ -245,18 +244,39 @@ impl Decision {
             chunks: 1,
             predicted_cost_us: cost,
             predicted_wait_us: wait,
-            error_factor,
+            error_factor: job.error_factor(units),
         }
     }
 
+    /// Not running `job`, for `reason`, with the wait that was predicted.
     pub fn drop(job: &JobProfile, reason: Reason, wait: f64) -> Self {
         Decision::new(Strategy::Drop, reason, job, 0, 0.0, wait)
     }
 }
 
+/// The share of its serial time a job takes on `chunks` chunks, by Amdahl's law: the part
+/// `scaling_potential` of the work divides among the chunks, the rest does not.
+pub fn amdahl(scaling_potential: f64, chunks: usize) -> f64 {
+    if chunks <= 1 {
+        return 1.0;
+    }
+    (1.0 - scaling_potential) + scaling_potential / chunks as f64
+}
+
 impl JobProfile {
+    /// Predicted service time of `units` units, microseconds.
     pub fn cost_us(&self, units: u64) -> f64 {
         self.fixed_us + self.per_unit_us * units as f64
+    }
+
+    /// The same job run as `chunks` chunks: each unit costs its Amdahl share.
+    pub fn on_chunks(&self, chunks: usize) -> JobProfile {
+        JobProfile { per_unit_us: self.per_unit_us * amdahl(self.scaling_potential, chunks), ..*self }
+    }
+
+    /// How much wider the error bar gets when `granted` of the requested units run.
+    pub fn error_factor(&self, granted: u64) -> f64 {
+        if granted > 0 { (self.units as f64 / granted as f64).powf(self.error_exponent) } else { f64::INFINITY }
     }
 
     /// The floor in units (block-rounded up, at most the request), if degradable.
@@ -332,8 +352,7 @@ pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Deci
     } else {
         1
     };
-    let s = job.scaling_potential;
-    let parallel = JobProfile { per_unit_us: job.per_unit_us * ((1.0 - s) + s / chunks as f64), ..*job };
+    let parallel = job.on_chunks(chunks);
     let with_chunks = |mut d: Decision| {
         d.chunks = chunks;
         d
@@ -354,6 +373,47 @@ pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Deci
         }
     }
     Decision::drop(job, Reason::BudgetUnreachable, wait)
+}
+
+/// Re-checks a queued job's decision when it reaches the CPU lane holding `permits` permits
+/// with `remaining_budget_us` of its budget left: the wait may have eaten the budget, or fewer
+/// permits than planned may be free. The decision stands if it still fits; otherwise the job
+/// is degraded to what fits (never below its floor) or dropped.
+pub fn redecide(
+    job: &JobProfile,
+    decided: &Decision,
+    remaining_budget_us: f64,
+    permits: usize,
+    cfg: &PolicyConfig,
+) -> Decision {
+    let dropped = |reason| Decision { strategy: Strategy::Drop, reason, units_granted: 0, chunks: 1, ..*decided };
+    if remaining_budget_us <= 0.0 {
+        return dropped(Reason::DeadlinePassed);
+    }
+    let usable = remaining_budget_us * cfg.budget_use;
+    let granted = decided.units_granted;
+    let cost = job.on_chunks(if job.splittable { permits } else { 1 });
+    if cost.cost_us(granted) <= usable {
+        return *decided;
+    }
+    match job.floor_units() {
+        Some(floor) => {
+            let fit = cost.units_within(usable).min(granted);
+            if fit >= floor && fit > 0 {
+                Decision {
+                    strategy: Strategy::Degrade,
+                    reason: Reason::DegradedToFit,
+                    units_granted: fit,
+                    predicted_cost_us: cost.cost_us(fit),
+                    error_factor: job.error_factor(fit),
+                    ..*decided
+                }
+            } else {
+                dropped(Reason::BudgetUnreachable)
+            }
+        }
+        None => dropped(Reason::BudgetUnreachable),
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! Admin routes, behind the bearer token: upload a kernel, reload the manifests folder.
 
 use super::App;
-use super::api::{error, kernel_json};
-use crate::reload::ReloadReport;
-use crate::upload::{Upload, UploadError};
+use super::respond::{error, kernel_json};
+use crate::catalog::{ReloadReport, Upload, UploadError};
 use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
@@ -33,14 +32,14 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn report_json(r: &ReloadReport) -> Value {
+fn report_json(r: &ReloadReport) -> Value {
     let refused: Vec<Value> = r.refused.iter().map(|e| json!({"source": e.source, "message": e.message})).collect();
     json!({"loaded": r.loaded, "removed": r.removed, "refused": refused})
 }
 
 /// `PUT /v1/kernels/{name}`, multipart: a `manifest` part (TOML) and, for Wasm kernels, a
 /// `module` part.
-pub async fn upload(
+pub(super) async fn upload(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -89,7 +88,7 @@ pub async fn upload(
 }
 
 /// `POST /v1/admin/reload`: picks up the manifests folder's changes now.
-pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+pub(super) async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Some(r) = refusal(&app, &headers) {
         return r;
     }

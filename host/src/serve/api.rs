@@ -1,9 +1,9 @@
 //! The HTTP API: jobs, kernels, health, metrics. Admin routes live in `admin`.
 
+use super::respond::{error, kernel_json};
 use super::{App, admin, metrics};
 use crate::outcome::{ErrorKind, Outcome, Status};
 use crate::policy::Reason;
-use crate::registry::{Entry, Kernel};
 use crate::request::JobRequest;
 use axum::Json;
 use axum::body::Bytes;
@@ -35,12 +35,6 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         })
         .layer(axum::middleware::from_fn_with_state(app.clone(), count_responses))
         .with_state(app)
-}
-
-/// An error that is not a job outcome: `{"error": {"kind", "field", "message"}}`.
-pub fn error(status: StatusCode, kind: &str, field: Option<&str>, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"kind": kind, "field": field, "message": message.into()}});
-    (status, Json(body)).into_response()
 }
 
 /// The HTTP status of a job's outcome.
@@ -103,18 +97,6 @@ async fn submit(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s(&outcome)));
     }
     response
-}
-
-/// A kernel build as the API shows it.
-pub fn kernel_json(k: &Kernel) -> Value {
-    json!({
-        "name": &*k.name,
-        "version": &*k.version,
-        "runtime": k.runtime().as_str(),
-        "description": k.manifest.description,
-        "module_sha256": match &k.entry { Entry::Wasm(w) => Some(w.sha256.as_str()), Entry::Native(_) => None },
-        "manifest": serde_json::to_value(&k.manifest).unwrap_or(Value::Null),
-    })
 }
 
 async fn kernels(State(app): State<Arc<App>>) -> Json<Value> {

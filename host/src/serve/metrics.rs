@@ -2,6 +2,7 @@
 
 use super::exposition::{Exposition, Kind};
 use super::{App, process};
+use crate::machine::resident_bytes_of;
 use crate::policy::{Reason, Strategy};
 use crate::registry::Entry;
 use std::sync::atomic::Ordering::Relaxed;
@@ -170,7 +171,7 @@ pub fn render(app: &App) -> String {
         "Panics caught (each ended one job at most).",
         process::panics() as f64,
     );
-    if let Some(rss) = process::resident_bytes() {
+    if let Some(rss) = resident_bytes_of("self") {
         e.single("process_resident_memory_bytes", Kind::Gauge, "Resident memory size in bytes.", rss as f64);
     }
     e.single("helix_start_time_seconds", Kind::Gauge, "When the server started, Unix time.", app.started_unix_s);

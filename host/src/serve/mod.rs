@@ -9,6 +9,7 @@ pub mod lifecycle;
 mod listen;
 mod metrics;
 pub mod process;
+mod respond;
 mod summary;
 
 pub use api::status_of;

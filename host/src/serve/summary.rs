@@ -88,7 +88,7 @@ pub async fn run(router: std::sync::Weak<Router>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RouterConfig;
+    use crate::config::RouterConfig;
 
     #[tokio::test]
     async fn an_interval_reports_its_own_jobs_only() {

@@ -224,7 +224,7 @@ async fn sample_loop(
 ) {
     let start = Instant::now();
     while running.load(Relaxed) {
-        let rss = crate::serve::process::resident_bytes_of(&pid.to_string());
+        let rss = crate::machine::resident_bytes_of(&pid.to_string());
         let queue = scrape(&http).await.ok().map(|s| s.sum("helix_cpu_queue_depth") as u64);
         let phase = *phase.lock().unwrap_or_else(|p| p.into_inner());
         let s = Sample {
@@ -232,8 +232,8 @@ async fn sample_loop(
             phase,
             rss_bytes: rss,
             queue_depth: queue,
-            server_cpu_s: crate::serve::process::cpu_seconds_of(&pid.to_string()),
-            client_cpu_s: crate::serve::process::cpu_seconds_of("self"),
+            server_cpu_s: crate::machine::cpu_seconds_of(&pid.to_string()),
+            client_cpu_s: crate::machine::cpu_seconds_of("self"),
         };
         samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         tokio::time::sleep(Duration::from_millis(500)).await;

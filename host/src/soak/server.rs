@@ -64,7 +64,7 @@ impl Server {
 
     /// Resident memory now, in bytes (`None` if it cannot be read, e.g. the process is gone).
     pub fn resident_bytes(&self) -> Option<u64> {
-        crate::serve::process::resident_bytes_of(&self.pid().to_string())
+        crate::machine::resident_bytes_of(&self.pid().to_string())
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -3,10 +3,11 @@
 //! then moved into the manifests folder and registered. A refused upload leaves the folder and
 //! the serving version untouched.
 
+use super::build::load_kernel;
+use super::reload::{ReloadReport, Reloader};
 use crate::job::Runtime;
 use crate::manifest::Manifest;
-use crate::registry::{Kernel, Registry};
-use crate::reload::{ReloadReport, Reloader};
+use crate::registry::Registry;
 use crate::wasm::WasmEngine;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +73,7 @@ pub fn install(
     if let (Some(file), Some(bytes)) = (&module_file, &upload.module) {
         write(&staging.dir.join(file), bytes)?;
     }
-    Kernel::load(&staged_manifest, engine).map_err(|e| invalid(format!("refused: {}", e.message)))?;
+    load_kernel(&staged_manifest, engine).map_err(|e| invalid(format!("refused: {}", e.message)))?;
 
     let runtime = manifest.runtime;
     let (installed, report) = reloader

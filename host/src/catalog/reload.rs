@@ -2,9 +2,10 @@
 //! modules) are validated, compiled and swapped in; removed ones are unregistered; a refused one
 //! leaves the previous version serving. Runs on a poll (the file watch) or on request.
 
+use super::build::{load_kernel, manifest_paths};
 use crate::job::Runtime;
 use crate::manifest::{Manifest, ManifestError};
-use crate::registry::{Kernel, Registry, manifest_paths};
+use crate::registry::Registry;
 use crate::wasm::WasmEngine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,7 @@ impl Reloader {
                 continue;
             }
             let previous = known.get(path).and_then(|k| k.registered.clone());
-            match Kernel::load(path, self.engine.as_ref()) {
+            match load_kernel(path, self.engine.as_ref()) {
                 Ok(kernel) => {
                     let id = (kernel.manifest.name.clone(), kernel.runtime());
                     report.loaded.push(format!("{}@{} ({})", id.0, kernel.manifest.version, id.1.as_str()));

@@ -1,0 +1,203 @@
+//! The submit pipeline: find the kernel, admit the job against its manifest, profile it, let
+//! the policy decide, and hand it to the lane the decision names (or answer it at once).
+
+use super::Router;
+use crate::admission::{Admitted, Rejection, admit_native, admit_wasm};
+use crate::execute::Pending;
+use crate::job::Job;
+use crate::lanes::{LaneWork, Member};
+use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
+use crate::policy::{self, Decision, JobProfile, Reason, Strategy};
+use crate::registry::{Entry, Kernel};
+use helix_math::{Params, Value};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+impl Router {
+    /// Runs one job to its outcome.
+    pub async fn submit(&self, mut job: Job) -> Outcome {
+        let submitted = Instant::now();
+        let metrics = &self.ctx.metrics;
+        metrics.submitted.fetch_add(1, Relaxed);
+        let span =
+            tracing::info_span!("job", id = job.id, kernel = %job.kernel, criticality = job.criticality.as_str());
+        let Some(kernel) = self.registry().pick(&job.kernel, job.runtime) else {
+            metrics.unknown_kernel.fetch_add(1, Relaxed);
+            let err = JobError {
+                kind: ErrorKind::UnknownKernel,
+                field: Some("kernel".into()),
+                message: format!(
+                    "no kernel {:?}{}",
+                    job.kernel,
+                    job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))
+                ),
+            };
+            let o = rejected(&job, None, err, submitted);
+            metrics.total.record(o.timings.total_us);
+            return o;
+        };
+        let admitted = match admit(&kernel, std::mem::take(&mut job.params)) {
+            Ok(a) => a,
+            Err(r) => {
+                let err = JobError { kind: ErrorKind::InvalidInput, field: r.field, message: r.message };
+                let o = rejected(&job, Some(&kernel), err, submitted);
+                metrics.record(&kernel.stats, &o);
+                span.in_scope(|| tracing::debug!(status = "rejected", error = ?o.error, "job rejected"));
+                return o;
+            }
+        };
+        let batch_key = self.batch_key(&kernel, &admitted, job.seed());
+        let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
+        profile.batch_open = batch_key.is_some_and(|k| self.batchers.is_open(&kernel, k));
+        let mut decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.ctx.config.policy);
+        if let Err(left) = kernel.quarantine.admit(submitted, &self.ctx.config.quarantine) {
+            // The wait is the quarantine's time left: clients are told when to retry.
+            decision = Decision {
+                strategy: Strategy::Drop,
+                reason: Reason::Quarantined,
+                units_granted: 0,
+                predicted_wait_us: left.as_micros() as f64,
+                ..decision
+            };
+        }
+        let mut pending = Pending {
+            id: job.id,
+            kernel: kernel.clone(),
+            criticality: job.criticality,
+            work: Arc::new(admitted.work),
+            seed: job.seed(),
+            decision,
+            profile,
+            submitted,
+            deadline: submitted + job.budget,
+            reply: None,
+            span: span.clone(),
+            ctx: self.ctx.clone(),
+        };
+        span.in_scope(|| {
+            tracing::debug!(
+                strategy = decision.strategy.as_str(),
+                reason = decision.reason.as_str(),
+                units_requested = decision.units_requested,
+                units_granted = decision.units_granted,
+                predicted_cost_us = decision.predicted_cost_us,
+                predicted_wait_us = decision.predicted_wait_us,
+                "decided"
+            )
+        });
+        let answered = "a job without a reply channel returns its outcome";
+        match decision.strategy {
+            Strategy::Drop => return pending.drop_with(decision.reason).expect(answered),
+            Strategy::Inline => return pending.run_now(Vec::new(), None).expect(answered),
+            _ => {}
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.reply = Some(tx);
+        match decision.strategy {
+            Strategy::Drop | Strategy::Inline => unreachable!("answered above"),
+            Strategy::Spawn => {
+                tokio::spawn(async move { pending.run_now(Vec::new(), None) });
+            }
+            Strategy::Batch => {
+                let delay = std::time::Duration::from_secs_f64(
+                    kernel.manifest.batch.as_ref().map_or(0.0, |b| b.max_delay_ms) / 1e3,
+                );
+                let member =
+                    Member { key: batch_key.expect("batch needs a key"), close_by: submitted + delay, pending };
+                if let Err(m) = self.batchers.offer(member) {
+                    let mut p = m.pending;
+                    p.reply = None;
+                    return p.drop_with(Reason::QueueFull).expect(answered);
+                }
+            }
+            Strategy::CpuLane | Strategy::Split | Strategy::Degrade => {
+                if let Err(work) = self.cpu.submit(LaneWork::Job(Box::new(pending))) {
+                    let LaneWork::Job(mut p) = work else { unreachable!("enqueued a job") };
+                    p.reply = None;
+                    return p.drop_with(Reason::QueueFull).expect(answered);
+                }
+            }
+        }
+        match rx.await {
+            Ok(o) => o,
+            // The lane always answers; a closed channel means the runtime is shutting down.
+            Err(_) => rejected(
+                &job,
+                Some(&kernel),
+                JobError { kind: ErrorKind::Panic, field: None, message: "router shut down".into() },
+                submitted,
+            ),
+        }
+    }
+
+    fn profile(&self, kernel: &Kernel, a: &Admitted, job: &Job, submitted: Instant, batchable: bool) -> JobProfile {
+        let m = &kernel.manifest;
+        let c = kernel.stats.correction();
+        let degrade = m.degradable();
+        let native = matches!(kernel.entry, Entry::Native(_));
+        JobProfile {
+            remaining_budget_us: job.budget.saturating_sub(submitted.elapsed()).as_micros() as f64,
+            criticality: job.criticality,
+            units: a.units,
+            block: a.work.block(m),
+            fixed_us: m.cost.fixed_us * c,
+            per_unit_us: m.cost.per_unit_us(&a.params) * c,
+            scaling_potential: m.scaling_potential,
+            floor_fraction: degrade.filter(|_| a.work.degradable()).map(|u| u.floor_fraction),
+            error_exponent: m.units.as_ref().map_or(0.5, |u| u.error_exponent),
+            splittable: a.work.splittable(),
+            batch_delay_us: if batchable { m.batch.as_ref().map(|b| b.max_delay_ms * 1e3) } else { None },
+            batch_open: false,
+            // A guest costs an instantiation and may run until its deadline: never on async threads.
+            allow_async_lanes: native,
+        }
+    }
+
+    /// Jobs share a batch when their kernel batches and the manifest's shared parameters, the
+    /// seed and the units are equal.
+    fn batch_key(&self, kernel: &Kernel, a: &Admitted, seed: u64) -> Option<u64> {
+        let rule = kernel.manifest.batch.as_ref().filter(|_| self.ctx.config.batching)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&kernel.manifest.name, &kernel.manifest.version, seed, a.units).hash(&mut h);
+        for name in &rule.share_when_equal {
+            name.hash(&mut h);
+            match a.params.get(name) {
+                Some(Value::Number(x)) => x.to_bits().hash(&mut h),
+                Some(Value::Array(v)) => v.iter().for_each(|x| x.to_bits().hash(&mut h)),
+                Some(Value::Text(t)) => t.hash(&mut h),
+                None => 0u8.hash(&mut h),
+            }
+        }
+        // Non-zero: zero marks an empty slot in the open-batch hint.
+        Some(h.finish() | 1)
+    }
+}
+
+fn admit(kernel: &Kernel, params: Params) -> Result<Admitted, Rejection> {
+    match &kernel.entry {
+        Entry::Native(kind) => admit_native(&kernel.manifest, *kind, params),
+        Entry::Wasm(_) => admit_wasm(&kernel.manifest, params),
+    }
+}
+
+fn rejected(job: &Job, kernel: Option<&Kernel>, err: JobError, submitted: Instant) -> Outcome {
+    let total_us = submitted.elapsed().as_micros() as u64;
+    Outcome {
+        id: job.id,
+        kernel: kernel.map_or_else(|| Arc::from(job.kernel.as_str()), |k| k.name.clone()),
+        version: kernel.map(|k| k.version.clone()),
+        runtime: kernel.map(|k| k.runtime()).or(job.runtime),
+        criticality: job.criticality,
+        status: Status::Rejected,
+        decision: None::<Decision>,
+        estimates: Vec::new(),
+        arrays: Vec::new(),
+        error: Some(err),
+        timings: Timings { queue_us: 0, service_us: 0, total_us },
+        budget_us: job.budget.as_micros() as u64,
+        fuel_used: None,
+    }
+}

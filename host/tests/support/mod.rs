@@ -1,0 +1,73 @@
+//! What the integration tests share: where the repository and its built kernels are, private
+//! folders, the real `helix` binary, the bundled router, and a Wasm kernel staged into a folder.
+//! The Wasm kernels are built and staged by `cargo xtask test`; a helper that needs them says
+//! so when they are missing.
+
+// Each test file uses part of this module.
+#![allow(dead_code)]
+
+use helix_host::{Router, RouterConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An empty folder of this test's own (`tag` names it; the process id keeps runs apart).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("helix-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the `helix` binary with the bundled manifests.
+pub fn helix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_helix"))
+        .args(args)
+        .env("HELIX_MANIFESTS", repo().join("manifests"))
+        .output()
+        .expect("helix runs")
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A file `cargo xtask` staged into `manifests/wasm/` (a bundled Wasm kernel's manifest or module).
+pub fn staged(file: &str) -> PathBuf {
+    let p = repo().join("manifests/wasm").join(file);
+    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which stages the Wasm kernels", p.display());
+    p
+}
+
+/// The built module of the guest crate `crate_name` (a bundled kernel or a hostile test guest).
+pub fn guest_module(crate_name: &str) -> PathBuf {
+    let file = format!("{}_guest.wasm", crate_name.replace('-', "_"));
+    let p = repo().join("target/wasm/wasm32-wasip2/release").join(file);
+    assert!(p.exists(), "{} is missing: run `cargo xtask test`, which builds the Wasm guests", p.display());
+    p
+}
+
+/// A router serving every bundled manifest, native and staged Wasm, all of them accepted.
+pub fn bundled_router(cfg: RouterConfig) -> Router {
+    staged("mc-option.toml");
+    let r = Router::from_dir(cfg, &repo().join("manifests")).expect("manifests load");
+    assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
+    r
+}
+
+/// Writes Wasm kernel `name` into `dir`: its module, and a manifest naming it with its sha256,
+/// a small cost model and the `extra` manifest lines.
+pub fn stage_wasm(dir: &Path, name: &str, module_bytes: &[u8], extra: &str) {
+    let file = format!("{name}.wasm");
+    std::fs::write(dir.join(&file), module_bytes).unwrap();
+    let sha = helix_host::wasm::sha256_hex(module_bytes);
+    let manifest = format!(
+        "name = \"{name}\"\nversion = \"1.0.0\"\nruntime = \"wasm\"\n{extra}\n[cost]\nfixed_us = 50.0\nper_unit_ns = 1.0\n\n[module]\npath = \"{file}\"\nsha256 = \"{sha}\"\n"
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
+}
