@@ -6,7 +6,7 @@
 
 use helix_host::admission::{Work, admit_native, admit_wasm};
 use helix_host::manifest::Manifest;
-use helix_host::request::JobRequest;
+use helix_host::JobRequest;
 use helix_math::KernelKind;
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;

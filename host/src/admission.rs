@@ -1,5 +1,5 @@
-//! Admission: a job's parameters checked against its kernel's manifest, defaults filled in,
-//! and the kernel's own validation run, before the job costs anything.
+//! Layer 3: admission: a job's parameters checked against its kernel's manifest, defaults filled
+//! in, and the kernel's own validation run, before the job costs anything.
 
 use crate::manifest::Manifest;
 use helix_math::{KernelError, KernelKind, Params, Prepared, Value};

@@ -1,4 +1,4 @@
-//! Router configuration: lane sizes, queue cap and policy thresholds.
+//! Layer 3: router configuration: lane sizes, queue cap and policy thresholds.
 
 use crate::policy::PolicyConfig;
 use crate::quarantine::QuarantineConfig;

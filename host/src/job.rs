@@ -1,4 +1,4 @@
-//! What a client submits: a kernel, its parameters, a latency budget. Never a strategy.
+//! Layer 1: what a client submits: a kernel, its parameters, a latency budget. Never a strategy.
 
 use helix_math::{Params, Value};
 use serde::{Deserialize, Serialize};

@@ -21,8 +21,9 @@
 //!
 //! # Layout
 //!
-//! Every module depends only on modules in the layers above it in this list (the test
-//! `host/tests/layers.rs` holds the code to it):
+//! A module uses only modules of earlier layers in this list, so the import graph has no cycle;
+//! each module's first doc line names its layer, and `host/tests/layers.rs` holds the code to
+//! both:
 //!
 //! 1. `job`, `machine`, `quarantine`, `wasm`: the job, `/proc`, a kernel's quarantine, the sandbox;
 //! 2. `manifest`, `policy`, `request`: the kernel contract, the pure decision, the JSON job;
@@ -35,6 +36,8 @@
 //! 8. `router`: the submit pipeline;
 //! 9. `serve`, `load`, `bench`: the HTTP service, the load generator, the kernel benchmark;
 //! 10. `soak`: the soak under attack; and the `helix` binary's `cli`.
+
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod bench;

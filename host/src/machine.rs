@@ -1,5 +1,5 @@
-//! What Linux says about this machine and its processes, read from `/proc` in this one place:
-//! the machine a measurement ran on (published beside the numbers: without it a number means
+//! Layer 1: what Linux says about this machine and its processes, read from `/proc` in this one
+//! place: the machine a measurement ran on (published beside the numbers: without it a number means
 //! nothing to anyone else), and a process's resident memory and CPU time.
 
 use serde::Serialize;

@@ -1,7 +1,7 @@
-//! What the router counts: outcomes per kernel × strategy × status, latency histograms (end to
-//! end, queue wait, service), lane gauges and each kernel's cost-model correction, and the
-//! guards that keep paired counters (running work, kernels in the lane) balanced even when a
-//! run panics. Hot-path updates are atomics or a per-thread histogram shard: no global lock.
+//! Layer 4: what the router counts: outcomes per kernel × strategy × status, latency histograms
+//! (end to end, queue wait, service), lane gauges and each kernel's cost-model correction, and the
+//! guards that keep paired counters (running work, kernels in the lane) balanced even when a run
+//! panics. Hot-path updates are atomics or a per-thread histogram shard: no global lock.
 
 use crate::outcome::{Outcome, Status};
 use crate::policy::{Reason, Strategy};
@@ -246,5 +246,28 @@ pub(crate) struct HeldWork<'a> {
 impl Drop for HeldWork<'_> {
     fn drop(&mut self) {
         self.gauge.0.fetch_sub(self.us, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    #[test]
+    fn paired_counters_fall_back_when_the_work_panics() {
+        let m = Metrics::default();
+        let running = WorkGauge::default();
+        let outer = running.hold(70);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _in_lane = m.enter_lane();
+            let _held = running.hold(500);
+            assert_eq!((m.lane_running.load(Relaxed), running.get()), (1, 570));
+            panic!("a bug between the two halves of a pair");
+        }));
+        assert!(r.is_err());
+        assert_eq!((m.lane_running.load(Relaxed), m.lane_running_max.load(Relaxed), running.get()), (0, 1, 70));
+        drop(outer);
+        assert_eq!(running.get(), 0);
     }
 }

@@ -1,5 +1,5 @@
-//! Every submitted job ends in exactly one `Outcome`: what happened, the decision behind it, the
-//! answer (named estimates with standard errors) and where the time went.
+//! Layer 3: every submitted job ends in exactly one `Outcome`: what happened, the decision behind
+//! it, the answer (named estimates with standard errors) and where the time went.
 
 use crate::job::{Criticality, Runtime};
 use crate::policy::Decision;

@@ -1,10 +1,10 @@
-//! Quarantine: a Wasm kernel version whose runs keep ending in sandbox failures (out of fuel,
-//! past its wall-clock deadline, over its memory cap, trapped) is refused for a cool-down instead
-//! of being run again. Each such run can burn its whole budget of CPU before the sandbox stops
-//! it, and under load that CPU is taken from honest work, so a kernel that fails this way
-//! `after_failures` times in a row is dropped on arrival (reason `quarantined`) for
-//! `cooldown_ms`. When the cool-down ends, one job runs as a probe: an answer reopens the kernel,
-//! another sandbox failure quarantines it again for twice as long (up to `max_cooldown_ms`).
+//! Layer 1: quarantine: a Wasm kernel version whose runs keep ending in sandbox failures (out of
+//! fuel, past its wall-clock deadline, over its memory cap, trapped) is refused for a cool-down
+//! instead of being run again. Each such run can burn its whole budget of CPU before the sandbox
+//! stops it, and under load that CPU is taken from honest work, so a kernel that fails this way
+//! `after_failures` times in a row is dropped on arrival (reason `quarantined`) for `cooldown_ms`.
+//! When the cool-down ends, one job runs as a probe: an answer reopens the kernel, another sandbox
+//! failure quarantines it again for twice as long (up to `max_cooldown_ms`).
 //!
 //! The state is per kernel version. A new version of a kernel that is quarantined (the team's
 //! fix, or another bad release) starts on probation: its first sandbox failure quarantines it,

@@ -1,6 +1,6 @@
-//! The map of registered kernels, by name and runtime: the kernel map only (building kernels
-//! from manifests is `catalog`'s job). Readers take a lock-free snapshot; registration swaps in
-//! a new map, so jobs in flight keep the version they started with.
+//! Layer 5: the map of registered kernels, by name and runtime: the kernel map only (building
+//! kernels from manifests is `catalog`'s job). Readers take a lock-free snapshot; registration
+//! swaps in a new map, so jobs in flight keep the version they started with.
 
 use crate::job::Runtime;
 use crate::manifest::Manifest;

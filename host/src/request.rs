@@ -1,5 +1,5 @@
-//! The JSON form of a job, as `POST /v1/jobs` takes it: decoded with errors that name the field
-//! at fault, so a client learns what to fix without reading the server's logs.
+//! Layer 2: the JSON form of a job, as `POST /v1/jobs` takes it: decoded with errors that name the
+//! field at fault, so a client learns what to fix without reading the server's logs.
 
 use crate::job::{Criticality, Job, Runtime};
 use helix_math::{Params, Value};

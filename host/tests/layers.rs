@@ -181,6 +181,24 @@ fn every_module_imports_only_from_the_layers_above_it() {
     assert!(problems.is_empty(), "the layout is broken:\n{}", problems.join("\n"));
 }
 
+/// Each module says its layer in its first doc line, so a reader of any file knows what it
+/// may depend on: `//! Layer N: ...`, N as in `LAYERS`.
+#[test]
+fn every_module_names_its_layer_in_its_first_doc_line() {
+    let dir = src();
+    let mut problems = Vec::new();
+    for m in modules_in(&dir) {
+        let Some(layer) = layer_of(&m) else { continue };
+        let file = [dir.join(format!("{m}.rs")), dir.join(&m).join("mod.rs")].into_iter().find(|f| f.is_file());
+        let first = file.and_then(|f| std::fs::read_to_string(f).ok()?.lines().next().map(str::to_string));
+        let want = format!("//! Layer {}: ", layer + 1);
+        if !first.as_deref().is_some_and(|l| l.starts_with(&want)) {
+            problems.push(format!("`{m}` should open with `{want}...`, not {first:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// Tarjan's strongly connected components with more than one member.
 fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     struct State<'a> {

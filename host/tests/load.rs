@@ -8,9 +8,9 @@
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use helix_host::load::mix::Mix;
-use helix_host::load::schedule::Arrivals;
-use helix_host::load::target::{HttpTarget, Target};
+use helix_host::load::Mix;
+use helix_host::load::Arrivals;
+use helix_host::load::{HttpTarget, Target};
 use helix_host::load::{RunConfig, Source};
 use helix_host::{Router, RouterConfig, Status};
 use serde_json::{Value, json};

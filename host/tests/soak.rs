@@ -5,7 +5,7 @@
 //!
 //! The Wasm kernels and hostile guests are built by `cargo xtask test`.
 
-use helix_host::load::mix::Mix;
+use helix_host::load::Mix;
 use helix_host::soak::{self, SoakConfig};
 use std::path::PathBuf;
 use std::time::Duration;

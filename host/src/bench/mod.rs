@@ -1,5 +1,5 @@
-//! `helix bench`: every bundled kernel at fixed work, native and Wasm (fuel metering on and
-//! off), several runs each on one thread; units per second, the Wasm/native ratio, fuel per
+//! Layer 9: `helix bench`: every bundled kernel at fixed work, native and Wasm (fuel metering on
+//! and off), several runs each on one thread; units per second, the Wasm/native ratio, fuel per
 //! unit and the cost of instantiating a guest.
 
 pub mod cases;

@@ -1,5 +1,5 @@
-//! Where the registry's kernels come from: building kernels from manifests (`build`), keeping
-//! the registry in step with the manifests folder (`reload`, on request or on a watch) and
+//! Layer 6: where the registry's kernels come from: building kernels from manifests (`build`),
+//! keeping the registry in step with the manifests folder (`reload`, on request or on a watch) and
 //! installing uploaded kernels (`upload`). Everything here compiles, so it runs off the async
 //! threads and never on a job's path.
 

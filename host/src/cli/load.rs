@@ -1,7 +1,7 @@
 //! `helix load`: open-loop load against an in-process router or a running `helix serve`.
 
 use super::{init_logs, seconds, write_json};
-use helix_host::load::{self, Source, sweep, target::Target};
+use helix_host::load::{self, Search, Source, Target};
 use helix_host::serve::{LogFormat, Overrides, ServeConfig};
 use helix_host::{Router, Runtime};
 use std::path::PathBuf;
@@ -73,12 +73,12 @@ pub(super) async fn run(a: LoadArgs) -> Result<ExitCode, String> {
     }
     let duration = seconds("duration", a.duration)?;
     let source = Arc::new(match (&a.mix, &a.trace) {
-        (_, Some(t)) => Source::Trace(load::trace::Trace::load(t)?),
-        (Some(m), None) => Source::Mix(load::mix::Mix::load(m)?),
-        (None, None) => Source::Mix(load::mix::Mix::bundled()),
+        (_, Some(t)) => Source::Trace(load::Trace::load(t)?),
+        (Some(m), None) => Source::Mix(load::Mix::load(m)?),
+        (None, None) => Source::Mix(load::Mix::bundled()),
     });
     let target = Arc::new(match &a.target {
-        Some(url) => Target::Http(Box::new(load::target::HttpTarget::new(url)?)),
+        Some(url) => Target::Http(Box::new(load::HttpTarget::new(url)?)),
         None => {
             let config = ServeConfig::load(a.config.as_deref(), Overrides::default())?;
             let router = Router::from_dir(config.router, &a.manifests).map_err(|e| e.to_string())?;
@@ -123,7 +123,7 @@ pub(super) async fn run(a: LoadArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let probe_duration = seconds("probe-duration", a.probe_duration)?;
-    let search = sweep::Search { start_rate: a.start_rate, max_rate: a.max_rate, tolerance: 0.05 };
+    let search = Search { start_rate: a.start_rate, max_rate: a.max_rate, tolerance: 0.05 };
     let sweep = load::sweep_runs(&target, &source, search, probe_duration, duration, cfg).await?;
     let c = sweep.capacity;
     for (m, report) in &sweep.runs {
@@ -138,7 +138,7 @@ pub(super) async fn run(a: LoadArgs) -> Result<ExitCode, String> {
     }
     if let Some(path) = &a.plot {
         let title = format!("helix load --sweep: C = {c:.0} jobs/s, {}", machine.cpu);
-        let svg = load::plot::sweep_svg(&sweep, &title)?;
+        let svg = load::sweep_svg(&sweep, &title)?;
         std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -1,4 +1,4 @@
-//! The `helix` command line: the subcommands (one file each) and what they share.
+//! Layer 11: the `helix` command line: the subcommands (one file each) and what they share.
 
 mod bench;
 mod kernels;

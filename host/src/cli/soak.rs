@@ -74,8 +74,8 @@ pub(super) async fn run(a: SoakArgs) -> Result<ExitCode, String> {
         manifests,
         hostile_modules,
         mix: match &a.mix {
-            Some(m) => helix_host::load::mix::Mix::load(m)?,
-            None => helix_host::load::mix::Mix::bundled(),
+            Some(m) => helix_host::load::Mix::load(m)?,
+            None => helix_host::load::Mix::bundled(),
         },
         rate: a.rate,
         load: a.load,

@@ -1,7 +1,7 @@
-//! Running one decided piece of work, native or Wasm: on the caller's thread, as a task, or on
-//! the permits the lane hands it (split into chunks when it holds several), with panics caught,
-//! and exactly one outcome recorded and sent. `native` runs helix-math work, `guest` runs Wasm
-//! work, `batch` runs jobs that share work. Where the work waits first is the lanes' business.
+//! Layer 6: running one decided piece of work, native or Wasm: on the caller's thread, as a task,
+//! or on the permits the lane hands it (split into chunks when it holds several), with panics
+//! caught, and exactly one outcome recorded and sent. `native` runs helix-math work, `guest` runs
+//! Wasm work, `batch` runs jobs that share work. Where the work waits first is the lanes' business.
 
 mod batch;
 mod guest;

@@ -1,30 +1,34 @@
-//! `helix load`: an open-loop load generator. Jobs arrive on a schedule (`schedule`), drawn from
-//! a job mix or a classic trace (`mix`, `trace`), and go to a router in this process or a server
-//! over HTTP (`target`); `drive` issues them and times each from its due instant into `record`,
-//! `report` turns the counts into numbers, `sweep` finds capacity and runs past it, `plot` draws
-//! the sweep.
+//! Layer 9: `helix load`: an open-loop load generator. Jobs arrive on a schedule (`schedule`),
+//! drawn from a job mix or a classic trace (`mix`, `trace`), and go to a router in this process or
+//! a server over HTTP (`target`); `drive` issues them and times each from its due instant into
+//! `record`, `report` turns the counts into numbers, `sweep` finds capacity and runs past it,
+//! `plot` draws the sweep.
 
-pub mod drive;
-pub mod mix;
-pub mod plot;
-pub mod record;
-pub mod report;
-pub mod schedule;
-pub mod sweep;
-pub mod target;
-pub mod trace;
+mod drive;
+pub(crate) mod mix;
+mod plot;
+mod record;
+pub(crate) mod report;
+pub(crate) mod schedule;
+mod sweep;
+pub(crate) mod target;
+mod trace;
+
+pub use mix::Mix;
+pub use plot::sweep_svg;
+pub use report::RunReport;
+pub use schedule::Arrivals;
+pub use sweep::{Search, SweepReport, find_capacity};
+pub use target::{HttpTarget, Target};
+pub use trace::Trace;
 
 use crate::job::Job;
 use indicatif::{ProgressBar, ProgressStyle};
-use mix::Mix;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use report::RunReport;
-use schedule::{Arrivals, Schedule};
+use schedule::Schedule;
 use std::sync::Arc;
 use std::time::Duration;
-use target::Target;
-use trace::Trace;
 
 /// Where jobs come from.
 pub enum Source {

@@ -1,5 +1,5 @@
-//! Kernel manifests: one TOML file per kernel naming its parameters and their rules, its cost
-//! model, scaling potential, degrade knob and batching rule. Validated once, at load.
+//! Layer 2: kernel manifests: one TOML file per kernel naming its parameters and their rules, its
+//! cost model, scaling potential, degrade knob and batching rule. Validated once, at load.
 
 mod cost;
 mod rules;

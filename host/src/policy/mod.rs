@@ -1,5 +1,5 @@
-//! The policy: pure functions from a job's cost, budget and criticality, the live pressure and
-//! the configuration to a `Decision` naming how the job runs and why — `decide` when the job
+//! Layer 2: the policy: pure functions from a job's cost, budget and criticality, the live pressure
+//! and the configuration to a `Decision` naming how the job runs and why — `decide` when the job
 //! arrives, `redecide` when a queued job reaches a permit.
 
 use crate::job::Criticality;

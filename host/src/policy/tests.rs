@@ -278,3 +278,84 @@ fn a_degraded_job_on_an_idle_lane_still_uses_every_free_permit() {
     assert_eq!((busy_lane.strategy, busy_lane.chunks), (Strategy::Degrade, 1));
     assert!(busy_lane.units_granted < d.units_granted);
 }
+
+/// A queued job re-checked when it reaches a permit: the decision stands while it still fits
+/// what is left of the budget, shrinks to the whole blocks that fit (never below the floor, never
+/// above what was granted), or drops with the reason.
+#[test]
+fn redecide_keeps_shrinks_or_drops_a_queued_job() {
+    let cfg = PolicyConfig::default();
+    // 100 000 units at 0.01 us plus 5 us: 1 005 us in full, on one permit.
+    let serial = JobProfile { splittable: false, ..job() };
+    let full = decide(&serial, &busy(2, 1_000.0), &cfg);
+    assert_eq!((full.strategy, full.units_granted), (Strategy::CpuLane, 100_000));
+    let degraded = Decision { strategy: Strategy::Degrade, reason: Reason::DegradedToFit, units_granted: 50 * 1024, ..full };
+    // Twice the cost per unit: 2 005 us in full on one permit, 1 055 us on two (95% parallel).
+    let heavy = JobProfile { per_unit_us: 0.02, ..job() };
+    let split = Decision { strategy: Strategy::Split, chunks: 2, ..decide(&heavy, &idle(), &cfg) };
+    type Expected = (Strategy, Reason, u64);
+    let cases: Vec<(&str, JobProfile, Decision, f64, usize, Expected)> = vec![
+        ("plenty left", serial, full, 50_000.0, 1, (Strategy::CpuLane, Reason::FitsBudget, 100_000)),
+        ("just fits: 80% of 1 257 us", serial, full, 1_257.0, 1, (Strategy::CpuLane, Reason::FitsBudget, 100_000)),
+        // 80% of 500 us, less 5 us, at 0.01 us a unit: 39 500 units, 38 whole blocks.
+        ("the wait ate most of it", serial, full, 500.0, 1, (Strategy::Degrade, Reason::DegradedToFit, 38 * 1024)),
+        ("the floor no longer fits", serial, full, 30.0, 1, (Strategy::Drop, Reason::BudgetUnreachable, 0)),
+        (
+            "not degradable",
+            JobProfile { floor_fraction: None, ..serial },
+            full,
+            500.0,
+            1,
+            (Strategy::Drop, Reason::BudgetUnreachable, 0),
+        ),
+        ("deadline reached", serial, full, 0.0, 1, (Strategy::Drop, Reason::DeadlinePassed, 0)),
+        ("deadline long gone", serial, full, -1e6, 1, (Strategy::Drop, Reason::DeadlinePassed, 0)),
+        (
+            "already degraded and fits: not raised",
+            serial,
+            degraded,
+            50_000.0,
+            1,
+            (Strategy::Degrade, Reason::DegradedToFit, 50 * 1024),
+        ),
+        ("split on the two permits it planned", heavy, split, 2_000.0, 2, (Strategy::Split, Reason::IdleParallel, 100_000)),
+        // One permit free: 80% of 2 000 us, less 5 us, at 0.02 us a unit: 79 750 units, 77 blocks.
+        ("split, but one permit free", heavy, split, 2_000.0, 1, (Strategy::Degrade, Reason::DegradedToFit, 77 * 1024)),
+        (
+            "two permits, but not splittable",
+            JobProfile { splittable: false, ..heavy },
+            split,
+            2_000.0,
+            2,
+            (Strategy::Degrade, Reason::DegradedToFit, 77 * 1024),
+        ),
+    ];
+    for (name, j, decided, remaining_us, permits, expected) in cases {
+        let d = redecide(&j, &decided, remaining_us, permits, &cfg);
+        assert_eq!((d.strategy, d.reason, d.units_granted), expected, "{name}: {d:?}");
+        assert_eq!((d.units_requested, d.predicted_wait_us), (decided.units_requested, decided.predicted_wait_us));
+        match d.strategy {
+            Strategy::Drop => assert_eq!(d.chunks, 1, "{name}"),
+            _ if d == decided => {}
+            _ => {
+                let on = j.on_chunks(if j.splittable { permits } else { 1 });
+                assert_eq!(d.predicted_cost_us, on.cost_us(d.units_granted), "{name}");
+                assert!(d.predicted_cost_us <= remaining_us * cfg.budget_use, "{name}: {d:?}");
+                assert_eq!(d.error_factor, j.error_factor(d.units_granted), "{name}");
+                assert!(d.units_granted >= j.floor_units().unwrap(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn amdahl_shares_only_the_parallel_part() {
+    assert_eq!(amdahl(0.95, 1), 1.0);
+    assert_eq!(amdahl(0.95, 0), 1.0, "no chunks still means one run");
+    assert!((amdahl(0.95, 2) - 0.525).abs() < 1e-15);
+    assert!((amdahl(0.5, 4) - 0.625).abs() < 1e-15);
+    assert_eq!(amdahl(0.0, 8), 1.0);
+    assert_eq!(job().on_chunks(2).per_unit_us, job().per_unit_us * amdahl(0.95, 2));
+    assert!((job().error_factor(25_000) - 2.0).abs() < 1e-15);
+    assert_eq!(job().error_factor(0), f64::INFINITY);
+}

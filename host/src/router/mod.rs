@@ -1,5 +1,5 @@
-//! The router: the submit pipeline (`submit`: admission, the policy's decision, the hand-off to
-//! the chosen lane) over the catalog of kernels, and what it counts (`snapshot`).
+//! Layer 8: the router: the submit pipeline (`submit`: admission, the policy's decision, the
+//! hand-off to the chosen lane) over the catalog of kernels, and what it counts (`snapshot`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,18 +1,17 @@
-//! `helix serve`: the router as a long-running HTTP service, with Prometheus metrics, an admin
-//! API for kernels, a periodic summary, and a graceful drain on SIGTERM or Ctrl-C.
+//! Layer 9: `helix serve`: the router as a long-running HTTP service, with Prometheus metrics, an
+//! admin API for kernels, a periodic summary, and a graceful drain on SIGTERM or Ctrl-C.
 
 mod admin;
 mod api;
-pub mod config;
-pub mod exposition;
-pub mod lifecycle;
+mod config;
+mod exposition;
+mod lifecycle;
 mod listen;
 mod metrics;
-pub mod process;
+mod process;
 mod respond;
 mod summary;
 
-pub use api::status_of;
 pub use config::{LogFormat, Overrides, ServeConfig};
 
 use crate::router::Router;

@@ -1,24 +1,26 @@
-//! `helix soak`: the router under attack for minutes at a time. A `helix serve` child gets the
-//! bundled kernels plus hostile Wasm kernels, then three phases of the same honest traffic (the
-//! bundled mix, past capacity): alone, then with hostile jobs and bad requests mixed in while
-//! kernels are re-registered every few seconds, then alone again (the baseline is the mean of
-//! the two quiet phases, so drift on a shared machine cancels out). A sampler reads the server's memory and
-//! queue as it goes; at the end the server is stopped with SIGTERM and `report` checks that
-//! nothing was lost, every counter balances, memory and queue stayed bounded, nothing panicked,
-//! and honest goodput held up against the hostile-free phase.
+//! Layer 10: `helix soak`: the router under attack for minutes at a time. A `helix serve` child
+//! gets the bundled kernels plus hostile Wasm kernels, then three phases of the same honest traffic
+//! (the bundled mix, past capacity): alone, then with hostile jobs and bad requests mixed in while
+//! kernels are re-registered every few seconds, then alone again (the baseline is the mean of the
+//! two quiet phases, so drift on a shared machine cancels out). A sampler reads the server's memory
+//! and queue as it goes; at the end the server is stopped with SIGTERM and `report` checks that
+//! nothing was lost, every counter balances, memory and queue stayed bounded, nothing panicked, and
+//! honest goodput held up against the hostile-free phase.
 
-pub mod chaos;
-pub mod http;
-pub mod report;
-pub mod scrape;
-pub mod server;
-pub mod swap;
+mod chaos;
+mod http;
+mod report;
+mod scrape;
+mod server;
+mod swap;
+
+pub use report::SoakReport;
 
 use crate::load::mix::Mix;
 use crate::load::target::{HttpTarget, Target};
-use crate::load::{RunConfig, Source, sweep};
+use crate::load::{RunConfig, Source};
 use http::Http;
-use report::{Phase, Sample, SoakReport};
+use report::{Phase, Sample};
 use scrape::Scrape;
 use server::Server;
 use std::path::PathBuf;
@@ -72,7 +74,7 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     let manifests = work.join("manifests");
     server::copy_manifests(&cfg.manifests, &manifests)?;
     chaos::stage_hostile(&cfg.hostile_modules, &manifests.join("hostile"))?;
-    let max_body_bytes = crate::serve::config::ServeConfig::default().max_body_bytes;
+    let max_body_bytes = crate::serve::ServeConfig::default().max_body_bytes;
     // A short header deadline, so slow-loris connections are cut off within a phase.
     let config = format!(
         "watch_interval_ms = 500\nsummary_interval_s = 0\nlog_format = \"json\"\nheader_timeout_ms = {STALL_DEADLINE_MS}\n{}",
@@ -89,9 +91,9 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
         Some(r) => (r, None),
         None => {
             say(&cfg, "finding capacity C with the honest mix");
-            let search = sweep::Search::default();
+            let search = crate::load::Search::default();
             let mut index = 0;
-            let c = sweep::find_capacity(search, async |rate| {
+            let c = crate::load::find_capacity(search, async |rate| {
                 index += 1;
                 match crate::load::run(&target, &source, rate, cfg.probe, run_cfg, index).await {
                     Ok(r) => {

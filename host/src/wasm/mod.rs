@@ -1,6 +1,7 @@
-//! The Wasm sandbox: kernels as components of `helix:kernel@0.1.0`, compiled once (and cached on
-//! disk), instantiated per job from a pre-linked `InstancePre` out of a pooling allocator,
-//! metered by fuel, stopped by an epoch deadline, capped in memory, and given no authority.
+//! Layer 1: the Wasm sandbox: kernels as components of `helix:kernel@0.1.0`, compiled once (and
+//! cached on disk), instantiated per job from a pre-linked `InstancePre` out of a pooling
+//! allocator, metered by fuel, stopped by an epoch deadline, capped in memory, and given no
+//! authority.
 
 mod cache;
 mod engine;
@@ -13,7 +14,7 @@ pub use kernel::{
 };
 
 /// Host bindings for the contract in `wit/kernel.wit`.
-pub mod bindings {
+mod bindings {
     wasmtime::component::bindgen!({
         world: "kernel",
         path: "../wit",
