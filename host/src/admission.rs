@@ -8,7 +8,9 @@ use std::fmt;
 /// Why a job was rejected: the field and the rule it broke.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
+    /// The parameter at fault, where one is.
     pub field: Option<String>,
+    /// The rule it broke, in words.
     pub message: String,
 }
 
@@ -63,10 +65,13 @@ pub fn check_params(manifest: &Manifest, mut params: Params) -> Result<Params, R
 /// What runs: a native computation, or parameters for a Wasm guest.
 #[derive(Clone, Debug)]
 pub enum Work {
+    /// A helix-math computation, parsed and ready to run.
     Native(Prepared),
-    /// A guest job; `counted` when the parameters name the unit count (then it can be degraded).
+    /// A guest job; the guest checks the rest of its parameters when it runs.
     Wasm {
+        /// The parameters, checked against the manifest and with its defaults filled in.
         params: Params,
+        /// The parameters name the unit count, so the router may grant fewer (degrade it).
         counted: bool,
     },
 }
@@ -95,8 +100,11 @@ impl Work {
 /// A job that passed admission: its work and the units it asked for.
 #[derive(Clone, Debug)]
 pub struct Admitted {
+    /// The parameters, with the manifest's defaults filled in.
     pub params: Params,
+    /// What runs.
     pub work: Work,
+    /// Units asked for (1 when the kernel has no unit count).
     pub units: u64,
 }
 

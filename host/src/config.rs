@@ -5,6 +5,7 @@ use crate::quarantine::QuarantineConfig;
 use crate::wasm::WasmConfig;
 use serde::{Deserialize, Serialize};
 
+/// How the router runs: the `[router]` section of `helix serve`'s configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
@@ -14,9 +15,13 @@ pub struct RouterConfig {
     pub queue_capacity: usize,
     /// Jobs waiting to join a batch, per kernel.
     pub batch_queue_capacity: usize,
+    /// Batch jobs that share work (off: every job runs alone).
     pub batching: bool,
+    /// The policy's thresholds.
     pub policy: PolicyConfig,
+    /// The Wasm engine's settings.
     pub wasm: WasmConfig,
+    /// When a failing Wasm kernel is quarantined.
     pub quarantine: QuarantineConfig,
 }
 

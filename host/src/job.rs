@@ -8,12 +8,15 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Criticality {
+    /// Must survive overload: degraded or dropped only when its own budget cannot be met.
     #[default]
     Critical,
+    /// Gives way first under pressure: run at its floor, or dropped.
     Sheddable,
 }
 
 impl Criticality {
+    /// The criticality as JSON and the logs name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Criticality::Critical => "critical",
@@ -26,11 +29,14 @@ impl Criticality {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
+    /// Compiled into the host.
     Native,
+    /// A sandboxed WebAssembly component.
     Wasm,
 }
 
 impl Runtime {
+    /// The runtime as JSON, manifests and the metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Native => "native",
@@ -39,20 +45,27 @@ impl Runtime {
     }
 }
 
+/// A kernel, its parameters and a latency budget, and how much it matters.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// The caller's id for the job, echoed in its outcome.
     pub id: u64,
+    /// The kernel's name, as its manifest gives it.
     pub kernel: String,
+    /// The kernel's parameters, checked against its manifest on submission.
     pub params: Params,
+    /// The latency budget, from submission to outcome.
     pub budget: Duration,
-    /// Defaults to a mix of the id, so distinct jobs draw distinct streams.
+    /// The random seed. Defaults to a mix of the id, so distinct jobs draw distinct streams.
     pub seed: Option<u64>,
+    /// Who gives way first under pressure.
     pub criticality: Criticality,
     /// A preferred build; `None` lets the registry pick.
     pub runtime: Option<Runtime>,
 }
 
 impl Job {
+    /// A critical job with the default seed, on whichever build the registry picks.
     pub fn new(id: u64, kernel: &str, params: Params, budget: Duration) -> Self {
         Job {
             id,
@@ -65,6 +78,7 @@ impl Job {
         }
     }
 
+    /// The seed the job runs with: the one it gives, or a mix of its id.
     pub fn seed(&self) -> u64 {
         self.seed.unwrap_or_else(|| mix64(self.id))
     }
@@ -81,20 +95,30 @@ pub fn mix64(x: u64) -> u64 {
 /// A job in the classic HelixRouter shape, as existing job streams carry it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassicJob {
+    /// The job's id; it also seeds the job.
     pub id: u64,
+    /// Which classic kernel.
     pub kind: ClassicKind,
+    /// The job's inputs: the values HashMix mixes, the positions a risk job holds.
     #[serde(default)]
     pub inputs: Vec<u64>,
+    /// The work asked for, in the classic kernel's own units.
     pub compute_cost: u64,
+    /// Carried by classic streams; the router takes the kernel's from its manifest instead.
     #[serde(default)]
     pub scaling_potential: f64,
+    /// The latency budget, milliseconds.
     pub latency_budget_ms: u64,
 }
 
+/// The classic job kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClassicKind {
+    /// Rounds of rotate-xor-multiply over the inputs: the `hashmix` kernel.
     HashMix,
+    /// Primes up to a bound: the `primecount` kernel.
     PrimeCount,
+    /// A portfolio VaR: the `mc-var` kernel on a portfolio made from the inputs.
     MonteCarloRisk,
 }
 

@@ -138,16 +138,24 @@ impl LatencyHistogram {
 /// Percentiles of one histogram, microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {
+    /// Values recorded.
     pub count: u64,
+    /// The median.
     pub p50: u64,
+    /// The 90th percentile.
     pub p90: u64,
+    /// The 99th percentile.
     pub p99: u64,
+    /// The 99.9th percentile.
     pub p999: u64,
+    /// The largest value.
     pub max: u64,
+    /// The mean.
     pub mean: f64,
 }
 
 impl Percentiles {
+    /// The percentiles of `h` (all zero when it is empty).
     pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Percentiles::default();

@@ -8,19 +8,27 @@ use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// How a job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// It ran with every unit it asked for.
     Completed,
+    /// It ran with fewer units than it asked for (a wider error bar), to fit its budget.
     Degraded,
+    /// It did not run: the decision's reason says why (queue full, budget unreachable, ...).
     Dropped,
+    /// It was refused before costing anything: an unknown kernel or invalid input.
     Rejected,
+    /// It ran and failed: the error's kind says how.
     Failed,
 }
 
 impl Status {
+    /// Every status, in the order of `index`.
     pub const ALL: [Status; 5] =
         [Status::Completed, Status::Degraded, Status::Dropped, Status::Rejected, Status::Failed];
 
+    /// The status as the JSON outcome and the metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Completed => "completed",
@@ -31,6 +39,7 @@ impl Status {
         }
     }
 
+    /// The status's place in `ALL`.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -39,8 +48,11 @@ impl Status {
 /// The kind of a rejection or failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
+    /// The job named no registered kernel (or none for the runtime it asked for).
     UnknownKernel,
+    /// A parameter broke its manifest's rule or the kernel's own check; `field` names it.
     InvalidInput,
+    /// The computation gave a non-finite or otherwise unusable number.
     NumericFailure,
     /// The kernel panicked; the panic was caught.
     Panic,
@@ -51,6 +63,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind as the JSON outcome names it (`error.kind`).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::UnknownKernel => "unknown_kernel",
@@ -63,48 +76,72 @@ impl ErrorKind {
     }
 }
 
+/// Why a job was rejected or failed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobError {
+    /// What went wrong.
     pub kind: ErrorKind,
+    /// The parameter at fault, where one is.
     pub field: Option<String>,
+    /// What to fix, in words.
     pub message: String,
 }
 
 /// Microseconds spent queued, in service and in all, from submission.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Timings {
+    /// From submission to the start of service (waiting for a permit or for batch partners).
     pub queue_us: u64,
+    /// Running the kernel.
     pub service_us: u64,
+    /// From submission to the outcome.
     pub total_us: u64,
 }
 
+/// How one submitted job ended: exactly one per job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
+    /// The job's id, as submitted.
     pub id: u64,
+    /// The kernel it named.
     pub kernel: Arc<str>,
+    /// The kernel version that took it; `None` when no kernel did.
     pub version: Option<Arc<str>>,
+    /// The build that took it (or the one the job asked for, when none did).
     pub runtime: Option<Runtime>,
+    /// The job's criticality, as submitted.
     pub criticality: Criticality,
+    /// How it ended.
     pub status: Status,
+    /// The policy's decision; `None` for a job rejected before it was decided.
     pub decision: Option<Decision>,
-    /// Names are static for native kernels and owned for Wasm ones.
+    /// The answer: named estimates with their standard errors. Names are static for native
+    /// kernels and owned for Wasm ones.
     pub estimates: Vec<(Cow<'static, str>, Estimate)>,
+    /// Named arrays of the answer (a covariance matrix, filtered states).
     pub arrays: Vec<(Cow<'static, str>, Vec<f64>)>,
+    /// Why it was rejected or failed.
     pub error: Option<JobError>,
+    /// Where the time went.
     pub timings: Timings,
+    /// The job's latency budget, microseconds.
     pub budget_us: u64,
+    /// Fuel a Wasm kernel burnt on it (its share, in a batch).
     pub fuel_used: Option<u64>,
 }
 
 impl Outcome {
+    /// It was answered (in full or degraded) within its budget.
     pub fn budget_met(&self) -> bool {
         matches!(self.status, Status::Completed | Status::Degraded) && self.timings.total_us <= self.budget_us
     }
 
+    /// The estimate named `name`, if the answer has one.
     pub fn estimate(&self, name: &str) -> Option<Estimate> {
         self.estimates.iter().find(|(n, _)| n == name).map(|(_, e)| *e)
     }
 
+    /// The array named `name`, if the answer has one.
     pub fn array(&self, name: &str) -> Option<&[f64]> {
         self.arrays.iter().find(|(n, _)| n == name).map(|(_, a)| a.as_slice())
     }

@@ -14,14 +14,20 @@ pub const MAX_BUDGET_MS: f64 = 3_600_000.0;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
+    /// The kernel's name.
     pub kernel: String,
+    /// The kernel's parameters by name.
     #[serde(default)]
     pub params: BTreeMap<String, ParamValue>,
+    /// The latency budget, milliseconds (more than 0, at most `MAX_BUDGET_MS`).
     pub budget_ms: f64,
+    /// The random seed (default: derived from the job id).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `critical` (the default) or `sheddable`.
     #[serde(default)]
     pub criticality: Option<Criticality>,
+    /// The build to run, where the kernel has both.
     #[serde(default)]
     pub runtime: Option<Runtime>,
 }
@@ -31,9 +37,13 @@ pub struct JobRequest {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged, expecting = "a number, an array of numbers, an array of rows, or a string")]
 pub enum ParamValue {
+    /// A number.
     Number(f64),
+    /// A list of numbers.
     Array(Vec<f64>),
+    /// A matrix as its rows, all of one length.
     Matrix(Vec<Vec<f64>>),
+    /// A choice, such as an option's `style`.
     Text(String),
 }
 
@@ -42,6 +52,7 @@ pub enum ParamValue {
 pub struct RequestError {
     /// The field at fault (`params.spot`, `budget_ms`), when the error has one.
     pub field: Option<String>,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 

@@ -8,8 +8,8 @@
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use helix_host::load::Mix;
 use helix_host::load::Arrivals;
+use helix_host::load::Mix;
 use helix_host::load::{HttpTarget, Target};
 use helix_host::load::{RunConfig, Source};
 use helix_host::{Router, RouterConfig, Status};

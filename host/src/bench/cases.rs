@@ -3,17 +3,21 @@
 
 use helix_math::{KernelKind, Params, Value};
 
+/// One benchmark job: a kernel, its parameters, and the work it does.
 pub struct Case {
     /// What runs, for the table.
     pub name: &'static str,
+    /// The kernel's name, as its manifest gives it.
     pub kernel: &'static str,
     /// `None`: the kernel exists only as Wasm.
     pub native: Option<KernelKind>,
+    /// The job's parameters.
     pub params: Params,
     /// Units one job asks for (`None` for kernels without a unit count).
     pub units: Option<u64>,
     /// Work done by one job, in `unit`s: what "units/s" counts.
     pub work: u64,
+    /// What one unit of `work` is (`paths`, `rows`, `rounds`, ...).
     pub unit: &'static str,
 }
 
@@ -36,7 +40,8 @@ fn equicorrelation(d: usize, rho: f64) -> Value {
     Value::Array((0..d * d).map(|k| if k / d == k % d { 1.0 } else { rho }).collect())
 }
 
-/// Every case; `quick` divides the work by 8 (whole blocks kept).
+/// Every case; `quick` divides the work of the cases that scale (paths, particles, hash rounds)
+/// by 8, to at least 1 024 units; the EWMA windows and the prime sieve keep their size.
 pub fn all(quick: bool) -> Vec<Case> {
     let scale = |units: u64| if quick { (units / 8).max(1024) } else { units };
     let d = 10;

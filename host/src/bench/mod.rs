@@ -19,20 +19,28 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How `helix bench` runs.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchConfig {
-    /// A smaller, faster pass: an eighth of the work, fewer runs.
+    /// A smaller, faster pass: the cases that scale at an eighth of their work (see
+    /// `cases::all`) and a fifth of the instantiation samples. How many runs is `runs`.
     pub quick: bool,
+    /// Timed runs per measurement (after one warm-up job).
     pub runs: usize,
+    /// Show a progress bar on stderr.
     pub progress: bool,
 }
 
 /// Throughput over several runs, units per second.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measure {
+    /// The median run's units per second.
     pub median: f64,
+    /// The slowest run's units per second.
     pub min: f64,
+    /// The fastest run's units per second.
     pub max: f64,
+    /// Runs measured.
     pub runs: usize,
 }
 
@@ -48,17 +56,26 @@ fn median(sorted: &[f64]) -> f64 {
     if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
 }
 
+/// One case's results: native and Wasm throughput side by side.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
+    /// The kernel's name.
     pub kernel: &'static str,
+    /// The case's name, for the table.
     pub case: &'static str,
+    /// Work done by one job, in `unit`s.
     pub work: u64,
+    /// What one unit of `work` is.
     pub unit: &'static str,
+    /// The native build (`None` when the kernel exists only as Wasm).
     pub native: Option<Measure>,
+    /// The Wasm build with fuel metering on (`None` when it was not loaded).
     pub wasm_fuel: Option<Measure>,
+    /// The Wasm build with fuel metering off (`None` when it was not loaded).
     pub wasm_no_fuel: Option<Measure>,
     /// Native median over Wasm median: how many times slower the guest is.
     pub wasm_over_native_fuel: Option<f64>,
+    /// The same with fuel metering off.
     pub wasm_over_native_no_fuel: Option<f64>,
     /// Fuel burnt per unit of work (fuel on), exact and repeatable.
     pub fuel_per_unit: Option<f64>,
@@ -67,18 +84,28 @@ pub struct Row {
 /// Instantiating a kernel's guest from its pre-linked, pooled instance plus an empty call.
 #[derive(Clone, Debug, Serialize)]
 pub struct Instantiation {
+    /// The Wasm kernel's name.
     pub kernel: String,
+    /// Median time, microseconds.
     pub median_us: f64,
+    /// Fastest time, microseconds.
     pub min_us: f64,
+    /// Times measured (after one untimed call).
     pub samples: usize,
 }
 
+/// What `helix bench` measured, and on what machine.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// The machine the bench ran on.
     pub machine: Machine,
+    /// Whether it was a `quick` pass.
     pub quick: bool,
+    /// Timed runs per measurement.
     pub runs: usize,
+    /// One row per case that has a native build or a loaded Wasm one.
     pub rows: Vec<Row>,
+    /// Each loaded Wasm kernel's instantiation cost (fuel on), in kernel name order.
     pub instantiation: Vec<Instantiation>,
     /// Wasm kernels that could not be loaded (the bench runs their native build only).
     pub missing_wasm: Vec<String>,

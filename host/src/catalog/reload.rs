@@ -46,10 +46,12 @@ pub struct ReloadReport {
     pub loaded: Vec<String>,
     /// `name (runtime)` of each kernel whose manifest was removed.
     pub removed: Vec<String>,
+    /// Manifests that failed to load; a kernel they registered before keeps serving.
     pub refused: Vec<ManifestError>,
 }
 
 impl ReloadReport {
+    /// Whether the scan found nothing to change and refused nothing.
     pub fn is_empty(&self) -> bool {
         self.loaded.is_empty() && self.removed.is_empty() && self.refused.is_empty()
     }
@@ -58,8 +60,11 @@ impl ReloadReport {
 /// Registrations since start, for the metrics.
 #[derive(Debug, Default)]
 pub struct ReloadCounts {
+    /// Kernels registered or replaced.
     pub loaded: AtomicU64,
+    /// Manifests refused.
     pub refused: AtomicU64,
+    /// Kernels unregistered: their manifest was removed, or now names another kernel.
     pub removed: AtomicU64,
 }
 

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A manifest's text and, for a Wasm kernel, its module.
 pub struct Upload {
+    /// The manifest, as TOML text.
     pub manifest_text: String,
+    /// The component's bytes: required for a Wasm kernel, refused for a native one.
     pub module: Option<Vec<u8>>,
 }
 
@@ -36,15 +38,20 @@ impl std::fmt::Display for UploadError {
     }
 }
 
+/// An upload that was installed and registered.
 #[derive(Debug)]
 pub struct Installed {
+    /// The kernel's name.
     pub name: String,
+    /// The version now registered.
     pub version: String,
+    /// The kernel's runtime.
     pub runtime: Runtime,
     /// Where the manifest now lives.
     pub path: PathBuf,
     /// An earlier version was registered and is now replaced.
     pub replaced: bool,
+    /// What the rescan after installing changed in the registry.
     pub report: ReloadReport,
 }
 

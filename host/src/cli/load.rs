@@ -58,7 +58,7 @@ pub(super) struct LoadArgs {
     plot: Option<PathBuf>,
     #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
     manifests: PathBuf,
-    /// In-process router only: a `helix serve` config file whose [router] section to use.
+    /// In-process router only: a `helix serve` config file whose `[router]` section to use.
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     config: Option<PathBuf>,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub(super) struct SoakArgs {
-    /// Seconds per phase (honest alone, then under attack).
+    /// Seconds per phase (honest alone, under attack, then alone again).
     #[arg(long, default_value_t = 120.0)]
     duration: f64,
     /// Honest jobs per second [default: --load × the capacity C found first].

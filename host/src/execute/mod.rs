@@ -208,3 +208,66 @@ fn mismatched_work(work: &Work) -> JobError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Runtime;
+    use crate::manifest::Manifest;
+    use helix_math::{KernelKind, Params, Prepared, Value};
+
+    /// A job on the native `primecount` whose work is `work`, decided to run whole.
+    fn pending(work: Work) -> Pending {
+        let text = "name = \"primecount\"\nversion = \"1.0.0\"\nruntime = \"native\"\n\
+                    [cost]\nfixed_us = 1.0\nper_unit_ns = 3.1\n[params.compute_cost]\ntype = \"integer\"\n";
+        let manifest = Manifest::parse(text, "test").unwrap();
+        let kernel = Arc::new(Kernel::new(manifest, Entry::Native(KernelKind::PrimeCount)));
+        let profile = JobProfile {
+            remaining_budget_us: 1e6,
+            criticality: Criticality::Critical,
+            units: 1,
+            block: 1,
+            fixed_us: 1.0,
+            per_unit_us: 0.0,
+            scaling_potential: 0.0,
+            floor_fraction: None,
+            error_exponent: 0.5,
+            splittable: false,
+            batch_delay_us: None,
+            batch_open: false,
+            allow_async_lanes: true,
+        };
+        let pressure = crate::policy::Pressure { permits: 1, queue_capacity: 1, ..Default::default() };
+        let decision = policy::decide(&profile, &pressure, &Default::default());
+        let now = Instant::now();
+        Pending {
+            id: 7,
+            kernel,
+            criticality: Criticality::Critical,
+            work: Arc::new(work),
+            seed: 1,
+            decision,
+            profile,
+            submitted: now,
+            deadline: now + std::time::Duration::from_secs(1),
+            reply: None,
+            span: tracing::Span::none(),
+            ctx: Arc::new(Context { config: RouterConfig::default(), metrics: Metrics::default() }),
+        }
+    }
+
+    #[test]
+    fn work_of_the_wrong_runtime_fails_its_job_alike_in_both_runners() {
+        let params = Params::new().with("compute_cost", Value::Number(20_000.0));
+        let native = Work::Native(Prepared::parse(KernelKind::PrimeCount, params.clone()).unwrap().prepared);
+        let guest = pending(native).guest_job(1).unwrap_err();
+        let wasm = pending(Work::Wasm { params, counted: false });
+        let ran = wasm.run_now(Vec::new(), None).expect("no reply channel: the outcome comes back");
+        let native_runner = ran.error.clone().unwrap();
+        for (e, given, runner) in [(&guest, "native", "Wasm"), (&native_runner, "Wasm", "native")] {
+            assert_eq!(e.kind, ErrorKind::Internal, "{e:?}");
+            assert!(e.message.starts_with(&format!("{given} work reached the {runner} runner")), "{e:?}");
+        }
+        assert_eq!((ran.status, ran.runtime), (Status::Failed, Some(Runtime::Native)));
+    }
+}

@@ -101,9 +101,12 @@ pub struct Entry {
     params: Vec<(String, ParamDraw)>,
 }
 
+/// A validated job mix, ready to draw jobs from.
 #[derive(Clone, Debug)]
 pub struct Mix {
+    /// The mix file's `description` (empty when it has none).
     pub description: String,
+    /// The `[[job]]` entries, in file order.
     pub entries: Vec<Entry>,
     total_weight: f64,
 }
@@ -182,10 +185,12 @@ impl Mix {
         Ok(Mix { description: file.description.unwrap_or_default(), entries, total_weight })
     }
 
+    /// The bundled mix, `DEFAULT_MIX`.
     pub fn bundled() -> Mix {
         Mix::parse(DEFAULT_MIX, "default").expect("the bundled mix is valid (a unit test checks it)")
     }
 
+    /// Reads and parses the mix file at `path`.
     pub fn load(path: &std::path::Path) -> Result<Mix, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read mix {}: {e}", path.display()))?;
         Mix::parse(&text, &path.display().to_string())

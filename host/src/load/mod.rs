@@ -32,7 +32,9 @@ use std::time::Duration;
 
 /// Where jobs come from.
 pub enum Source {
+    /// Jobs drawn at random from a job mix.
     Mix(Mix),
+    /// A classic trace's jobs, replayed in order.
     Trace(Trace),
 }
 
@@ -52,10 +54,13 @@ impl Source {
 /// How every run of a `helix load` invocation is driven.
 #[derive(Clone, Copy, Debug)]
 pub struct RunConfig {
+    /// How arrivals are spaced.
     pub arrivals: Arrivals,
+    /// Seeds the arrival times and the jobs drawn from a mix, so a run can be repeated.
     pub seed: u64,
     /// Jobs in flight at once; past it a due job is not issued and counts as failed.
     pub max_in_flight: usize,
+    /// Show a progress bar on the terminal during each run.
     pub progress: bool,
 }
 

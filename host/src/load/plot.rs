@@ -64,7 +64,13 @@ fn draw(sweep: &SweepReport, title: &str, out: &mut String) -> DrawResult {
 }
 
 /// One panel: offered load across (to `top.0`), the measure up (to `top.1`), C marked.
-fn panel<'a, 'b>(area: &'a Area<'b>, caption: &str, y_desc: &str, top: (f64, f64), c: f64) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_desc: &str,
+    top: (f64, f64),
+    c: f64,
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 15))
         .margin(12)

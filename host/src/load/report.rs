@@ -146,10 +146,13 @@ pub struct KernelReport {
 /// A run's report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
+    /// Where the jobs went: the server's jobs URL, or the in-process router.
     pub target: String,
+    /// The arrival process (`poisson` or `constant`).
     pub arrivals: &'static str,
     /// The schedule's rate, jobs per second.
     pub rate: f64,
+    /// How long jobs were scheduled for, seconds.
     pub duration_s: f64,
     /// Jobs scheduled per second.
     pub offered_rate: f64,
@@ -158,10 +161,16 @@ pub struct RunReport {
     pub achieved_rate: f64,
     /// Jobs answered within budget per second.
     pub goodput: f64,
+    /// How late the generator issued jobs after their due instant, microseconds (issued jobs
+    /// only): the generator's own health.
     pub issue_lateness_us: Percentiles,
+    /// Every job, critical and sheddable together.
     pub all: ClassReport,
+    /// Critical jobs only.
     pub critical: ClassReport,
+    /// Sheddable jobs only.
     pub sheddable: ClassReport,
+    /// One entry per kernel (with its runtime when the job named one), in name order.
     pub by_kernel: Vec<KernelReport>,
     /// Rejected and failed jobs by kernel and error kind (`kernel: kind`).
     pub errors: std::collections::BTreeMap<String, u64>,
@@ -170,6 +179,8 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of a run at `rate` jobs per second for `duration_s` seconds, from what `rec`
+    /// recorded.
     pub fn new(target: &str, arrivals: &'static str, rate: f64, duration_s: f64, rec: &Recorder) -> RunReport {
         let mut all = rec.critical.clone();
         all.merge(&rec.sheddable);
@@ -208,6 +219,7 @@ impl RunReport {
         }
     }
 
+    /// Whether the outcome counts balance for every class (see `Counts`).
     pub fn balanced(&self) -> bool {
         [&self.all, &self.critical, &self.sheddable].iter().all(|c| c.counts.balanced())
     }
@@ -217,6 +229,7 @@ impl RunReport {
         self.all.within_budget_share >= CAPACITY_QUANTILE
     }
 
+    /// The report as a JSON value, one key per field.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a report serialises")
     }

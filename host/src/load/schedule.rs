@@ -15,6 +15,7 @@ pub enum Arrivals {
 }
 
 impl Arrivals {
+    /// The name on the command line and in reports: `poisson` or `constant`.
     pub fn as_str(self) -> &'static str {
         match self {
             Arrivals::Poisson => "poisson",

@@ -9,8 +9,10 @@ use std::fmt::Write;
 /// The rates the sweep reports, as multiples of the capacity.
 pub const MULTIPLES: [f64; 5] = [0.5, 1.0, 1.5, 2.0, 3.0];
 
+/// How `find_capacity` searches for the capacity; rates are jobs per second.
 #[derive(Clone, Copy, Debug)]
 pub struct Search {
+    /// The first rate probed.
     pub start_rate: f64,
     /// Probes stop doubling here: C is reported as at least this.
     pub max_rate: f64,
@@ -99,9 +101,13 @@ pub struct Probe {
 /// A finished sweep: the capacity, the probes that found it, and a run at each multiple.
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepReport {
+    /// The capacity C, jobs per second.
     pub capacity: f64,
+    /// C is at least `capacity`: every probe up to the search's `max_rate` passed.
     pub capacity_capped: bool,
+    /// The capacity search's probes, in the order they ran.
     pub probes: Vec<Probe>,
+    /// One run per multiple of C in `MULTIPLES`: (the multiple, its report).
     pub runs: Vec<(f64, RunReport)>,
 }
 

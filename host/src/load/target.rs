@@ -77,13 +77,17 @@ impl Observed {
     }
 }
 
+/// Where `helix load` sends its jobs.
 pub enum Target {
+    /// A router in this process, called directly.
     InProcess(Arc<Router>),
+    /// A `helix serve` server, over HTTP.
     // Boxed: the client is large and a target is made once per run.
     Http(Box<HttpTarget>),
 }
 
 impl Target {
+    /// The target as reports name it: the server's jobs URL, or "the in-process router".
     pub fn describe(&self) -> String {
         match self {
             Target::InProcess(_) => "the in-process router".into(),
@@ -91,6 +95,7 @@ impl Target {
         }
     }
 
+    /// Sends one job and waits for what came of it.
     pub async fn submit(&self, job: Job) -> Observed {
         match self {
             Target::InProcess(router) => Observed::of(&router.submit(job).await),
@@ -104,6 +109,7 @@ impl Target {
 /// connection the server is closing.
 pub const IDLE: Duration = Duration::from_secs(5);
 
+/// A `helix serve` server reached over HTTP.
 pub struct HttpTarget {
     client: Client<HttpConnector, Full<Bytes>>,
     /// `POST` jobs here.

@@ -31,8 +31,10 @@ pub struct TraceJob {
     pub criticality: Criticality,
 }
 
+/// A parsed classic trace, to replay.
 #[derive(Clone, Debug)]
 pub struct Trace {
+    /// The trace's jobs, in file order.
     pub jobs: Vec<TraceJob>,
 }
 
@@ -69,6 +71,7 @@ impl Trace {
         Ok(Trace { jobs })
     }
 
+    /// Reads and parses the trace file at `path`.
     pub fn load(path: &std::path::Path) -> Result<Trace, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read trace {}: {e}", path.display()))?;
         Trace::parse(&text, &path.display().to_string())

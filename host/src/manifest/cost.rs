@@ -7,10 +7,13 @@ use helix_math::{Params, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A kernel's predicted cost: `fixed_us + per_unit_ns * units * product(scale terms)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostModel {
+    /// Cost of a job apart from its units, microseconds.
     pub fixed_us: f64,
+    /// Cost of one unit before the scale terms, nanoseconds.
     pub per_unit_ns: f64,
     #[serde(default)]
     scale: Vec<ScaleTerm>,
@@ -19,20 +22,30 @@ pub struct CostModel {
     pub fuel_per_unit: Option<f64>,
 }
 
+/// One factor of the per-unit cost, written `NAME`, `len(NAME)` or `NAME[LO..HI]`, each with an
+/// optional `^POWER`. A parameter the job does not give, or that is text, reads as 1 (before the
+/// clamp and the power).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ScaleTerm {
+    /// The parameter it reads.
     pub param: String,
+    /// Written `len(NAME)`: the parameter's length, so a single number counts as 1. An array
+    /// counts its length either way.
     pub length: bool,
+    /// Inclusive bounds the value is clamped to before the power (`NAME[LO..HI]`).
     pub clamp: Option<(f64, f64)>,
+    /// The power the value is raised to, 1 to 3.
     pub power: i32,
 }
 
 impl CostModel {
+    /// A cost model with these terms and no fuel rate.
     pub fn new(fixed_us: f64, per_unit_ns: f64, scale: Vec<ScaleTerm>) -> Self {
         CostModel { fixed_us, per_unit_ns, scale, fuel_per_unit: None }
     }
 
+    /// The scale terms, in the order written.
     pub fn terms(&self) -> &[ScaleTerm] {
         &self.scale
     }

@@ -17,9 +17,13 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The kernel's name, as jobs name it: 1-64 characters of a-z, 0-9, '-' or '_'.
     pub name: String,
+    /// The build's version, 1-32 characters; jobs run by it report it.
     pub version: String,
+    /// Whether the kernel is built in (native) or a Wasm component.
     pub runtime: Runtime,
+    /// What the kernel computes, in words (empty when not given).
     #[serde(default)]
     pub description: String,
     /// Native kernels: the built-in kernel it runs (defaults to `name`).
@@ -31,19 +35,26 @@ pub struct Manifest {
     /// Fraction of the work that parallelises across chunks (Amdahl), 0 to 1.
     #[serde(default)]
     pub scaling_potential: f64,
+    /// The work-size parameter and the degrade knob; `None` for a kernel without a unit count.
     #[serde(default)]
     pub units: Option<Units>,
+    /// How long a job is predicted to take (and, for Wasm, how much fuel it gets).
     pub cost: CostModel,
+    /// How jobs may share a batch; `None`: they never do.
     #[serde(default)]
     pub batch: Option<BatchRule>,
+    /// The parameters the kernel takes, by name, with their rules.
     #[serde(default)]
     pub params: BTreeMap<String, ParamRule>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A Wasm kernel's component file and the hash it must have.
 pub struct ModuleRef {
+    /// The component file, relative to the manifest's folder (it may not leave it).
     pub path: String,
+    /// The file's sha256, 64 hex digits; a file that does not match is refused.
     pub sha256: String,
 }
 
@@ -79,15 +90,21 @@ fn half() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRule {
+    /// Most jobs in one batch (2 to 1024); a batch closes as soon as it is full.
     pub max_size: usize,
+    /// Longest a batch stays open for more jobs, milliseconds from its earliest member's
+    /// submission (0 to 1000).
     pub max_delay_ms: f64,
+    /// The parameters that must be equal for jobs to share a batch.
     pub share_when_equal: Vec<String>,
 }
 
 /// Why a manifest was refused.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManifestError {
+    /// The manifest's file path, or the name it was parsed or built under.
     pub source: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -108,6 +125,7 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Reads, parses and validates the manifest file at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ManifestError { source: path.display().to_string(), message: e.to_string() })?;

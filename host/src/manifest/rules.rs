@@ -3,20 +3,28 @@
 use helix_math::Value;
 use serde::{Deserialize, Serialize};
 
+/// What kind of value a parameter takes (`type` in a manifest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamType {
+    /// A number: within `range`, or any finite number without one.
     Number,
+    /// A whole number, within `range` when one is given.
     Integer,
+    /// An array of numbers; a single number is accepted as an array of one.
     Array,
+    /// One of the rule's `values`, as text.
     Enum,
 }
 
+/// How one parameter is checked at admission, and what it defaults to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamRule {
+    /// The kind of value it takes (`type` in the file).
     #[serde(rename = "type")]
     pub kind: ParamType,
+    /// What the parameter is, in words (empty when not given).
     #[serde(default)]
     pub description: String,
     /// Inclusive bounds for a number, an integer, or every element of an array.

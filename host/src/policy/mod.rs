@@ -26,6 +26,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, in the order of `index`.
     pub const ALL: [Strategy; 7] = [
         Strategy::Inline,
         Strategy::Spawn,
@@ -36,6 +37,7 @@ impl Strategy {
         Strategy::Drop,
     ];
 
+    /// The strategy as outcomes, logs and metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Inline => "inline",
@@ -48,6 +50,7 @@ impl Strategy {
         }
     }
 
+    /// The strategy's place in `ALL`.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -86,6 +89,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order of `index`.
     pub const ALL: [Reason; 13] = [
         Reason::CheapInline,
         Reason::CheapSpawn,
@@ -102,10 +106,12 @@ impl Reason {
         Reason::Quarantined,
     ];
 
+    /// The reason's place in `ALL`.
     pub fn index(self) -> usize {
         self as usize
     }
 
+    /// The reason as outcomes, logs and metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::CheapInline => "cheap_inline",
@@ -152,9 +158,13 @@ pub struct JobProfile {
 /// The CPU lane's state when the job is decided.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Pressure {
+    /// CPU-lane permits: heavy kernels allowed to run at once.
     pub permits: usize,
+    /// Permits held now.
     pub permits_in_use: usize,
+    /// Jobs (and batches) waiting for a permit.
     pub queue_depth: usize,
+    /// The queue's cap.
     pub queue_capacity: usize,
     /// Predicted work queued ahead, microseconds.
     pub queued_work_us: f64,
@@ -171,6 +181,7 @@ impl Pressure {
         (self.queued_work_us + 0.5 * self.running_work_us) / self.permits.max(1) as f64
     }
 
+    /// Permits free now.
     pub fn free_permits(&self) -> usize {
         self.permits.saturating_sub(self.permits_in_use)
     }
@@ -222,13 +233,19 @@ impl Default for PolicyConfig {
 /// The policy's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Decision {
+    /// How the job runs.
     pub strategy: Strategy,
+    /// Why.
     pub reason: Reason,
+    /// Work units the job asked for (paths, particles; 1 for a kernel without a count).
     pub units_requested: u64,
+    /// Work units it runs with: fewer when degraded, 0 when dropped.
     pub units_granted: u64,
     /// Chunks to run (1 unless split).
     pub chunks: usize,
+    /// Predicted service time of the units granted, microseconds.
     pub predicted_cost_us: f64,
+    /// Predicted wait for a permit, microseconds (for a quarantined kernel, its time left).
     pub predicted_wait_us: f64,
     /// How much wider the error bar is expected to be: (requested / granted)^exponent.
     pub error_factor: f64,

@@ -289,7 +289,8 @@ fn redecide_keeps_shrinks_or_drops_a_queued_job() {
     let serial = JobProfile { splittable: false, ..job() };
     let full = decide(&serial, &busy(2, 1_000.0), &cfg);
     assert_eq!((full.strategy, full.units_granted), (Strategy::CpuLane, 100_000));
-    let degraded = Decision { strategy: Strategy::Degrade, reason: Reason::DegradedToFit, units_granted: 50 * 1024, ..full };
+    let degraded =
+        Decision { strategy: Strategy::Degrade, reason: Reason::DegradedToFit, units_granted: 50 * 1024, ..full };
     // Twice the cost per unit: 2 005 us in full on one permit, 1 055 us on two (95% parallel).
     let heavy = JobProfile { per_unit_us: 0.02, ..job() };
     let split = Decision { strategy: Strategy::Split, chunks: 2, ..decide(&heavy, &idle(), &cfg) };
@@ -318,7 +319,14 @@ fn redecide_keeps_shrinks_or_drops_a_queued_job() {
             1,
             (Strategy::Degrade, Reason::DegradedToFit, 50 * 1024),
         ),
-        ("split on the two permits it planned", heavy, split, 2_000.0, 2, (Strategy::Split, Reason::IdleParallel, 100_000)),
+        (
+            "split on the two permits it planned",
+            heavy,
+            split,
+            2_000.0,
+            2,
+            (Strategy::Split, Reason::IdleParallel, 100_000),
+        ),
         // One permit free: 80% of 2 000 us, less 5 us, at 0.02 us a unit: 79 750 units, 77 blocks.
         ("split, but one permit free", heavy, split, 2_000.0, 1, (Strategy::Degrade, Reason::DegradedToFit, 77 * 1024)),
         (

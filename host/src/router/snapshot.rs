@@ -58,20 +58,29 @@ impl Router {
     }
 }
 
+/// Outcomes of one kernel with one strategy and status.
 #[derive(Clone, Debug, Serialize)]
 pub struct CountSnapshot {
+    /// The decision's strategy; `none` for jobs rejected before a decision.
     pub strategy: &'static str,
+    /// How the jobs ended.
     pub status: &'static str,
+    /// How many.
     pub count: u64,
 }
 
+/// One kernel and runtime, across its versions.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelSnapshot {
+    /// The kernel's name.
     pub kernel: String,
     /// The serving version; `None` once the kernel was removed.
     pub version: Option<String>,
+    /// `native` or `wasm`.
     pub runtime: &'static str,
+    /// Measured over predicted service time, learnt online (1 = the manifest is right).
     pub cost_correction: f64,
+    /// Fuel its Wasm runs burnt in all.
     pub fuel_used: u64,
     /// Measured fuel per unit (Wasm kernels): the Wasm cost model's unit.
     pub fuel_per_unit: Option<f64>,
@@ -79,23 +88,34 @@ pub struct KernelSnapshot {
     pub quarantined: bool,
     /// Times a version of this kernel was quarantined.
     pub quarantines: u64,
+    /// Its outcomes, by strategy and status (the non-zero ones).
     pub counts: Vec<CountSnapshot>,
 }
 
 /// The snapshot API: counters, latency percentiles, lane gauges and cost corrections.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
+    /// Jobs submitted.
     pub submitted: u64,
+    /// Jobs rejected because they named no registered kernel.
     pub unknown_kernel: u64,
+    /// End-to-end latency of every outcome, microseconds.
     pub latency_total_us: Percentiles,
+    /// Queue wait of the jobs that ran, microseconds.
     pub latency_queue_us: Percentiles,
+    /// Service time of the jobs that ran, microseconds.
     pub latency_service_us: Percentiles,
+    /// The CPU lane now.
     pub pressure: Pressure,
+    /// Kernels running in the CPU lane now.
     pub lane_running: usize,
+    /// The most kernels ever running in the CPU lane at once (never above the permits).
     pub lane_running_max: usize,
     /// The deepest the CPU lane's queue has been.
     pub queue_peak: usize,
+    /// Heavy kernels that ran on an async worker thread: must stay 0.
     pub heavy_on_async: u64,
+    /// Every kernel and runtime ever registered.
     pub kernels: Vec<KernelSnapshot>,
 }
 
@@ -105,6 +125,7 @@ impl Snapshot {
         self.unknown_kernel + self.kernels.iter().flat_map(|k| &k.counts).map(|c| c.count).sum::<u64>()
     }
 
+    /// Outcomes with `status`, across kernels (rejections include unknown kernels).
     pub fn count(&self, status: Status) -> u64 {
         self.kernels
             .iter()

@@ -6,17 +6,22 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines (the default).
     #[default]
     Text,
+    /// One JSON object per line.
     Json,
 }
 
+/// Everything `helix serve` is configured with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
+    /// The address and port to listen on (loopback, port 8080, by default).
     pub listen: SocketAddr,
     /// The manifests folder: read at start, then watched.
     pub manifests: PathBuf,
@@ -44,6 +49,7 @@ pub struct ServeConfig {
     pub body_timeout_ms: u64,
     /// Seconds between one-line summaries in the log; 0 turns them off.
     pub summary_interval_s: u64,
+    /// How log lines are written.
     pub log_format: LogFormat,
     /// Lanes, queue caps, policy thresholds and the Wasm sandbox (including its cache folder).
     pub router: RouterConfig,
@@ -73,8 +79,11 @@ impl Default for ServeConfig {
 /// Command-line values that override the file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
+    /// Replaces `listen` when set.
     pub listen: Option<SocketAddr>,
+    /// Replaces `manifests` when set.
     pub manifests: Option<PathBuf>,
+    /// Replaces `log_format` when set.
     pub log_format: Option<LogFormat>,
 }
 

@@ -22,9 +22,12 @@ use std::time::Duration;
 
 /// What the HTTP handlers share.
 pub struct App {
+    /// The router that runs the jobs.
     pub router: Arc<Router>,
+    /// The settings the server was started with.
     pub config: ServeConfig,
     admin_token: Option<String>,
+    /// Jobs in flight, and whether the server is draining.
     pub lifecycle: Arc<Lifecycle>,
     next_id: AtomicU64,
     http: HttpCounts,
@@ -32,6 +35,7 @@ pub struct App {
 }
 
 impl App {
+    /// Whether the server takes jobs: it is not draining and has at least one kernel.
     pub fn ready(&self) -> bool {
         !self.lifecycle.is_draining() && !self.router.registry().all().is_empty()
     }

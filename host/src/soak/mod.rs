@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a soak runs, against what, and for how long.
 pub struct SoakConfig {
     /// The `helix` executable to serve with.
     pub binary: PathBuf,
@@ -35,9 +36,11 @@ pub struct SoakConfig {
     pub manifests: PathBuf,
     /// The built test guests the hostile kernels come from.
     pub hostile_modules: PathBuf,
+    /// The honest traffic's job mix.
     pub mix: Mix,
     /// Honest jobs per second; `None`: `load` × the capacity found by a search first.
     pub rate: Option<f64>,
+    /// The honest rate as a multiple of the capacity found, when `rate` is `None`.
     pub load: f64,
     /// Each phase's length.
     pub duration: Duration,
@@ -47,10 +50,13 @@ pub struct SoakConfig {
     pub warmup: Duration,
     /// Hostile jobs and bad requests per honest job.
     pub hostile_share: f64,
+    /// Time between kernel re-registrations during the attack phase.
     pub swap_every: Duration,
+    /// Seeds the honest traffic (the same seed offers the same jobs) and the hostile traffic.
     pub seed: u64,
     /// Extra `helix serve` configuration (TOML), e.g. to turn quarantine off.
     pub server_config: String,
+    /// Report each step on stderr as the soak goes.
     pub progress: bool,
 }
 
@@ -68,6 +74,10 @@ fn say(cfg: &SoakConfig, text: &str) {
     }
 }
 
+/// Runs a soak: starts the server, finds the capacity unless `rate` is given, warms up, runs
+/// the three phases, stops the server and reports. An error when a step cannot be carried out
+/// (the server does not start, a run or a `/metrics` scrape fails); failed checks are in the
+/// report instead.
 pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     let work = std::env::temp_dir().join(format!("helix-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);

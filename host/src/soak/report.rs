@@ -142,19 +142,30 @@ impl StatusCounts {
     }
 }
 
+/// A soak's findings and its checks' verdicts; `passed` says whether it passed.
 #[derive(Clone, Debug, Serialize)]
 pub struct SoakReport {
+    /// The load offered, and what the honest runs and the faults got back.
     #[serde(flatten)]
     pub traffic: Traffic,
+    /// Quarantines of each hostile kernel, as the server counted them by the end.
     pub quarantines: BTreeMap<String, u64>,
     /// Per phase: outcomes as the server counted them, and as the client was answered.
     pub server_counts: Vec<StatusCounts>,
+    /// Per phase: outcomes as the client was answered (honest jobs, and faults that reached the
+    /// router); equal to `server_counts` when every accepted job got one outcome.
     pub client_counts: Vec<StatusCounts>,
+    /// The server's resident memory at points of the soak, MiB.
     pub rss_mib: RssSummary,
+    /// The CPU lane's queue: its cap and the deepest it got.
     pub queue: QueueSummary,
+    /// Cores in use in each phase, in phase order.
     pub cpu: Vec<PhaseCpu>,
+    /// The sampler's readings, about every half second.
     pub samples: Vec<Sample>,
+    /// Each check, with its verdict and the numbers behind it.
     pub checks: Vec<Check>,
+    /// The server's log file.
     pub log: PathBuf,
 }
 
@@ -214,6 +225,7 @@ const RSS_TREND_SLACK_MIB: f64 = 32.0;
 const GOODPUT_FLOOR: f64 = 0.9;
 
 impl SoakReport {
+    /// Summarises what a soak collected and runs the checks on it.
     pub fn new(i: Inputs) -> SoakReport {
         let t = &i.traffic;
         let mib = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64 / MIB);
@@ -378,6 +390,7 @@ impl SoakReport {
         self.checks.iter().all(|c| c.passed || (c.performance && !with_performance))
     }
 
+    /// The report for a terminal.
     pub fn render_text(&self) -> String {
         let t = &self.traffic;
         let mut s = String::new();

@@ -13,7 +13,6 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub log: PathBuf,
-    pub manifests: PathBuf,
 }
 
 impl Server {
@@ -40,7 +39,7 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log, manifests: manifests.into() };
+        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
         let http = Http::new(&server.base);
         let start = Instant::now();
         loop {

@@ -73,8 +73,11 @@ impl Default for WasmConfig {
     }
 }
 
+/// The one Wasm engine every kernel is compiled and run with, and the limits it was built with.
 pub struct WasmEngine {
+    /// The wasmtime engine (fuel, epoch interruption, pooling allocator as `config` says).
     pub engine: Engine,
+    /// The sandbox limits and switches the engine was built with.
     pub config: WasmConfig,
 }
 

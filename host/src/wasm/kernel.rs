@@ -38,19 +38,24 @@ impl ResourceLimiter for GuestState {
 /// kernel gets no files, network, clock or environment.
 const ALLOWED_IMPORTS: [&str; 3] = [super::CONTRACT_TYPES, "wasi:cli/", "wasi:io/"];
 
+/// A validated, compiled kernel, linked ahead so that each run only instantiates it.
 pub struct WasmKernel {
     engine: Arc<WasmEngine>,
     pre: KernelPre<GuestState>,
+    /// The module's sha256, as lowercase hex.
     pub sha256: String,
+    /// The names of the interfaces the component imports (all of them allowed ones).
     pub imports: Vec<String>,
 }
 
 /// A job as the guest receives it.
 #[derive(Clone, Debug)]
 pub struct GuestJob {
+    /// Block i of the job draws from stream i of this seed.
     pub seed: u64,
     /// `None`: as many as the parameters ask for.
     pub units: Option<u64>,
+    /// The job's named parameters.
     pub params: Params,
 }
 
@@ -66,33 +71,65 @@ pub struct GuestLimits {
 /// A guest's answer to one job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GuestOutput {
+    /// Named estimates, each a value and an optional standard error.
     pub estimates: Vec<(String, Estimate)>,
+    /// Named arrays of values.
     pub arrays: Vec<(String, Vec<f64>)>,
+    /// Units (paths, particles, rows) the guest says it ran.
     pub units_done: u64,
 }
 
 /// A guest's own error for one job.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GuestError {
-    InvalidInput { param: String, reason: String },
+    /// A parameter broke its rule; nothing was computed.
+    InvalidInput {
+        /// The parameter's name.
+        param: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Valid inputs, but no finite answer: the guest's message.
     NumericFailure(String),
 }
 
 /// A completed run: one answer per job, and the fuel it burnt.
 #[derive(Clone, Debug)]
 pub struct GuestRun {
+    /// One answer per job, in the order of the jobs.
     pub answers: Vec<Result<GuestOutput, GuestError>>,
+    /// Fuel the whole run burnt, all its jobs together (`None` when it had no fuel limit).
     pub fuel_used: Option<u64>,
 }
 
 /// Why a run produced no answers: the sandbox stopped it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GuestFailure {
-    OutOfFuel { limit: u64 },
-    Deadline { ms: u64 },
-    MemoryCap { bytes: usize },
+    /// The guest used up its fuel.
+    OutOfFuel {
+        /// The fuel the run was given.
+        limit: u64,
+    },
+    /// The epoch stopped the guest past its wall-clock deadline (plus the grace).
+    Deadline {
+        /// The run's deadline in milliseconds, without the grace.
+        ms: u64,
+    },
+    /// The guest tried to grow its memory past the cap.
+    MemoryCap {
+        /// The memory cap, in bytes.
+        bytes: usize,
+    },
+    /// The guest overflowed its Wasm stack.
     StackOverflow,
-    OutputTooLarge { values: usize, limit: usize },
+    /// The answers held more values (estimates plus array values) than the engine allows.
+    OutputTooLarge {
+        /// Values in all the run's answers together.
+        values: usize,
+        /// The most allowed (`max_output_values`).
+        limit: usize,
+    },
+    /// Any other trap or error from the sandbox, with its message.
     Trap(String),
 }
 
@@ -148,6 +185,7 @@ pub fn load_component(
 }
 
 impl WasmKernel {
+    /// Whether runs are metered by fuel (the engine's `fuel` switch).
     pub fn meters_fuel(&self) -> bool {
         self.engine.config.fuel
     }
