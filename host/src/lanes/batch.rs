@@ -53,6 +53,9 @@ impl Batchers {
     }
 
     fn slot(&self, kernel: &Arc<Kernel>) -> Arc<Slot> {
+        if let Some(s) = self.map.load().get(&kernel.id) {
+            return s.clone();
+        }
         let fresh = Arc::new(Slot { kernel: Arc::downgrade(kernel), batcher: OnceLock::new() });
         self.map.rcu(|map| {
             let mut next: HashMap<u64, Arc<Slot>> =
@@ -172,5 +175,32 @@ fn close(mut members: Vec<Pending>, lane: &CpuLane) {
     };
     if let Err(work) = lane.submit(work) {
         work.abandon(Reason::QueueFull);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::registry::Entry;
+    use helix_math::KernelKind;
+
+    fn kernel_version() -> Arc<Kernel> {
+        let text = "name = \"primecount\"\nversion = \"1.0.0\"\nruntime = \"native\"\n\
+                    [cost]\nfixed_us = 1.0\nper_unit_ns = 3.1\n";
+        Arc::new(Kernel::new(Manifest::parse(text, "test").unwrap(), Entry::Native(KernelKind::PrimeCount)))
+    }
+
+    #[tokio::test]
+    async fn a_batcher_goes_once_no_job_holds_its_kernel_version() {
+        let batchers = Batchers::new(4, Arc::new(CpuLane::start(1, 4)));
+        let (old, new) = (kernel_version(), kernel_version());
+        let first = batchers.slot(&old);
+        assert!(Arc::ptr_eq(&first, &batchers.slot(&old)), "one slot per version");
+        let old_id = old.id;
+        drop((first, old));
+        batchers.slot(&new);
+        let map = batchers.map.load();
+        assert!(!map.contains_key(&old_id) && map.contains_key(&new.id), "{:?}", map.keys().collect::<Vec<_>>());
     }
 }
