@@ -128,6 +128,9 @@ pub struct Outcome {
     pub budget_us: u64,
     /// Fuel a Wasm kernel burnt on it (its share, in a batch).
     pub fuel_used: Option<u64>,
+    /// Jobs answered by the one run that answered this one, when it ran in a batch: the
+    /// service time is the whole batch's.
+    pub batch_size: Option<u32>,
 }
 
 impl Outcome {
@@ -192,6 +195,9 @@ impl Outcome {
         }
         if let Some(f) = self.fuel_used {
             obj["fuel_used"] = json!(f);
+        }
+        if let Some(n) = self.batch_size {
+            obj["batch_size"] = json!(n);
         }
         obj
     }

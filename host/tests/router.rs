@@ -353,3 +353,25 @@ async fn a_queued_batch_drops_only_its_abandoned_members() {
     let dropped: u64 = mc.counts.iter().filter(|c| c.status == "dropped").map(|c| c.count).sum();
     assert_eq!(dropped, 1, "{mc:?}");
 }
+
+/// Jobs answered by one batch say so, with the batch's size: their service time is the batch's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_members_carry_the_size_of_their_batch() {
+    let r = bundled_router(only(Strategy::Batch));
+    let (a, b, c) = tokio::join!(
+        r.submit(job(1, "mc-option", option_params(105.0, 20_000), 5_000)),
+        r.submit(job(2, "mc-option", option_params(95.0, 20_000), 5_000)),
+        r.submit(job(3, "mc-option", option_params(100.0, 20_000), 5_000))
+    );
+    let sizes: Vec<Option<u32>> = [&a, &b, &c].iter().map(|o| o.batch_size).collect();
+    for o in [&a, &b, &c] {
+        assert_eq!((o.status, o.decision.unwrap().strategy), (Status::Completed, Strategy::Batch), "{sizes:?}");
+        let n = o.batch_size.expect("a batch member");
+        assert!((2..=3).contains(&n), "{sizes:?}");
+        assert_eq!(o.to_json()["batch_size"], n, "{sizes:?}");
+    }
+    // Members of one batch share its service time; a lone job has no batch size.
+    let alone =
+        bundled_router(only(Strategy::CpuLane)).submit(job(4, "mc-option", option_params(100.0, 20_000), 5_000)).await;
+    assert_eq!((alone.batch_size, alone.to_json().get("batch_size")), (None, None));
+}

@@ -48,11 +48,13 @@ impl BatchRun {
         let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &ctx);
         let service_us = start.elapsed().as_micros() as u64;
         drop(held);
+        let size = Some(members.len() as u32);
         match result {
             Ok(outputs) => {
                 for (m, out) in members.into_iter().zip(outputs) {
                     let mut o = m.outcome(Status::Completed);
                     o.set_output(out);
+                    o.batch_size = size;
                     m.finish(o, Some(start), service_us);
                 }
             }
@@ -60,6 +62,7 @@ impl BatchRun {
                 for m in members {
                     let mut o = m.outcome(Status::Failed);
                     o.error = Some(e.clone());
+                    o.batch_size = size;
                     m.finish(o, Some(start), service_us);
                 }
             }

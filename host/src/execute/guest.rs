@@ -148,27 +148,22 @@ pub(super) fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predict
     let run = guest.run(&jobs, limits);
     let service_us = start.elapsed().as_micros() as u64;
     drop(held);
-    match run {
-        Ok(r) if r.answers.len() == members.len() => {
+    let size = members.len();
+    let answers: Vec<_> = match run {
+        Ok(r) if r.answers.len() == size => {
             // Fuel is shared work: each member is charged its share.
-            let share = r.fuel_used.map(|f| f / members.len() as u64);
-            for (m, answer) in members.into_iter().zip(r.answers) {
-                let o = m.guest_outcome(Ok(answer), share, m.decision.units_granted);
-                m.finish(o, Some(start), service_us);
-            }
+            let share = r.fuel_used.map(|f| f / size as u64);
+            r.answers.into_iter().map(|a| (Ok(a), share)).collect()
         }
         Ok(r) => {
-            let failure = GuestFailure::Trap(format!("answered {} of {} jobs", r.answers.len(), members.len()));
-            for m in members {
-                let o = m.guest_outcome(Err(failure.clone()), None, m.decision.units_granted);
-                m.finish(o, Some(start), service_us);
-            }
+            let failure = GuestFailure::Trap(format!("answered {} of {size} jobs", r.answers.len()));
+            (0..size).map(|_| (Err(failure.clone()), None)).collect()
         }
-        Err(f) => {
-            for m in members {
-                let o = m.guest_outcome(Err(f.clone()), None, m.decision.units_granted);
-                m.finish(o, Some(start), service_us);
-            }
-        }
+        Err(f) => (0..size).map(|_| (Err(f.clone()), None)).collect(),
+    };
+    for (m, (answer, fuel)) in members.into_iter().zip(answers) {
+        let mut o = m.guest_outcome(answer, fuel, m.decision.units_granted);
+        o.batch_size = Some(size as u32);
+        m.finish(o, Some(start), service_us);
     }
 }

@@ -72,6 +72,7 @@ impl Pending {
             timings: Timings::default(),
             budget_us: (self.deadline - self.submitted).as_micros() as u64,
             fuel_used: None,
+            batch_size: None,
         }
     }
 

@@ -51,6 +51,7 @@ where
                 kernel,
                 criticality,
                 budget_us,
+                arrival_us: offset.as_micros() as u64,
                 latency_us: 0,
                 lateness_us: 0,
                 observed: Observed::failed(Failure::NotIssued),
@@ -59,6 +60,7 @@ where
             continue;
         };
         let (submit, recorder) = (submit.clone(), recorder.clone());
+        let arrival_us = offset.as_micros() as u64;
         tokio::spawn(async move {
             let issued_at = Instant::now();
             // The deadline is fixed at the due instant: a job issued late has that much less
@@ -71,6 +73,7 @@ where
                 kernel,
                 criticality,
                 budget_us,
+                arrival_us,
                 latency_us: (done - due).as_micros() as u64,
                 lateness_us: (issued_at - due).as_micros() as u64,
                 observed,
@@ -121,6 +124,10 @@ mod tests {
             failure: None,
             version: None,
             error: None,
+            predicted_cost_us: Some(100.0),
+            predicted_wait_us: Some(0.0),
+            service_us: Some(100),
+            batch_size: None,
         }
     }
 

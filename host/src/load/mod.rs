@@ -8,6 +8,7 @@ mod drive;
 pub(crate) mod mix;
 mod plot;
 mod record;
+pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod schedule;
 mod sweep;
@@ -102,7 +103,8 @@ pub async fn run(
     };
     let recorder = drive::drive(schedule, make_job, submit, cfg.max_in_flight, &tick).await;
     bar.finish_and_clear();
-    let report = RunReport::new(&target.describe(), cfg.arrivals.as_str(), rate, duration.as_secs_f64(), &recorder);
+    let mut report = RunReport::new(&target.describe(), cfg.arrivals.as_str(), rate, duration.as_secs_f64(), &recorder);
+    report.replay = target.permits().await.map(|p| replay::of_run(&recorder.decided, p));
     if !report.balanced() {
         return Err(format!("the counters do not balance: {:?}", report.all.counts));
     }

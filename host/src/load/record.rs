@@ -14,6 +14,8 @@ pub struct Sample {
     pub kernel: String,
     pub criticality: Criticality,
     pub budget_us: u64,
+    /// Its scheduled arrival, microseconds from the start of the run.
+    pub arrival_us: u64,
     /// From the job's scheduled arrival to its answer: lateness in issuing it counts.
     pub latency_us: u64,
     /// How late the generator issued it.
@@ -152,6 +154,54 @@ pub struct KernelTally {
     pub(super) budget_use: Histogram<u64>,
 }
 
+/// One job the router decided (ran or dropped), kept whole for the replay check and the error of
+/// the predicted start.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Decided {
+    pub(super) kernel: String,
+    pub(super) critical: bool,
+    pub(super) arrival_us: u64,
+    pub(super) budget_us: u64,
+    /// Completed, degraded or failed; otherwise dropped.
+    pub(super) ran: bool,
+    /// Answered (completed or degraded) within budget, from the scheduled arrival.
+    pub(super) in_budget: bool,
+    pub(super) strategy: Strategy,
+    pub(super) predicted_cost_us: f64,
+    pub(super) predicted_wait_us: f64,
+    /// The router's queue wait, when it ran the job.
+    pub(super) queue_us: Option<u64>,
+    /// The router's service time, when it ran the job: its share of a batch's, in a batch.
+    pub(super) service_us: Option<u64>,
+}
+
+impl Decided {
+    /// The job, if the router decided it: an outcome with a decision, run or dropped by the
+    /// policy (not a rejection, not a generator or transport failure, not a draining server).
+    fn of(s: &Sample) -> Option<Decided> {
+        let o = &s.observed;
+        let strategy = o.strategy.filter(|_| o.failure.is_none())?;
+        let ran = match o.status {
+            Status::Completed | Status::Degraded | Status::Failed => true,
+            Status::Dropped => false,
+            Status::Rejected => return None,
+        };
+        Some(Decided {
+            kernel: s.kernel.clone(),
+            critical: s.criticality == Criticality::Critical,
+            arrival_us: s.arrival_us,
+            budget_us: s.budget_us,
+            ran,
+            in_budget: matches!(o.status, Status::Completed | Status::Degraded) && s.latency_us <= s.budget_us,
+            strategy,
+            predicted_cost_us: o.predicted_cost_us.unwrap_or(0.0),
+            predicted_wait_us: o.predicted_wait_us.unwrap_or(0.0),
+            queue_us: o.queue_us,
+            service_us: o.service_us.map(|t| t / o.batch_size.unwrap_or(1).max(1)),
+        })
+    }
+}
+
 /// Everything the generator records during a run.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -164,6 +214,8 @@ pub struct Recorder {
     pub errors: std::collections::BTreeMap<String, u64>,
     /// Jobs run by each `kernel@version`.
     pub versions: std::collections::BTreeMap<String, u64>,
+    /// Every job the router decided, in the order answers came.
+    pub(super) decided: Vec<Decided>,
 }
 
 impl Default for Recorder {
@@ -175,6 +227,7 @@ impl Default for Recorder {
             lateness: histogram(),
             errors: Default::default(),
             versions: Default::default(),
+            decided: Vec::new(),
         }
     }
 }
@@ -211,5 +264,6 @@ impl Recorder {
             Criticality::Critical => self.critical.record(s),
             Criticality::Sheddable => self.sheddable.record(s),
         }
+        self.decided.extend(Decided::of(s));
     }
 }

@@ -2,7 +2,8 @@
 //! goodput, outcomes by strategy and reason, degrade depth, and latency percentiles end to end
 //! and queued, for critical and sheddable jobs apart; as numbers, JSON or text.
 
-use super::record::{ClassRecorder, Recorder};
+use super::record::{ClassRecorder, Decided, Recorder};
+use super::replay::ReplayVerdict;
 use crate::metrics::Percentiles;
 use crate::outcome::Status;
 use crate::policy::{Reason, Strategy};
@@ -143,6 +144,35 @@ pub struct KernelReport {
     pub p99_budget_use: f64,
 }
 
+/// How far off the router's predicted start of a job was: |actual queue wait - predicted wait|
+/// as a share of the job's budget, over jobs that ran after waiting in the CPU lane or a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StartError {
+    /// Jobs it is taken over.
+    pub jobs: u64,
+    /// The median error, as a share of budget.
+    pub p50: f64,
+    /// The 99th percentile, as a share of budget.
+    pub p99: f64,
+}
+
+impl StartError {
+    fn of(decided: &[Decided]) -> StartError {
+        let queued = [Strategy::CpuLane, Strategy::Split, Strategy::Degrade, Strategy::Batch];
+        let mut errors: Vec<f64> = decided
+            .iter()
+            .filter(|d| queued.contains(&d.strategy) && d.budget_us > 0)
+            .filter_map(|d| Some((d.queue_us? as f64 - d.predicted_wait_us).abs() / d.budget_us as f64))
+            .collect();
+        if errors.is_empty() {
+            return StartError::default();
+        }
+        errors.sort_by(f64::total_cmp);
+        let at = |q: f64| errors[((errors.len() - 1) as f64 * q).round() as usize];
+        StartError { jobs: errors.len() as u64, p50: at(0.5), p99: at(0.99) }
+    }
+}
+
 /// A run's report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunReport {
@@ -176,6 +206,11 @@ pub struct RunReport {
     pub errors: std::collections::BTreeMap<String, u64>,
     /// Jobs each kernel version ran (`kernel@version`).
     pub versions: std::collections::BTreeMap<String, u64>,
+    /// The error of the router's predicted start times.
+    pub start_error: StartError,
+    /// The replay check (see `replay`): how the router's drops and admissions compare with a
+    /// clairvoyant schedule's; `None` when the router's permits are unknown.
+    pub replay: Option<ReplayVerdict>,
 }
 
 impl RunReport {
@@ -213,6 +248,8 @@ impl RunReport {
                 .collect(),
             errors: rec.errors.clone(),
             versions: rec.versions.clone(),
+            start_error: StartError::of(&rec.decided),
+            replay: None,
             critical: ClassReport::of(&rec.critical, duration_s),
             sheddable: ClassReport::of(&rec.sheddable, duration_s),
             all,
@@ -295,6 +332,33 @@ impl RunReport {
                 100.0 * d.min_share
             );
         }
+        if let Some(v) = &self.replay {
+            let _ = writeln!(
+                s,
+                "  replay against a clairvoyant EDF schedule: of {} dropped, {} ({:.1}%) it served within budget \
+                 (critical: {} of {}); of {} run, {} ({:.1}%) answered past budget (critical: {} of {})",
+                v.dropped,
+                v.false_rejects,
+                100.0 * v.false_reject_share(),
+                v.false_rejects_critical,
+                v.dropped_critical,
+                v.ran,
+                v.late_admits,
+                100.0 * v.late_admit_share(),
+                v.late_admits_critical,
+                v.ran_critical
+            );
+        }
+        let e = &self.start_error;
+        if e.jobs > 0 {
+            let _ = writeln!(
+                s,
+                "  predicted start: off by {:.1}% of the budget at p50, {:.1}% at p99 ({} queued jobs)",
+                100.0 * e.p50,
+                100.0 * e.p99,
+                e.jobs
+            );
+        }
         let _ = writeln!(
             s,
             "  {:<10} {:>7} {:>9} {:>8} {:>8} {:>9}  {:<34} {:<34} p99/budget",
@@ -359,6 +423,7 @@ mod tests {
             kernel: "k".into(),
             criticality: crit,
             budget_us: budget_ms * 1000,
+            arrival_us: 0,
             latency_us: latency_ms * 1000,
             lateness_us: 5,
             observed: Observed {
@@ -379,6 +444,10 @@ mod tests {
                 failure: None,
                 version: None,
                 error: (status == Status::Failed).then(|| "sandbox".into()),
+                predicted_cost_us: Some(latency_ms as f64 * 400.0),
+                predicted_wait_us: Some(latency_ms as f64 * 500.0),
+                service_us: (status != Status::Dropped).then_some(latency_ms * 400),
+                batch_size: None,
             },
         }
     }
@@ -476,5 +545,33 @@ mod tests {
         assert!(r.balanced());
         assert_eq!((r.goodput, r.offered_rate, r.all.p99_budget_use), (0.0, 0.0, 0.0));
         assert!(!serde_json::to_string(&r.to_json()).unwrap().contains("NaN"));
+    }
+
+    #[test]
+    fn the_start_error_is_taken_over_queued_jobs_as_a_share_of_budget() {
+        let d = |strategy, queue_us: Option<u64>, predicted_wait_us: f64| Decided {
+            kernel: "k".into(),
+            critical: true,
+            arrival_us: 0,
+            budget_us: 10_000,
+            ran: queue_us.is_some(),
+            in_budget: true,
+            strategy,
+            predicted_cost_us: 1.0,
+            predicted_wait_us,
+            queue_us,
+            service_us: queue_us.map(|_| 1),
+        };
+        let decided = [
+            d(Strategy::CpuLane, Some(1_000), 0.0),
+            d(Strategy::CpuLane, Some(0), 500.0),
+            d(Strategy::Batch, Some(2_000), 2_000.0),
+            // Not queued in the lane, or never ran: not counted.
+            d(Strategy::Inline, Some(9_000), 0.0),
+            d(Strategy::Drop, None, 7_000.0),
+        ];
+        let e = StartError::of(&decided);
+        assert_eq!((e.jobs, e.p50, e.p99), (3, 0.05, 0.1), "{e:?}");
+        assert_eq!(StartError::of(&[]), StartError::default());
     }
 }

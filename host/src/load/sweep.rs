@@ -123,9 +123,9 @@ impl SweepReport {
         );
         let _ = writeln!(
             s,
-            "| load | offered/s | goodput/s | goodput/C | of which in full | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | sheddable: done / degraded / dropped |"
+            "| load | offered/s | goodput/s | goodput/C | of which in full | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | sheddable: done / degraded / dropped | false rejects | late admits | start error p50 / p99 |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (m, r) in &self.runs {
             let class = |c: &super::report::ClassReport| {
                 let n = c.counts.offered.max(1) as f64;
@@ -136,9 +136,12 @@ impl SweepReport {
                     100.0 * c.counts.dropped as f64 / n
                 )
             };
+            let replay = |share: fn(&super::replay::ReplayVerdict) -> f64| {
+                r.replay.as_ref().map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * share(v)))
+            };
             let _ = writeln!(
                 s,
-                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.0} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {} |",
+                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.0} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {:.1}% / {:.1}% |",
                 r.offered_rate,
                 r.goodput,
                 r.goodput / c,
@@ -148,7 +151,11 @@ impl SweepReport {
                 r.critical.p99_budget_use,
                 r.sheddable.p99_budget_use,
                 class(&r.critical),
-                class(&r.sheddable)
+                class(&r.sheddable),
+                replay(super::replay::ReplayVerdict::false_reject_share),
+                replay(super::replay::ReplayVerdict::late_admit_share),
+                100.0 * r.start_error.p50,
+                100.0 * r.start_error.p99
             );
         }
         s

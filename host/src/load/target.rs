@@ -43,6 +43,14 @@ pub struct Observed {
     pub version: Option<String>,
     /// The error's kind, for rejected and failed jobs (e.g. `sandbox`, `invalid_input`).
     pub error: Option<String>,
+    /// The decision's predicted service time, microseconds (for a drop, of the work asked for).
+    pub predicted_cost_us: Option<f64>,
+    /// The decision's predicted wait for a permit, microseconds.
+    pub predicted_wait_us: Option<f64>,
+    /// The router's measured service time, when it ran the job (a batch's, for its members).
+    pub service_us: Option<u64>,
+    /// Jobs in the batch that answered it, when it ran in one.
+    pub batch_size: Option<u64>,
 }
 
 impl Observed {
@@ -58,6 +66,10 @@ impl Observed {
             failure: Some(failure),
             version: None,
             error: None,
+            predicted_cost_us: None,
+            predicted_wait_us: None,
+            service_us: None,
+            batch_size: None,
         }
     }
 
@@ -73,6 +85,10 @@ impl Observed {
             failure: None,
             version: o.version.as_deref().filter(|_| ran).map(str::to_string),
             error: o.error.as_ref().map(|e| e.kind.as_str().to_string()),
+            predicted_cost_us: o.decision.map(|d| d.predicted_cost_us),
+            predicted_wait_us: o.decision.map(|d| d.predicted_wait_us),
+            service_us: ran.then_some(o.timings.service_us),
+            batch_size: o.batch_size.map(u64::from),
         }
     }
 }
@@ -100,6 +116,15 @@ impl Target {
         match self {
             Target::InProcess(router) => Observed::of(&router.submit(job).await),
             Target::Http(h) => h.submit(job).await,
+        }
+    }
+
+    /// The router's CPU-lane permits: its own for a router in this process, what `/metrics`
+    /// says for a server (`None` when it does not answer).
+    pub async fn permits(&self) -> Option<usize> {
+        match self {
+            Target::InProcess(router) => Some(router.pressure().permits),
+            Target::Http(h) => h.permits().await,
         }
     }
 }
@@ -131,6 +156,20 @@ impl HttpTarget {
         let jobs = format!("http://{authority}/v1/jobs").parse().map_err(|e| format!("{e}"))?;
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(IDLE).build_http();
         Ok(HttpTarget { client, jobs, grace: Duration::from_secs(10) })
+    }
+
+    /// `helix_cpu_permits` from the server's `/metrics`.
+    async fn permits(&self) -> Option<usize> {
+        let authority = self.jobs.authority()?;
+        let uri: Uri = format!("http://{authority}/metrics").parse().ok()?;
+        let get = async {
+            let response = self.client.get(uri).await.ok()?;
+            response.into_body().collect().await.ok().map(|b| b.to_bytes())
+        };
+        let body = tokio::time::timeout(Duration::from_secs(5), get).await.ok()??;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let value = text.lines().find_map(|l| l.strip_prefix("helix_cpu_permits "))?;
+        value.trim().parse::<f64>().ok().map(|p| p as usize)
     }
 
     async fn submit(&self, job: Job) -> Observed {
@@ -218,6 +257,10 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
         failure: None,
         version: json["version"].as_str().filter(|_| ran).map(str::to_string),
         error: json["error"]["kind"].as_str().map(str::to_string),
+        predicted_cost_us: decision["predicted_cost_us"].as_f64(),
+        predicted_wait_us: decision["predicted_wait_us"].as_f64(),
+        service_us: json["timings_us"]["service"].as_u64().filter(|_| ran),
+        batch_size: json["batch_size"].as_u64(),
     }
 }
 

@@ -243,7 +243,8 @@ pub struct Decision {
     pub units_granted: u64,
     /// Chunks to run (1 unless split).
     pub chunks: usize,
-    /// Predicted service time of the units granted, microseconds.
+    /// Predicted service time of the units granted, microseconds; for a drop, of the units
+    /// asked for.
     pub predicted_cost_us: f64,
     /// Predicted wait for a permit, microseconds (for a quarantined kernel, its time left).
     pub predicted_wait_us: f64,
@@ -265,9 +266,10 @@ impl Decision {
         }
     }
 
-    /// Not running `job`, for `reason`, with the wait that was predicted.
+    /// Not running `job`, for `reason`, with the wait that was predicted. The predicted cost
+    /// stays that of the work asked for: what the drop saved, and what a retry would cost.
     pub fn drop(job: &JobProfile, reason: Reason, wait: f64) -> Self {
-        Decision::new(Strategy::Drop, reason, job, 0, 0.0, wait)
+        Decision::new(Strategy::Drop, reason, job, 0, job.cost_us(job.units), wait)
     }
 }
 

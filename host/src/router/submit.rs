@@ -199,5 +199,6 @@ fn rejected(job: &Job, kernel: Option<&Kernel>, err: JobError, submitted: Instan
         timings: Timings { queue_us: 0, service_us: 0, total_us },
         budget_us: job.budget.as_micros() as u64,
         fuel_used: None,
+        batch_size: None,
     }
 }
