@@ -58,7 +58,7 @@ budget_ms = 100
 "#;
 
 fn cfg() -> RunConfig {
-    RunConfig { arrivals: Arrivals::Poisson, seed: 3, max_in_flight: 10_000, progress: false }
+    RunConfig { arrivals: Arrivals::Poisson, seed: 3, max_in_flight: 10_000, progress: false, ..RunConfig::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

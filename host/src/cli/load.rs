@@ -22,6 +22,11 @@ pub(super) struct LoadArgs {
     /// Jobs per second.
     #[arg(long, conflicts_with = "sweep")]
     rate: Option<f64>,
+    /// How the rate moves during the run: steady, step:AT_S:FROM:TO (e.g. step:5:0.5:3: half
+    /// the rate for 5 s, then three times it) or bursts:ON_S:OFF_S:HIGH:LOW, as multiples of
+    /// --rate. A sweep runs steady, then one step from 0.5 to 3 × C.
+    #[arg(long, default_value = "steady", conflicts_with = "sweep")]
+    profile: String,
     /// Seconds per run (each multiple of C, in a sweep).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -102,6 +107,7 @@ pub(super) async fn run(a: LoadArgs) -> Result<ExitCode, String> {
     });
     let cfg = load::RunConfig {
         arrivals: a.arrivals.parse()?,
+        profile: a.profile.parse()?,
         seed: a.seed,
         max_in_flight: a.max_in_flight.max(1),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -111,7 +117,8 @@ pub(super) async fn run(a: LoadArgs) -> Result<ExitCode, String> {
     let warm_rate = a.rate.unwrap_or(a.start_rate).min(a.start_rate) / 2.0;
     if a.warmup > 0.0 {
         eprintln!("warming up: {warm_rate:.0} jobs/s for {} s", a.warmup);
-        load::run(&target, &source, warm_rate, seconds("warmup", a.warmup)?, cfg, 0).await?;
+        let steady = load::RunConfig { profile: load::Profile::Steady, ..cfg };
+        load::run(&target, &source, warm_rate, seconds("warmup", a.warmup)?, steady, 0).await?;
     }
     if let Some(rate) = a.rate {
         let report = load::run(&target, &source, rate, duration, cfg, 1).await?;

@@ -18,8 +18,8 @@ mod trace;
 pub use mix::Mix;
 pub use plot::sweep_svg;
 pub use report::RunReport;
-pub use schedule::Arrivals;
-pub use sweep::{Search, SweepReport, find_capacity};
+pub use schedule::{Arrivals, Profile};
+pub use sweep::{Search, StepReport, SweepReport, find_capacity};
 pub use target::{HttpTarget, Target};
 pub use trace::Trace;
 
@@ -57,6 +57,8 @@ impl Source {
 pub struct RunConfig {
     /// How arrivals are spaced.
     pub arrivals: Arrivals,
+    /// How the rate moves during each run.
+    pub profile: Profile,
     /// Seeds the arrival times and the jobs drawn from a mix, so a run can be repeated.
     pub seed: u64,
     /// Jobs in flight at once; past it a due job is not issued and counts as failed.
@@ -67,7 +69,13 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { arrivals: Arrivals::Poisson, seed: 1, max_in_flight: 10_000, progress: false }
+        RunConfig {
+            arrivals: Arrivals::Poisson,
+            profile: Profile::Steady,
+            seed: 1,
+            max_in_flight: 10_000,
+            progress: false,
+        }
     }
 }
 
@@ -81,7 +89,8 @@ pub async fn run(
     cfg: RunConfig,
     run_index: u64,
 ) -> Result<RunReport, String> {
-    let schedule = Schedule::new(cfg.arrivals, rate, duration, cfg.seed ^ run_index.wrapping_mul(0x9E37))?;
+    let schedule = Schedule::new(cfg.arrivals, rate, duration, cfg.seed ^ run_index.wrapping_mul(0x9E37))?
+        .with_profile(cfg.profile)?;
     // Its own stream, so the jobs drawn do not depend on the arrival process.
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(1 + run_index);
@@ -105,6 +114,7 @@ pub async fn run(
     bar.finish_and_clear();
     let mut report = RunReport::new(&target.describe(), cfg.arrivals.as_str(), rate, duration.as_secs_f64(), &recorder);
     report.replay = target.permits().await.map(|p| replay::of_run(&recorder.decided, p));
+    report.profile = cfg.profile.describe();
     if !report.balanced() {
         return Err(format!("the counters do not balance: {:?}", report.all.counts));
     }
@@ -121,6 +131,7 @@ pub async fn sweep_runs(
     duration: Duration,
     cfg: RunConfig,
 ) -> Result<sweep::SweepReport, String> {
+    let cfg = RunConfig { profile: Profile::Steady, ..cfg };
     let mut index = 1;
     let capacity = sweep::find_capacity(search, async |rate| {
         index += 1;
@@ -151,7 +162,14 @@ pub async fn sweep_runs(
         index += 1;
         runs.push((m, run(target, source, m * c, duration, cfg, index).await?));
     }
-    Ok(sweep::SweepReport { capacity: c, capacity_capped: capacity.capped, probes, runs })
+    let (from, to) = sweep::STEP;
+    let at_s = duration.as_secs_f64() / 2.0;
+    let stepping = RunConfig { profile: Profile::Step { at_s, from, to }, ..cfg };
+    index += 1;
+    let stepped = run(target, source, c, duration, stepping, index).await?;
+    let steady = runs.iter().find(|(m, _)| *m == to).map_or(0.0, |(_, r)| r.goodput);
+    let step = Some(sweep::StepReport::of(stepped, at_s, steady));
+    Ok(sweep::SweepReport { capacity: c, capacity_capped: capacity.capped, probes, runs, step })
 }
 
 fn progress_bar(show: bool, rate: f64, duration: Duration) -> ProgressBar {

@@ -202,6 +202,21 @@ impl Decided {
     }
 }
 
+/// How wide a window of the run is, by arrival: the resolution of `RunReport::windows`.
+pub const WINDOW_US: u64 = 100_000;
+
+/// The jobs that arrived in one window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct WindowRecorder {
+    pub(super) offered: u64,
+    /// Answered within budget.
+    pub(super) in_budget: u64,
+    /// Of those, completed with every unit they asked for.
+    pub(super) in_budget_full: u64,
+    /// Latency of every answered job, microseconds.
+    pub(super) answered_us: Vec<u64>,
+}
+
 /// Everything the generator records during a run.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -216,6 +231,8 @@ pub struct Recorder {
     pub versions: std::collections::BTreeMap<String, u64>,
     /// Every job the router decided, in the order answers came.
     pub(super) decided: Vec<Decided>,
+    /// The run in windows of `WINDOW_US` by arrival, in order.
+    pub(super) windows: Vec<WindowRecorder>,
 }
 
 impl Default for Recorder {
@@ -228,6 +245,7 @@ impl Default for Recorder {
             errors: Default::default(),
             versions: Default::default(),
             decided: Vec::new(),
+            windows: Vec::new(),
         }
     }
 }
@@ -265,5 +283,18 @@ impl Recorder {
             Criticality::Sheddable => self.sheddable.record(s),
         }
         self.decided.extend(Decided::of(s));
+        let at = (s.arrival_us / WINDOW_US) as usize;
+        if self.windows.len() <= at {
+            self.windows.resize_with(at + 1, WindowRecorder::default);
+        }
+        let w = &mut self.windows[at];
+        w.offered += 1;
+        if matches!(s.observed.status, Status::Completed | Status::Degraded) {
+            w.answered_us.push(s.latency_us);
+            if s.latency_us <= s.budget_us {
+                w.in_budget += 1;
+                w.in_budget_full += u64::from(s.observed.status == Status::Completed);
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! goodput, outcomes by strategy and reason, degrade depth, and latency percentiles end to end
 //! and queued, for critical and sheddable jobs apart; as numbers, JSON or text.
 
-use super::record::{ClassRecorder, Decided, Recorder};
+use super::record::{ClassRecorder, Decided, Recorder, WINDOW_US, WindowRecorder};
 use super::replay::ReplayVerdict;
 use crate::metrics::Percentiles;
 use crate::outcome::Status;
@@ -144,6 +144,40 @@ pub struct KernelReport {
     pub p99_budget_use: f64,
 }
 
+/// The jobs that arrived in one window of the run (`WINDOW_US` wide).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WindowReport {
+    /// When the window starts, seconds into the run.
+    pub start_s: f64,
+    /// Jobs per second that arrived in it.
+    pub offered_rate: f64,
+    /// Of those, jobs per second answered within budget.
+    pub goodput: f64,
+    /// Of the goodput, jobs completed with every unit they asked for.
+    pub goodput_full: f64,
+    /// p99 latency of the answered ones, milliseconds (0 when none was answered).
+    pub p99_ms: f64,
+}
+
+impl WindowReport {
+    fn of(index: usize, w: &WindowRecorder) -> WindowReport {
+        let per_s = 1e6 / WINDOW_US as f64;
+        let mut answered = w.answered_us.clone();
+        answered.sort_unstable();
+        let p99_ms = match answered.len() {
+            0 => 0.0,
+            n => answered[((n - 1) as f64 * 0.99).round() as usize] as f64 / 1e3,
+        };
+        WindowReport {
+            start_s: (index as u64 * WINDOW_US) as f64 / 1e6,
+            offered_rate: w.offered as f64 * per_s,
+            goodput: w.in_budget as f64 * per_s,
+            goodput_full: w.in_budget_full as f64 * per_s,
+            p99_ms,
+        }
+    }
+}
+
 /// How far off the router's predicted start of a job was: |actual queue wait - predicted wait|
 /// as a share of the job's budget, over jobs that ran after waiting in the CPU lane or a batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -211,6 +245,10 @@ pub struct RunReport {
     /// The replay check (see `replay`): how the router's drops and admissions compare with a
     /// clairvoyant schedule's; `None` when the router's permits are unknown.
     pub replay: Option<ReplayVerdict>,
+    /// How the rate moved (`steady`, or the step or bursts).
+    pub profile: String,
+    /// The run in windows by arrival time (see `WindowReport`).
+    pub windows: Vec<WindowReport>,
 }
 
 impl RunReport {
@@ -250,6 +288,8 @@ impl RunReport {
             versions: rec.versions.clone(),
             start_error: StartError::of(&rec.decided),
             replay: None,
+            profile: "steady".into(),
+            windows: rec.windows.iter().enumerate().map(|(i, w)| WindowReport::of(i, w)).collect(),
             critical: ClassReport::of(&rec.critical, duration_s),
             sheddable: ClassReport::of(&rec.sheddable, duration_s),
             all,
@@ -275,9 +315,10 @@ impl RunReport {
     pub fn render_text(&self) -> String {
         let mut s = String::new();
         let c = &self.all.counts;
+        let profile = if self.profile == "steady" { String::new() } else { format!(" ({})", self.profile) };
         let _ = writeln!(
             s,
-            "{} {:.0} jobs/s for {:.0} s against {}",
+            "{} {:.0} jobs/s{profile} for {:.0} s against {}",
             self.arrivals, self.rate, self.duration_s, self.target
         );
         let _ = writeln!(
@@ -407,6 +448,19 @@ impl RunReport {
         }
         let l = self.issue_lateness_us;
         let _ = writeln!(s, "  issue lateness: p50 {} us, p99 {} us, max {} us", l.p50, l.p99, l.max);
+        if self.profile != "steady" {
+            let _ =
+                writeln!(s, "  by arrival, {} ms windows (start s: offered/s, goodput/s, p99 ms):", WINDOW_US / 1000);
+            for row in self.windows.chunks(5) {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|w| {
+                        format!("{:>5.1}: {:>6.0} {:>6.0} {:>6.1}", w.start_s, w.offered_rate, w.goodput, w.p99_ms)
+                    })
+                    .collect();
+                let _ = writeln!(s, "   {}", cells.join("  |"));
+            }
+        }
         s
     }
 }

@@ -9,6 +9,48 @@ use std::fmt::Write;
 /// The rates the sweep reports, as multiples of the capacity.
 pub const MULTIPLES: [f64; 5] = [0.5, 1.0, 1.5, 2.0, 3.0];
 
+/// The sweep's step: from `STEP.0` to `STEP.1` times the capacity, halfway through a run.
+pub const STEP: (f64, f64) = (0.5, 3.0);
+
+/// How close a window's goodput must come to the steady value for the step to have settled.
+pub const SETTLED_WITHIN: f64 = 0.10;
+
+/// The run with the step in it, and how soon after the step its goodput settled at the steady
+/// goodput of a run at the step's upper rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    /// When the rate stepped, seconds into the run.
+    pub at_s: f64,
+    /// The steady goodput it is held to, jobs per second (the run at `STEP.1` × C).
+    pub steady_goodput: f64,
+    /// From the step to the start of the first window whose goodput is within
+    /// `SETTLED_WITHIN` of the steady goodput, milliseconds; `None` if none is.
+    pub settled_after_ms: Option<f64>,
+    /// From that window on, the lowest window goodput as a share of the steady goodput.
+    pub lowest_after: f64,
+    /// The run itself, with its windows.
+    pub run: RunReport,
+}
+
+impl StepReport {
+    /// Judges `run`, which stepped at `at_s`, against `steady_goodput`.
+    pub fn of(run: RunReport, at_s: f64, steady_goodput: f64) -> StepReport {
+        let after: Vec<_> = run.windows.iter().filter(|w| w.start_s + 1e-9 >= at_s).collect();
+        let near = |g: f64| (g - steady_goodput).abs() <= SETTLED_WITHIN * steady_goodput;
+        let first = after.iter().position(|w| near(w.goodput));
+        let lowest_after = first.map_or(0.0, |i| {
+            after[i..].iter().map(|w| w.goodput / steady_goodput.max(1e-9)).fold(f64::INFINITY, f64::min)
+        });
+        StepReport {
+            at_s,
+            steady_goodput,
+            settled_after_ms: first.map(|i| (after[i].start_s - at_s) * 1e3),
+            lowest_after,
+            run,
+        }
+    }
+}
+
 /// How `find_capacity` searches for the capacity; rates are jobs per second.
 #[derive(Clone, Copy, Debug)]
 pub struct Search {
@@ -109,6 +151,8 @@ pub struct SweepReport {
     pub probes: Vec<Probe>,
     /// One run per multiple of C in `MULTIPLES`: (the multiple, its report).
     pub runs: Vec<(f64, RunReport)>,
+    /// The run that steps from `STEP.0` to `STEP.1` × C halfway through.
+    pub step: Option<StepReport>,
 }
 
 impl SweepReport {
@@ -158,6 +202,21 @@ impl SweepReport {
                 100.0 * r.start_error.p99
             );
         }
+        if let Some(step) = &self.step {
+            let settled = step.settled_after_ms.map_or("never, in this run".to_string(), |ms| {
+                format!("{ms:.0} ms after it (its lowest window after that: {:.0}%)", 100.0 * step.lowest_after)
+            });
+            let _ = writeln!(
+                s,
+                "step from {}×C to {}×C at {} s: goodput within {:.0}% of the steady {}×C goodput ({:.0}/s) {settled}",
+                STEP.0,
+                STEP.1,
+                step.at_s,
+                100.0 * SETTLED_WITHIN,
+                STEP.1,
+                step.steady_goodput
+            );
+        }
         s
     }
 }
@@ -193,5 +252,29 @@ mod tests {
         assert!(e.contains("no capacity"), "{e}");
         let bad = Search { start_rate: 0.0, ..s };
         assert!(block_on(find_capacity(bad, async |_| (true, ()))).is_err());
+    }
+
+    #[test]
+    fn a_step_settles_at_the_first_window_near_the_steady_goodput() {
+        use super::super::record::Recorder;
+        use super::super::report::WindowReport;
+        let mut run = RunReport::new("t", "poisson", 100.0, 1.0, &Recorder::default());
+        let goodputs = [300.0, 310.0, 500.0, 850.0, 950.0, 1020.0, 980.0];
+        run.windows = goodputs
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| WindowReport {
+                start_s: i as f64 * 0.1,
+                offered_rate: 0.0,
+                goodput: g,
+                goodput_full: g,
+                p99_ms: 0.0,
+            })
+            .collect();
+        let step = StepReport::of(run.clone(), 0.2, 1000.0);
+        assert!((step.settled_after_ms.unwrap() - 200.0).abs() < 1e-6, "{:?}", step.settled_after_ms);
+        assert!((step.lowest_after - 0.95).abs() < 1e-12);
+        let never = StepReport::of(run, 0.2, 2000.0);
+        assert_eq!((never.settled_after_ms, never.lowest_after), (None, 0.0));
     }
 }
