@@ -65,7 +65,7 @@ pub use config::RouterConfig;
 pub use job::{ClassicJob, ClassicKind, Criticality, Job, Runtime};
 pub use metrics::Percentiles;
 pub use outcome::{ErrorKind, JobError, Outcome, Status, Timings, render_text};
-pub use policy::{Decision, PolicyConfig, Pressure, Reason, Strategy};
+pub use policy::{Admission, Decision, PolicyConfig, Pressure, Reason, Strategy};
 pub use quarantine::QuarantineConfig;
 pub use request::{JobRequest, ParamValue, RequestError};
 pub use router::{CountSnapshot, KernelSnapshot, Router, Snapshot};

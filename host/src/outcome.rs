@@ -199,6 +199,9 @@ impl Outcome {
         if let Some(n) = self.batch_size {
             obj["batch_size"] = json!(n);
         }
+        if let Some(d) = self.decision.filter(|d| d.displace_us > 0.0) {
+            obj["decision"]["displace_us"] = json!(d.displace_us);
+        }
         obj
     }
 }

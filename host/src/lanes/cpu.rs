@@ -2,18 +2,17 @@
 //! hands each job to `spawn_blocking` only with a semaphore permit, so no more heavy kernels run
 //! than there are permits and async threads never run them.
 
+use super::ledger::{Entry, Ledger};
 use super::work::LaneWork;
 use crate::metrics::WorkGauge;
-use crate::policy::Pressure;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use crate::policy::{Placement, Pressure};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Live state the policy reads: all atomics.
-#[derive(Debug)]
 pub(crate) struct LaneState {
     permits: usize,
     capacity: usize,
@@ -23,6 +22,8 @@ pub(crate) struct LaneState {
     depth_peak: AtomicUsize,
     /// Predicted work queued. Added on enqueue and taken away on dequeue, both in this file.
     queued_work_us: AtomicU64,
+    /// The same work by deadline, for deadline admission; added and taken away beside it.
+    ledger: Ledger,
     /// Predicted work running, held by the running work's guards.
     running: WorkGauge,
 }
@@ -39,39 +40,50 @@ impl LaneState {
         }
     }
 
+    /// Where a job due at `deadline` would sit in the queue now. Running work counts for half
+    /// its prediction: on average, that much of it is left.
+    pub(crate) fn place(&self, deadline: Instant) -> Placement {
+        self.ledger.place(deadline, self.permits, 0.5 * self.running.get() as f64)
+    }
+
     /// The deepest the queue has been since the lane started.
     pub(crate) fn queue_peak(&self) -> usize {
         self.depth_peak.load(Relaxed)
     }
+
+    fn queued(&self, work: &LaneWork) -> Entry {
+        self.queued_work_us.fetch_add(work.predicted_us(), Relaxed);
+        self.ledger.add(work.deadline(), work.permit_us(), work.is_critical())
+    }
+
+    fn dequeued(&self, work: &LaneWork, entry: Entry) {
+        self.depth.fetch_sub(1, Relaxed);
+        self.queued_work_us.fetch_sub(work.predicted_us(), Relaxed);
+        self.ledger.remove(entry);
+    }
 }
 
+/// What reaches the dispatcher.
+enum Arrival {
+    /// Work to queue, in order of arrival, as the ledger counted it.
+    Work(u64, Entry, LaneWork),
+    /// Critical work was admitted on the understanding that this much permit time of queued
+    /// sheddable work gives way, earliest deadline first.
+    Displace(u64),
+}
+
+/// Work in the queue, as the ledger counted it.
 struct Queued {
-    deadline: Instant,
-    seq: u64,
+    entry: Entry,
     work: LaneWork,
 }
 
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    /// Reversed: the max-heap pops the earliest deadline, then the earliest arrival.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
-    }
-}
+/// The queue: earliest deadline first, then earliest arrival.
+type Queue = BTreeMap<(Instant, u64), Queued>;
 
 /// The lane's entrance: work goes in here and the dispatcher serves it.
 pub(crate) struct CpuLane {
-    tx: mpsc::Sender<(u64, LaneWork)>,
+    tx: mpsc::Sender<Arrival>,
     seq: AtomicU64,
     pub(crate) state: Arc<LaneState>,
 }
@@ -88,9 +100,11 @@ impl CpuLane {
             depth: AtomicUsize::new(0),
             depth_peak: AtomicUsize::new(0),
             queued_work_us: AtomicU64::new(0),
+            ledger: Ledger::new(),
             running: WorkGauge::default(),
         });
-        let (tx, rx) = mpsc::channel(capacity);
+        // Room for a displacement beside every queued job.
+        let (tx, rx) = mpsc::channel(2 * capacity);
         tokio::spawn(dispatch_loop(rx, state.clone()));
         CpuLane { tx, seq: AtomicU64::new(0), state }
     }
@@ -115,27 +129,73 @@ impl CpuLane {
             Ok(before) => s.depth_peak.fetch_max(before + 1, Relaxed),
             Err(_) => return Err(work),
         };
-        s.queued_work_us.fetch_add(work.predicted_us(), Relaxed);
+        let entry = s.queued(&work);
         let seq = self.seq.fetch_add(1, Relaxed);
-        self.tx.try_send((seq, work)).map_err(|e| {
-            let (_, work) = e.into_inner();
-            s.depth.fetch_sub(1, Relaxed);
-            s.queued_work_us.fetch_sub(work.predicted_us(), Relaxed);
-            work
+        self.tx.try_send(Arrival::Work(seq, entry, work)).map_err(|e| match e.into_inner() {
+            Arrival::Work(_, entry, work) => {
+                s.dequeued(&work, entry);
+                work
+            }
+            Arrival::Displace(_) => unreachable!("sent work"),
         })
+    }
+
+    /// Asks the dispatcher to have `permit_us` of queued sheddable work give way. Best effort:
+    /// with the channel full, the work stays and is re-decided when it reaches a permit.
+    pub(crate) fn displace(&self, permit_us: f64) {
+        if permit_us > 0.0 {
+            let _ = self.tx.try_send(Arrival::Displace(permit_us.ceil() as u64));
+        }
     }
 }
 
-fn dequeued(state: &LaneState, work: &LaneWork) {
-    state.depth.fetch_sub(1, Relaxed);
-    state.queued_work_us.fetch_sub(work.predicted_us(), Relaxed);
+fn arrive(queue: &mut Queue, arrival: Arrival, state: &LaneState) {
+    match arrival {
+        Arrival::Work(seq, entry, work) => {
+            queue.insert((work.deadline(), seq), Queued { entry, work });
+        }
+        Arrival::Displace(permit_us) => displace(queue, permit_us, state),
+    }
+}
+
+/// Sheddable jobs give way, earliest deadline first (they stand before the most deadlines),
+/// until `permit_us` of permit time is freed: each runs at its floor, or is dropped.
+fn displace(queue: &mut Queue, permit_us: u64, state: &LaneState) {
+    let mut freed = 0;
+    let keys: Vec<(Instant, u64)> = queue.keys().copied().collect();
+    for key in keys {
+        if freed >= permit_us {
+            return;
+        }
+        let Some(Queued { entry, work }) = queue.remove(&key) else { continue };
+        if work.is_critical() {
+            queue.insert(key, Queued { entry, work });
+            continue;
+        }
+        let (before, predicted) = (work.permit_us(), work.predicted_us());
+        match work.give_way() {
+            Some(work) => {
+                let after = entry.with_cost(work.permit_us());
+                state.queued_work_us.fetch_sub(predicted - work.predicted_us(), Relaxed);
+                state.ledger.replace(entry, after);
+                freed += before - work.permit_us();
+                queue.insert(key, Queued { entry: after, work });
+            }
+            None => {
+                state.depth.fetch_sub(1, Relaxed);
+                state.queued_work_us.fetch_sub(predicted, Relaxed);
+                state.ledger.remove(entry);
+                freed += before;
+            }
+        }
+    }
 }
 
 /// Pops the earliest deadline still worth running; cancelled and expired jobs (or batch
 /// members) are dropped on the way.
-fn pop_live(heap: &mut BinaryHeap<Queued>, state: &LaneState) -> Option<LaneWork> {
-    while let Some(q) = heap.pop() {
-        dequeued(state, &q.work);
+fn pop_live(queue: &mut Queue, state: &LaneState) -> Option<LaneWork> {
+    while let Some((_, q)) = queue.pop_first() {
+        state.dequeued(&q.work, q.entry);
         if let Some(work) = q.work.prune(Instant::now()) {
             return Some(work);
         }
@@ -143,38 +203,36 @@ fn pop_live(heap: &mut BinaryHeap<Queued>, state: &LaneState) -> Option<LaneWork
     None
 }
 
-async fn dispatch_loop(mut rx: mpsc::Receiver<(u64, LaneWork)>, state: Arc<LaneState>) {
-    let mut heap = BinaryHeap::new();
-    let push = |heap: &mut BinaryHeap<Queued>, (seq, work): (u64, LaneWork)| {
-        heap.push(Queued { deadline: work.deadline(), seq, work });
-    };
+async fn dispatch_loop(mut rx: mpsc::Receiver<Arrival>, state: Arc<LaneState>) {
+    let mut queue = Queue::new();
     let mut open = true;
     loop {
-        if heap.is_empty() {
+        if queue.is_empty() {
             if !open {
                 return;
             }
             match rx.recv().await {
-                Some(item) => push(&mut heap, item),
+                Some(arrival) => arrive(&mut queue, arrival, &state),
                 None => return,
             }
+            continue;
         }
         // Wait for a permit, but keep taking arrivals: one may have an earlier deadline.
         let permit = tokio::select! {
             biased;
             permit = state.semaphore.clone().acquire_owned() => permit.expect("the lane semaphore is never closed"),
-            item = rx.recv(), if open => {
-                match item {
-                    Some(item) => push(&mut heap, item),
+            arrival = rx.recv(), if open => {
+                match arrival {
+                    Some(arrival) => arrive(&mut queue, arrival, &state),
                     None => open = false,
                 }
                 continue;
             }
         };
-        while let Ok(item) = rx.try_recv() {
-            push(&mut heap, item);
+        while let Ok(arrival) = rx.try_recv() {
+            arrive(&mut queue, arrival, &state);
         }
-        let Some(work) = pop_live(&mut heap, &state) else { continue };
+        let Some(work) = pop_live(&mut queue, &state) else { continue };
         start(work, permit, &state);
     }
 }

@@ -4,6 +4,7 @@
 
 mod batch;
 mod cpu;
+mod ledger;
 mod work;
 
 pub(crate) use batch::{Batchers, Member};

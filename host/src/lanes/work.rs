@@ -3,8 +3,9 @@
 //! redecide`) when it reaches a permit.
 
 use crate::execute::{BatchRun, Pending, mark_cpu_lane_thread};
+use crate::job::Criticality;
 use crate::metrics::WorkGauge;
-use crate::policy::{Reason, Strategy};
+use crate::policy::{self, Reason, Strategy};
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -34,6 +35,40 @@ impl LaneWork {
         match self {
             LaneWork::Job(p) => p.decision.chunks,
             LaneWork::Batch(_) => 1,
+        }
+    }
+
+    /// Permit time the work is predicted to take: its run on each of its chunks.
+    pub(super) fn permit_us(&self) -> u64 {
+        self.predicted_us() * self.chunks() as u64
+    }
+
+    /// Critical work, or a batch with a critical member: what sheddable work gives way to.
+    pub(super) fn is_critical(&self) -> bool {
+        match self {
+            LaneWork::Job(p) => p.criticality == Criticality::Critical,
+            LaneWork::Batch(b) => b.members.iter().any(|m| m.criticality == Criticality::Critical),
+        }
+    }
+
+    /// Gives way to critical work, if this is a sheddable job: it stays queued at its floor
+    /// (`Some`), or is dropped now (`None`), with reason `displaced` either way. Anything else
+    /// comes back as it was.
+    pub(super) fn give_way(self) -> Option<LaneWork> {
+        match self {
+            LaneWork::Job(mut p) if p.criticality == Criticality::Sheddable => {
+                match policy::displaced(&p.profile, &p.decision) {
+                    Some(d) => {
+                        p.decision = d;
+                        Some(LaneWork::Job(p))
+                    }
+                    None => {
+                        p.drop_with(Reason::Displaced);
+                        None
+                    }
+                }
+            }
+            other => Some(other),
         }
     }
 

@@ -86,11 +86,16 @@ pub enum Reason {
     Cancelled,
     /// The kernel version is quarantined after repeated sandbox failures (see `quarantine`).
     Quarantined,
+    /// Critical work that fits only if queued sheddable work gives way: it runs, and that work
+    /// is degraded or dropped at once (deadline admission).
+    DisplacesSheddable,
+    /// Queued sheddable work given way to critical work: run at its floor, or dropped.
+    Displaced,
 }
 
 impl Reason {
     /// Every reason, in the order of `index`.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::CheapInline,
         Reason::CheapSpawn,
         Reason::FitsBudget,
@@ -104,6 +109,8 @@ impl Reason {
         Reason::DeadlinePassed,
         Reason::Cancelled,
         Reason::Quarantined,
+        Reason::DisplacesSheddable,
+        Reason::Displaced,
     ];
 
     /// The reason's place in `ALL`.
@@ -127,6 +134,8 @@ impl Reason {
             Reason::DeadlinePassed => "deadline_passed",
             Reason::Cancelled => "cancelled",
             Reason::Quarantined => "quarantined",
+            Reason::DisplacesSheddable => "displaces_sheddable",
+            Reason::Displaced => "displaced",
         }
     }
 }
@@ -208,6 +217,22 @@ pub struct PolicyConfig {
     /// Open a new batch even when the lane is idle (otherwise a batch starts only when the lane
     /// is backed up, or a job joins one already open, so a lone job never waits for partners).
     pub batch_when_idle: bool,
+    /// How heavy jobs are admitted to the CPU lane.
+    pub admission: Admission,
+}
+
+/// How the policy decides whether a heavy job fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// From the wait all queued work imposes, as in a FIFO queue; sheddable work gives way past
+    /// `shed_queue_fraction` or `shed_wait_us` (`decide`).
+    #[default]
+    Queue,
+    /// From the job's place in the earliest-deadline-first queue, with an acceptance test that
+    /// keeps every queued job due after it in time, and sheddable work giving way to critical
+    /// work (`decide_placed`).
+    Deadline,
 }
 
 impl Default for PolicyConfig {
@@ -226,6 +251,7 @@ impl Default for PolicyConfig {
             // dropped alike, 45% each).
             shed_wait_us: 5_000.0,
             batch_when_idle: false,
+            admission: Admission::Queue,
         }
     }
 }
@@ -250,6 +276,9 @@ pub struct Decision {
     pub predicted_wait_us: f64,
     /// How much wider the error bar is expected to be: (requested / granted)^exponent.
     pub error_factor: f64,
+    /// Permit time, microseconds, of queued sheddable work that must give way for this job
+    /// (`DisplacesSheddable`); 0 otherwise.
+    pub displace_us: f64,
 }
 
 impl Decision {
@@ -263,6 +292,7 @@ impl Decision {
             predicted_cost_us: cost,
             predicted_wait_us: wait,
             error_factor: job.error_factor(units),
+            displace_us: 0.0,
         }
     }
 
@@ -434,6 +464,10 @@ pub fn redecide(
         None => dropped(Reason::BudgetUnreachable),
     }
 }
+
+mod placed;
+
+pub use placed::{Placement, decide_placed, displaced};
 
 #[cfg(test)]
 mod tests;

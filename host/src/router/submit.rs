@@ -7,7 +7,7 @@ use crate::execute::Pending;
 use crate::job::Job;
 use crate::lanes::{LaneWork, Member};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
-use crate::policy::{self, Decision, JobProfile, Reason, Strategy};
+use crate::policy::{self, Admission, Decision, JobProfile, Reason, Strategy};
 use crate::registry::{Entry, Kernel};
 use helix_math::{Params, Value};
 use std::hash::{Hash, Hasher};
@@ -52,7 +52,7 @@ impl Router {
         let batch_key = self.batch_key(&kernel, &admitted, job.seed());
         let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
         profile.batch_open = batch_key.is_some_and(|k| self.batchers.is_open(&kernel, k));
-        let mut decision = policy::decide(&profile, &self.cpu.state.pressure(), &self.ctx.config.policy);
+        let mut decision = self.decide(&profile, submitted + job.budget);
         if let Err(left) = kernel.quarantine.admit(submitted, &self.ctx.config.quarantine) {
             // The wait is the quarantine's time left: clients are told when to retry.
             decision = Decision {
@@ -114,6 +114,8 @@ impl Router {
                 }
             }
             Strategy::CpuLane | Strategy::Split | Strategy::Degrade => {
+                // Room is made before the job arrives behind it.
+                self.cpu.displace(decision.displace_us);
                 if let Err(work) = self.cpu.submit(LaneWork::Job(Box::new(pending))) {
                     let LaneWork::Job(mut p) = work else { unreachable!("enqueued a job") };
                     p.reply = None;
@@ -130,6 +132,20 @@ impl Router {
                 JobError { kind: ErrorKind::Panic, field: None, message: "router shut down".into() },
                 submitted,
             ),
+        }
+    }
+
+    /// The policy's decision for a job due at `deadline`. Deadline admission places it in the
+    /// CPU lane's queue first, unless it is cheap enough never to wait there.
+    fn decide(&self, profile: &JobProfile, deadline: Instant) -> Decision {
+        let cfg = &self.ctx.config.policy;
+        let pressure = self.cpu.state.pressure();
+        let cheap = profile.allow_async_lanes && profile.cost_us(profile.units) <= cfg.spawn_max_us;
+        match cfg.admission {
+            Admission::Deadline if !cheap => {
+                policy::decide_placed(profile, &pressure, &self.cpu.state.place(deadline), cfg)
+            }
+            _ => policy::decide(profile, &pressure, cfg),
         }
     }
 
