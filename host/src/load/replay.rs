@@ -51,6 +51,11 @@ pub struct ReplayVerdict {
     pub late_admits_critical: u64,
     /// Jobs the clairvoyant schedule served (all within budget, by its acceptance test).
     pub clairvoyant_served: u64,
+    /// The service time of the jobs it served over the permit time of the run (permits times
+    /// the span of arrivals): how busy its permits were. Near 1, the replayed costs fill the
+    /// permits; well below it while the router was overloaded, the router's permits spend time
+    /// outside the measured service (hand-offs, sharing the cores).
+    pub clairvoyant_busy: f64,
 }
 
 impl ReplayVerdict {
@@ -127,6 +132,7 @@ pub fn replay(jobs: &[ReplayJob], permits: usize) -> ReplayVerdict {
     let mut schedule = Schedule { free_at_us: vec![0; permits.max(1)], waiting: BinaryHeap::new() };
     let mut v = ReplayVerdict::default();
     let mut last_arrival_us = 0;
+    let mut served_us = 0u64;
     for i in order {
         let j = &jobs[i];
         // Up to this arrival: what the permits that freed in the meantime took.
@@ -137,6 +143,7 @@ pub fn replay(jobs: &[ReplayJob], permits: usize) -> ReplayVerdict {
         if served {
             schedule.waiting.push(Reverse(candidate));
             v.clairvoyant_served += 1;
+            served_us += j.service_us;
         }
         match (j.ran, j.critical) {
             (true, critical) => {
@@ -157,6 +164,8 @@ pub fn replay(jobs: &[ReplayJob], permits: usize) -> ReplayVerdict {
             }
         }
     }
+    let span_us = jobs.iter().map(|j| j.arrival_us).max().unwrap_or(0).max(1);
+    v.clairvoyant_busy = served_us as f64 / (permits.max(1) as u64 * span_us) as f64;
     v
 }
 

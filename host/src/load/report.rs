@@ -377,7 +377,8 @@ impl RunReport {
             let _ = writeln!(
                 s,
                 "  replay against a clairvoyant EDF schedule: of {} dropped, {} ({:.1}%) it served within budget \
-                 (critical: {} of {}); of {} run, {} ({:.1}%) answered past budget (critical: {} of {})",
+                 (critical: {} of {}); of {} run, {} ({:.1}%) answered past budget (critical: {} of {}); \
+                 its permits {:.0}% busy",
                 v.dropped,
                 v.false_rejects,
                 100.0 * v.false_reject_share(),
@@ -387,7 +388,8 @@ impl RunReport {
                 v.late_admits,
                 100.0 * v.late_admit_share(),
                 v.late_admits_critical,
-                v.ran_critical
+                v.ran_critical,
+                100.0 * v.clairvoyant_busy
             );
         }
         let e = &self.start_error;
