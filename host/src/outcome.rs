@@ -6,6 +6,7 @@ use crate::policy::Decision;
 use helix_math::{Estimate, Output};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// How a job ended.
@@ -130,7 +131,7 @@ pub struct Outcome {
     pub fuel_used: Option<u64>,
     /// Jobs answered by the one run that answered this one, when it ran in a batch: the
     /// service time is the whole batch's.
-    pub batch_size: Option<u32>,
+    pub batch_size: Option<NonZeroU32>,
 }
 
 impl Outcome {
@@ -198,9 +199,6 @@ impl Outcome {
         }
         if let Some(n) = self.batch_size {
             obj["batch_size"] = json!(n);
-        }
-        if let Some(d) = self.decision.filter(|d| d.displace_us > 0.0) {
-            obj["decision"]["displace_us"] = json!(d.displace_us);
         }
         obj
     }

@@ -363,10 +363,10 @@ async fn batch_members_carry_the_size_of_their_batch() {
         r.submit(job(2, "mc-option", option_params(95.0, 20_000), 5_000)),
         r.submit(job(3, "mc-option", option_params(100.0, 20_000), 5_000))
     );
-    let sizes: Vec<Option<u32>> = [&a, &b, &c].iter().map(|o| o.batch_size).collect();
+    let sizes: Vec<Option<u32>> = [&a, &b, &c].iter().map(|o| o.batch_size.map(|n| n.get())).collect();
     for o in [&a, &b, &c] {
         assert_eq!((o.status, o.decision.unwrap().strategy), (Status::Completed, Strategy::Batch), "{sizes:?}");
-        let n = o.batch_size.expect("a batch member");
+        let n = o.batch_size.expect("a batch member").get();
         assert!((2..=3).contains(&n), "{sizes:?}");
         assert_eq!(o.to_json()["batch_size"], n, "{sizes:?}");
     }

@@ -7,6 +7,7 @@ use crate::metrics::WorkGauge;
 use crate::outcome::Status;
 use crate::registry::Entry;
 use helix_math::Prepared;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ impl BatchRun {
         let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &ctx);
         let service_us = start.elapsed().as_micros() as u64;
         drop(held);
-        let size = Some(members.len() as u32);
+        let size = NonZeroU32::new(members.len() as u32);
         match result {
             Ok(outputs) => {
                 for (m, out) in members.into_iter().zip(outputs) {

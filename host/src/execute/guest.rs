@@ -163,7 +163,7 @@ pub(super) fn run_guest_batch(guest: &WasmKernel, members: Vec<Pending>, predict
     };
     for (m, (answer, fuel)) in members.into_iter().zip(answers) {
         let mut o = m.guest_outcome(answer, fuel, m.decision.units_granted);
-        o.batch_size = Some(size as u32);
+        o.batch_size = std::num::NonZeroU32::new(size as u32);
         m.finish(o, Some(start), service_us);
     }
 }

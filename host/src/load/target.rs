@@ -88,7 +88,7 @@ impl Observed {
             predicted_cost_us: o.decision.map(|d| d.predicted_cost_us),
             predicted_wait_us: o.decision.map(|d| d.predicted_wait_us),
             service_us: ran.then_some(o.timings.service_us),
-            batch_size: o.batch_size.map(u64::from),
+            batch_size: o.batch_size.map(|n| u64::from(n.get())),
         }
     }
 }

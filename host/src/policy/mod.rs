@@ -276,9 +276,6 @@ pub struct Decision {
     pub predicted_wait_us: f64,
     /// How much wider the error bar is expected to be: (requested / granted)^exponent.
     pub error_factor: f64,
-    /// Permit time, microseconds, of queued sheddable work that must give way for this job
-    /// (`DisplacesSheddable`); 0 otherwise.
-    pub displace_us: f64,
 }
 
 impl Decision {
@@ -292,7 +289,6 @@ impl Decision {
             predicted_cost_us: cost,
             predicted_wait_us: wait,
             error_factor: job.error_factor(units),
-            displace_us: 0.0,
         }
     }
 
@@ -467,7 +463,7 @@ pub fn redecide(
 
 mod placed;
 
-pub use placed::{Placement, decide_placed, displaced};
+pub use placed::{Placement, decide_placed, displaced, displacement};
 
 #[cfg(test)]
 mod tests;

@@ -77,16 +77,8 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
             }
         };
         let cost = job.cost_us(units);
-        if cost <= room_all {
-            return Decision::new(strategy, Reason::DegradedToFit, job, units, cost, wait);
-        }
-        // Enough sheddable work must go for the jobs due after it to fit (the permit time it
-        // lacks) and for its own start (what it lacks, on every permit).
-        let short_own = cost - (job.remaining_budget_us * cfg.budget_use - wait);
-        let short_after = cost - place.slack_us;
-        let displace_us = short_after.max(short_own * pressure.permits.max(1) as f64).max(0.0);
-        let d = Decision::new(strategy, Reason::DisplacesSheddable, job, units, cost, wait);
-        return Decision { displace_us, ..d };
+        let reason = if cost <= room_all { Reason::DegradedToFit } else { Reason::DisplacesSheddable };
+        return Decision::new(strategy, reason, job, units, cost, wait);
     }
     match fit_within(room_all) {
         Some((f, units)) => {
@@ -95,6 +87,26 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
         }
         None => Decision::drop(job, Reason::ShedUnderPressure, wait),
     }
+}
+
+/// Permit time, microseconds, of queued sheddable work that must give way for a job decided
+/// `DisplacesSheddable` at `place` (0 for any other decision): enough for the jobs due after it
+/// to fit (the permit time it lacks behind it) and for its own start (what it lacks before its
+/// deadline, on every permit).
+pub fn displacement(
+    job: &JobProfile,
+    decided: &Decision,
+    place: &Placement,
+    permits: usize,
+    cfg: &PolicyConfig,
+) -> f64 {
+    if decided.reason != Reason::DisplacesSheddable {
+        return 0.0;
+    }
+    let cost = decided.predicted_cost_us;
+    let short_own = cost - (job.remaining_budget_us * cfg.budget_use - place.wait_us);
+    let short_after = cost - place.slack_us;
+    short_after.max(short_own * permits.max(1) as f64).max(0.0)
 }
 
 /// A queued sheddable job's decision once it gives way to critical work: run at its floor if
@@ -251,13 +263,14 @@ mod tests {
             let d = decide_placed(&j, &busy(), &p, &cfg);
             assert_eq!((d.strategy, d.reason, d.units_granted), expected, "{name}: {d:?}");
             let usable = j.remaining_budget_us * cfg.budget_use;
+            let displace_us = displacement(&j, &d, &p, busy().permits, &cfg);
             match d.reason {
                 Reason::FitsBudget | Reason::DegradedToFit | Reason::ShedToFloor => {
-                    assert_eq!(d.displace_us, 0.0, "{name}");
+                    assert_eq!(displace_us, 0.0, "{name}");
                     assert!(d.predicted_cost_us <= (usable - p.wait_us).min(p.slack_us) + 1e-9, "{name}: {d:?}");
                 }
                 Reason::DisplacesSheddable => {
-                    assert!(d.displace_us > 0.0, "{name}: {d:?}");
+                    assert!(displace_us > 0.0, "{name}: {d:?}");
                     assert!(d.predicted_cost_us <= (usable - p.wait_critical_us).min(p.slack_critical_us) + 1e-9);
                 }
                 _ => assert_eq!(d.units_granted, 0, "{name}"),
@@ -270,11 +283,16 @@ mod tests {
         let cfg = PolicyConfig::default();
         let critical = job(Criticality::Critical);
         // It lacks 505 us of slack behind it: that much sheddable work must go.
-        let d = decide_placed(&critical, &busy(), &place(1_000.0, 500.0, 0.0, 2_000.0), &cfg);
-        assert!((d.displace_us - 505.0).abs() < 1e-9, "{d:?}");
+        let behind = place(1_000.0, 500.0, 0.0, 2_000.0);
+        let d = decide_placed(&critical, &busy(), &behind, &cfg);
+        assert!((displacement(&critical, &d, &behind, 2, &cfg) - 505.0).abs() < 1e-9, "{d:?}");
         // It lacks 505 us of its own start: that much on each of the two permits.
-        let d = decide_placed(&critical, &busy(), &place(15_500.0, 50_000.0, 2_000.0, 0.0), &cfg);
-        assert!((d.displace_us - 1_010.0).abs() < 1e-9, "{d:?}");
+        let ahead = place(15_500.0, 50_000.0, 2_000.0, 0.0);
+        let d = decide_placed(&critical, &busy(), &ahead, &cfg);
+        assert!((displacement(&critical, &d, &ahead, 2, &cfg) - 1_010.0).abs() < 1e-9, "{d:?}");
+        // Nothing to displace for a job that fits.
+        let fits = decide_placed(&critical, &busy(), &place(1_000.0, 50_000.0, 0.0, 0.0), &cfg);
+        assert_eq!(displacement(&critical, &fits, &behind, 2, &cfg), 0.0);
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Router {
         let batch_key = self.batch_key(&kernel, &admitted, job.seed());
         let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
         profile.batch_open = batch_key.is_some_and(|k| self.batchers.is_open(&kernel, k));
-        let mut decision = self.decide(&profile, submitted + job.budget);
+        let (mut decision, displace_us) = self.decide(&profile, submitted + job.budget);
         if let Err(left) = kernel.quarantine.admit(submitted, &self.ctx.config.quarantine) {
             // The wait is the quarantine's time left: clients are told when to retry.
             decision = Decision {
@@ -115,7 +115,7 @@ impl Router {
             }
             Strategy::CpuLane | Strategy::Split | Strategy::Degrade => {
                 // Room is made before the job arrives behind it.
-                self.cpu.displace(decision.displace_us);
+                self.cpu.displace(displace_us);
                 if let Err(work) = self.cpu.submit(LaneWork::Job(Box::new(pending))) {
                     let LaneWork::Job(mut p) = work else { unreachable!("enqueued a job") };
                     p.reply = None;
@@ -135,17 +135,20 @@ impl Router {
         }
     }
 
-    /// The policy's decision for a job due at `deadline`. Deadline admission places it in the
-    /// CPU lane's queue first, unless it is cheap enough never to wait there.
-    fn decide(&self, profile: &JobProfile, deadline: Instant) -> Decision {
+    /// The policy's decision for a job due at `deadline`, and the permit time of queued sheddable
+    /// work that must give way for it. Deadline admission places it in the CPU lane's queue
+    /// first, unless it is cheap enough never to wait there.
+    fn decide(&self, profile: &JobProfile, deadline: Instant) -> (Decision, f64) {
         let cfg = &self.ctx.config.policy;
         let pressure = self.cpu.state.pressure();
         let cheap = profile.allow_async_lanes && profile.cost_us(profile.units) <= cfg.spawn_max_us;
         match cfg.admission {
             Admission::Deadline if !cheap => {
-                policy::decide_placed(profile, &pressure, &self.cpu.state.place(deadline), cfg)
+                let place = self.cpu.state.place(deadline);
+                let d = policy::decide_placed(profile, &pressure, &place, cfg);
+                (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }
-            _ => policy::decide(profile, &pressure, cfg),
+            _ => (policy::decide(profile, &pressure, cfg), 0.0),
         }
     }
 
