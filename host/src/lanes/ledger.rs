@@ -70,7 +70,10 @@ impl Ledger {
         let slot = (b < now + BUCKETS as u64).then_some(b as usize % BUCKETS);
         let entry = Entry { slot, us, critical };
         self.change(entry, true);
-        self.last.fetch_max(b, Relaxed);
+        // Work past the ring is read from its own cell: it must not stretch every scan.
+        if slot.is_some() {
+            self.last.fetch_max(b, Relaxed);
+        }
         entry
     }
 

@@ -143,6 +143,10 @@ pub struct Schedule {
     last_s: f64,
     /// Arrivals so far in the time the profile stretches: unit rate there.
     stretched_s: f64,
+    /// The profile's segment the last arrival fell in, and the stretched time before it:
+    /// arrivals only move forward, so each walks on from there.
+    segment: u64,
+    segment_start_stretched: f64,
     rng: ChaCha8Rng,
 }
 
@@ -160,6 +164,8 @@ impl Schedule {
             index: 0,
             last_s: 0.0,
             stretched_s: 0.0,
+            segment: 0,
+            segment_start_stretched: 0.0,
             rng: ChaCha8Rng::seed_from_u64(seed),
         })
     }
@@ -171,19 +177,21 @@ impl Schedule {
     }
 
     /// The instant by which `stretched` arrivals are due at unit rate: the inverse of the
-    /// integrated rate, walked segment by segment (infinite past the run's end).
-    fn instant_of(&self, mut stretched: f64) -> f64 {
-        for k in 0.. {
-            let Some((start, end, multiple)) = self.profile.segment(k) else { break };
+    /// integrated rate, walked segment by segment from the last arrival's (infinite past the
+    /// run's end). `stretched` never decreases between calls.
+    fn instant_of(&mut self, stretched: f64) -> f64 {
+        while let Some((start, end, multiple)) = self.profile.segment(self.segment) {
             if start >= self.end_s {
                 break;
             }
             let rate = self.rate * multiple;
             let room = rate * (end.min(self.end_s) - start);
-            if rate > 0.0 && stretched < room {
-                return start + stretched / rate;
+            let into = stretched - self.segment_start_stretched;
+            if rate > 0.0 && into < room {
+                return start + into / rate;
             }
-            stretched -= room;
+            self.segment += 1;
+            self.segment_start_stretched += room;
         }
         f64::INFINITY
     }
@@ -204,10 +212,14 @@ impl Iterator for Schedule {
             // Inverse CDF of the exponential distribution.
             (Arrivals::Poisson, Profile::Steady) => self.last_s - self.unit().ln() / self.rate,
             // A moving rate: the same processes at unit rate, in time stretched by the rate.
-            (Arrivals::Constant, _) => self.instant_of(self.index as f64),
+            (Arrivals::Constant, _) => {
+                let stretched = self.index as f64;
+                self.instant_of(stretched)
+            }
             (Arrivals::Poisson, _) => {
                 self.stretched_s -= self.unit().ln();
-                self.instant_of(self.stretched_s)
+                let stretched = self.stretched_s;
+                self.instant_of(stretched)
             }
         };
         if t >= self.end_s {
