@@ -68,4 +68,4 @@ pub use outcome::{ErrorKind, JobError, Outcome, Status, Timings, render_text};
 pub use policy::{Admission, Decision, PolicyConfig, Pressure, Reason, Strategy};
 pub use quarantine::QuarantineConfig;
 pub use request::{JobRequest, ParamValue, RequestError};
-pub use router::{CountSnapshot, KernelSnapshot, Router, Snapshot};
+pub use router::{CountSnapshot, KernelSnapshot, Ration, Router, Snapshot};

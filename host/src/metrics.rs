@@ -229,18 +229,32 @@ impl Drop for InLane<'_> {
 
 /// Predicted work in microseconds, added by a guard and taken away when the guard drops, so a
 /// run that panics cannot leave its work counted for ever (the policy would see a busier lane).
+/// What the guards held is also summed, in permit time, as the work done so far.
 #[derive(Debug, Default)]
-pub(crate) struct WorkGauge(AtomicU64);
+pub(crate) struct WorkGauge {
+    running: AtomicU64,
+    done: AtomicU64,
+}
 
 impl WorkGauge {
     pub(crate) fn get(&self) -> u64 {
-        self.0.load(Relaxed)
+        self.running.load(Relaxed)
+    }
+
+    /// Predicted permit time of the work whose guards have dropped, microseconds.
+    pub(crate) fn done(&self) -> u64 {
+        self.done.load(Relaxed)
     }
 
     /// Counts `us` until the guard drops.
     pub(crate) fn hold(&self, us: u64) -> HeldWork<'_> {
-        self.0.fetch_add(us, Relaxed);
-        HeldWork { gauge: self, us }
+        self.hold_on(us, 1)
+    }
+
+    /// Counts `us` of work running on `permits` permits at once until the guard drops.
+    pub(crate) fn hold_on(&self, us: u64, permits: usize) -> HeldWork<'_> {
+        self.running.fetch_add(us, Relaxed);
+        HeldWork { gauge: self, us, permits: permits as u64 }
     }
 }
 
@@ -249,11 +263,13 @@ impl WorkGauge {
 pub(crate) struct HeldWork<'a> {
     gauge: &'a WorkGauge,
     us: u64,
+    permits: u64,
 }
 
 impl Drop for HeldWork<'_> {
     fn drop(&mut self) {
-        self.gauge.0.fetch_sub(self.us, Relaxed);
+        self.gauge.running.fetch_sub(self.us, Relaxed);
+        self.gauge.done.fetch_add(self.us * self.permits, Relaxed);
     }
 }
 

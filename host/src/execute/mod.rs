@@ -48,6 +48,8 @@ pub(crate) struct Pending {
     pub(crate) seed: u64,
     pub(crate) decision: Decision,
     pub(crate) profile: JobProfile,
+    /// The kernel's cost correction when `profile` was built: the factor its costs carry.
+    pub(crate) correction: f64,
     pub(crate) submitted: Instant,
     pub(crate) deadline: Instant,
     /// Where a caller waits for the outcome; `None` when the caller runs the job itself.
@@ -138,7 +140,7 @@ impl Pending {
             self.ctx.metrics.heavy_on_async.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.decision.chunks = 1 + extra.len();
-        let held = running.map(|r| r.hold(self.decision.predicted_cost_us as u64));
+        let held = running.map(|r| r.hold_on(self.decision.predicted_cost_us as u64, self.decision.chunks));
         let start = Instant::now();
         let outcome = match &self.kernel.entry {
             Entry::Wasm(guest) => match self.guest_job(units) {
@@ -178,10 +180,12 @@ impl Pending {
     }
 
     /// Feeds the kernel's cost correction with this run (uncorrected prediction vs measured,
-    /// the measurement scaled back to one chunk's worth of serial time).
+    /// the measurement scaled back to one chunk's worth of serial time). The profile is undone
+    /// with the correction it was built with: the one in force now moved while the job queued,
+    /// and undoing with it fed each change back into the next (a rise made the prediction look
+    /// smaller, so it rose again; under load it ran to its clamp, 20 times the cost model).
     fn observe_cost(&self, units: u64, service_us: u64) {
-        let c = self.kernel.stats.correction();
-        let predicted = self.profile.cost_us(units) / c;
+        let predicted = self.profile.cost_us(units) / self.correction;
         let serial_equivalent =
             service_us as f64 / policy::amdahl(self.profile.scaling_potential, self.decision.chunks);
         self.kernel.stats.observe(predicted, serial_equivalent);
@@ -249,6 +253,7 @@ mod tests {
             seed: 1,
             decision,
             profile,
+            correction: 1.0,
             submitted: now,
             deadline: now + std::time::Duration::from_secs(1),
             reply: None,

@@ -163,14 +163,17 @@ async fn batch_loop(mut rx: mpsc::Receiver<Member>, max_size: usize, lane: Arc<C
     }
 }
 
+/// What each member after the first adds to a batch's cost, as a share of the costliest
+/// member's: shared paths dominate, and each extra member adds its payoff or quantile work.
+pub(crate) const MEMBER_SHARE: f64 = 0.1;
+
 fn close(mut members: Vec<Pending>, lane: &CpuLane) {
     let work = if members.len() == 1 {
         LaneWork::Job(Box::new(members.pop().expect("one member")))
     } else {
         let deadline = members.iter().map(|m| m.deadline).min().expect("members");
         let most = members.iter().map(|m| m.decision.predicted_cost_us).fold(0.0, f64::max);
-        // Shared paths dominate; each extra member adds its payoff or quantile work.
-        let predicted_us = (most * (1.0 + 0.1 * (members.len() - 1) as f64)) as u64;
+        let predicted_us = (most * (1.0 + MEMBER_SHARE * (members.len() - 1) as f64)) as u64;
         LaneWork::Batch(BatchRun { members, deadline, predicted_us })
     };
     if let Err(work) = lane.submit(work) {
@@ -193,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batcher_goes_once_no_job_holds_its_kernel_version() {
-        let batchers = Batchers::new(4, Arc::new(CpuLane::start(1, 4)));
+        let batchers = Batchers::new(4, Arc::new(CpuLane::start(1, 4, 1.0)));
         let (old, new) = (kernel_version(), kernel_version());
         let first = batchers.slot(&old);
         assert!(Arc::ptr_eq(&first, &batchers.slot(&old)), "one slot per version");

@@ -3,6 +3,7 @@
 //! than there are permits and async threads never run them.
 
 use super::ledger::{Entry, Ledger};
+use super::offered::{Caps, Offered};
 use super::work::LaneWork;
 use crate::metrics::WorkGauge;
 use crate::policy::{Placement, Pressure};
@@ -26,6 +27,8 @@ pub(crate) struct LaneState {
     ledger: Ledger,
     /// Predicted work running, held by the running work's guards.
     running: WorkGauge,
+    /// The work offered to the router lately, and the ration it implies.
+    offered: Offered,
 }
 
 impl LaneState {
@@ -44,6 +47,16 @@ impl LaneState {
     /// its prediction: on average, that much of it is left.
     pub(crate) fn place(&self, deadline: Instant) -> Placement {
         self.ledger.place(deadline, self.permits, 0.5 * self.running.get() as f64)
+    }
+
+    /// Counts a job offered now at `cost_us` of permit time; returns the rations in force.
+    pub(crate) fn offer(&self, critical: bool, cost_us: f64) -> Caps {
+        self.offered.offer(critical, cost_us, || (self.running.done(), self.depth.load(Relaxed) > 0))
+    }
+
+    /// The rations in force, and the share of the permits' time the lane delivers (learnt).
+    pub(crate) fn ration(&self) -> (Caps, f64) {
+        (self.offered.caps(), self.offered.capacity_share())
     }
 
     /// The deepest the queue has been since the lane started.
@@ -89,8 +102,9 @@ pub(crate) struct CpuLane {
 }
 
 impl CpuLane {
-    /// Starts the dispatcher on the current Tokio runtime.
-    pub(crate) fn start(permits: usize, capacity: usize) -> CpuLane {
+    /// Starts the dispatcher on the current Tokio runtime. Work is rationed once the work
+    /// offered passes `ration_share` of the permits' time.
+    pub(crate) fn start(permits: usize, capacity: usize, ration_share: f64) -> CpuLane {
         let permits = permits.max(1);
         let capacity = capacity.max(1);
         let state = Arc::new(LaneState {
@@ -102,10 +116,23 @@ impl CpuLane {
             queued_work_us: AtomicU64::new(0),
             ledger: Ledger::new(),
             running: WorkGauge::default(),
+            offered: Offered::new(permits, ration_share),
         });
         // Room for a displacement beside every queued job.
         let (tx, rx) = mpsc::channel(2 * capacity);
-        tokio::spawn(dispatch_loop(rx, state.clone()));
+        // The dispatcher runs on a thread of its own: on the caller's runtime it queued behind
+        // every submitting task, and a permit freed while it waited sat idle.
+        let dispatcher = state.clone();
+        std::thread::Builder::new()
+            .name("helix-lane".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                match rt {
+                    Ok(rt) => rt.block_on(dispatch_loop(rx, dispatcher)),
+                    Err(e) => tracing::error!(error = %e, "the CPU lane's dispatcher could not start"),
+                }
+            })
+            .expect("the CPU lane's dispatcher thread starts");
         CpuLane { tx, seq: AtomicU64::new(0), state }
     }
 

@@ -151,6 +151,7 @@ impl Ledger {
             wait_critical_us: (running_us + ahead_critical) / p,
             slack_us: slack_all,
             slack_critical_us: slack_critical,
+            ration_us: f64::INFINITY,
         }
     }
 

@@ -5,8 +5,9 @@
 mod batch;
 mod cpu;
 mod ledger;
+mod offered;
 mod work;
 
-pub(crate) use batch::{Batchers, Member};
+pub(crate) use batch::{Batchers, MEMBER_SHARE, Member};
 pub(crate) use cpu::CpuLane;
 pub(crate) use work::LaneWork;

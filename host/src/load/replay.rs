@@ -56,6 +56,10 @@ pub struct ReplayVerdict {
     /// permits; well below it while the router was overloaded, the router's permits spend time
     /// outside the measured service (hand-offs, sharing the cores).
     pub clairvoyant_busy: f64,
+    /// The same for the router: the measured service time of the jobs it ran over the permit
+    /// time of the run. The gap to `clairvoyant_busy` is permit time the router did not turn
+    /// into service.
+    pub router_busy: f64,
 }
 
 impl ReplayVerdict {
@@ -165,7 +169,9 @@ pub fn replay(jobs: &[ReplayJob], permits: usize) -> ReplayVerdict {
         }
     }
     let span_us = jobs.iter().map(|j| j.arrival_us).max().unwrap_or(0).max(1);
-    v.clairvoyant_busy = served_us as f64 / (permits.max(1) as u64 * span_us) as f64;
+    let permit_us = (permits.max(1) as u64 * span_us) as f64;
+    v.clairvoyant_busy = served_us as f64 / permit_us;
+    v.router_busy = jobs.iter().filter(|j| j.ran).map(|j| j.service_us).sum::<u64>() as f64 / permit_us;
     v
 }
 

@@ -378,7 +378,7 @@ impl RunReport {
                 s,
                 "  replay against a clairvoyant EDF schedule: of {} dropped, {} ({:.1}%) it served within budget \
                  (critical: {} of {}); of {} run, {} ({:.1}%) answered past budget (critical: {} of {}); \
-                 its permits {:.0}% busy",
+                 its permits {:.0}% busy with service, the router's {:.0}%",
                 v.dropped,
                 v.false_rejects,
                 100.0 * v.false_reject_share(),
@@ -389,7 +389,8 @@ impl RunReport {
                 100.0 * v.late_admit_share(),
                 v.late_admits_critical,
                 v.ran_critical,
-                100.0 * v.clairvoyant_busy
+                100.0 * v.clairvoyant_busy,
+                100.0 * v.router_busy
             );
         }
         let e = &self.start_error;

@@ -91,11 +91,15 @@ pub enum Reason {
     DisplacesSheddable,
     /// Queued sheddable work given way to critical work: run at its floor, or dropped.
     Displaced,
+    /// More work is offered than the lane can serve: a job costing more than its class's cap
+    /// runs at the cap (never below its floor), so cheap jobs still run whole (deadline
+    /// admission).
+    Rationed,
 }
 
 impl Reason {
     /// Every reason, in the order of `index`.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::CheapInline,
         Reason::CheapSpawn,
         Reason::FitsBudget,
@@ -111,6 +115,7 @@ impl Reason {
         Reason::Quarantined,
         Reason::DisplacesSheddable,
         Reason::Displaced,
+        Reason::Rationed,
     ];
 
     /// The reason's place in `ALL`.
@@ -136,6 +141,7 @@ impl Reason {
             Reason::Quarantined => "quarantined",
             Reason::DisplacesSheddable => "displaces_sheddable",
             Reason::Displaced => "displaced",
+            Reason::Rationed => "rationed",
         }
     }
 }
@@ -219,6 +225,11 @@ pub struct PolicyConfig {
     pub batch_when_idle: bool,
     /// How heavy jobs are admitted to the CPU lane.
     pub admission: Admission,
+    /// Deadline admission: once the work offered over the last 50 ms passes this share of the
+    /// CPU lane's permit time, a job costing more than its class's cap runs at the cap (reason
+    /// `rationed`), the cap set so that the rationed work fits that share. Critical work is
+    /// rationed against it all, sheddable work against what critical work leaves.
+    pub ration_share: f64,
 }
 
 /// How the policy decides whether a heavy job fits.
@@ -252,6 +263,7 @@ impl Default for PolicyConfig {
             shed_wait_us: 5_000.0,
             batch_when_idle: false,
             admission: Admission::Queue,
+            ration_share: 0.9,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::job::Criticality;
 
 /// Where a job would sit in the CPU lane's queue, from the queue's work by deadline. Times are
 /// microseconds; slacks are permit time (one job costs its service time of it).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Placement {
     /// Its wait for a permit: the remaining running work and the queued work due before it,
     /// spread over the permits.
@@ -22,12 +22,47 @@ pub struct Placement {
     pub slack_us: f64,
     /// The same, counting only critical queued work.
     pub slack_critical_us: f64,
+    /// The most permit time a job of its class may take while more work is offered than the
+    /// lane serves; infinite otherwise (see `Reason::Rationed`).
+    pub ration_us: f64,
+}
+
+impl Default for Placement {
+    /// An empty queue, and no ration.
+    fn default() -> Placement {
+        Placement {
+            wait_us: 0.0,
+            wait_critical_us: 0.0,
+            slack_us: f64::INFINITY,
+            slack_critical_us: f64::INFINITY,
+            ration_us: f64::INFINITY,
+        }
+    }
 }
 
 /// What a heavy job may cost and still fit: its own deadline (after `wait`, on one permit,
 /// within the usable share of its budget) and the queued jobs due after it (`slack`).
 fn room(job: &JobProfile, cfg: &PolicyConfig, wait_us: f64, slack_us: f64) -> f64 {
     (job.remaining_budget_us * cfg.budget_use - wait_us).min(slack_us)
+}
+
+/// The units `job` may run under a ration of `cap_us`, and whether the ration cut them: all of
+/// them if they cost no more; else as many as the cap pays for, down to the floor. Below the
+/// floor a critical job keeps its floor and a sheddable one gets `None` (it is shed). A job
+/// that cannot degrade runs whole if critical (the acceptance test still decides) and is shed
+/// if sheddable.
+fn rationed(job: &JobProfile, cap_us: f64) -> Option<(u64, bool)> {
+    if job.cost_us(job.units) <= cap_us {
+        return Some((job.units, false));
+    }
+    let critical = job.criticality == Criticality::Critical;
+    match job.floor_units() {
+        None => critical.then_some((job.units, false)),
+        Some(floor) => {
+            let units = job.units_within(cap_us);
+            if units >= floor { Some((units, true)) } else { critical.then_some((floor, true)) }
+        }
+    }
 }
 
 /// Decides how `job` runs under deadline admission (see the module docs). Cheap jobs, the
@@ -45,12 +80,27 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
         return Decision::drop(job, Reason::QueueFull, wait);
     }
     let room_all = room(job, cfg, wait, place.slack_us);
-    let batch_pays = job.batch_open || cfg.batch_when_idle || pressure.queue_depth > 0 || pressure.free_permits() == 0;
-    if let Some(delay) = job.batch_delay_us
-        && batch_pays
-        && full + delay <= room_all
+    let batch = |units: u64| {
+        let delay = job.batch_delay_us?;
+        (full + delay <= room_all)
+            .then(|| Decision::new(Strategy::Batch, Reason::SharedWork, job, units, full, wait + delay))
+    };
+    // Joining an open batch adds only a member's share of its cost: no ration applies.
+    if job.batch_open
+        && let Some(d) = batch(job.units)
     {
-        return Decision::new(Strategy::Batch, Reason::SharedWork, job, job.units, full, wait + delay);
+        return d;
+    }
+    let Some((units, rationed)) = rationed(job, place.ration_us) else {
+        return Decision::drop(job, Reason::ShedUnderPressure, wait);
+    };
+    // Opening one costs the whole job if no partner comes: only within the ration.
+    let batch_pays = cfg.batch_when_idle || pressure.queue_depth > 0 || pressure.free_permits() == 0;
+    if !rationed
+        && batch_pays
+        && let Some(d) = batch(job.units)
+    {
+        return d;
     }
     if pressure.queue_depth == 0 && pressure.free_permits() >= 2 {
         // An idle lane: the split rules are the queue model's, whose wait is also 0 here.
@@ -59,17 +109,22 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
             return d;
         }
     }
-    if full <= room_all {
-        return Decision::new(Strategy::CpuLane, Reason::FitsBudget, job, job.units, full, wait);
+    let cost = job.cost_us(units);
+    // Whole (or at its ration) if it fits.
+    let (as_is, as_is_reason) =
+        if rationed { (Strategy::Degrade, Reason::Rationed) } else { (Strategy::CpuLane, Reason::FitsBudget) };
+    if cost <= room_all {
+        return Decision::new(as_is, as_is_reason, job, units, cost, wait);
     }
     let floor = job.floor_units();
-    let fit_within = |room_us: f64| floor.map(|f| (f, job.units_within(room_us))).filter(|&(f, u)| u >= f && u > 0);
+    let fit_within =
+        |room_us: f64| floor.map(|f| (f, job.units_within(room_us).min(units))).filter(|&(f, u)| u >= f && u > 0);
     if job.criticality == Criticality::Critical {
         // As many of its units as fit with every queued sheddable job gone; sheddable work gives
         // way only for what does not fit beside it.
         let room_critical = room(job, cfg, place.wait_critical_us, place.slack_critical_us);
-        let (strategy, units) = if full <= room_critical {
-            (Strategy::CpuLane, job.units)
+        let (strategy, units) = if cost <= room_critical {
+            (as_is, units)
         } else {
             match fit_within(room_critical) {
                 Some((_, units)) => (Strategy::Degrade, units),
@@ -167,6 +222,7 @@ mod tests {
             wait_critical_us: wait_us - sheddable_ahead_us,
             slack_us,
             slack_critical_us: slack_us + sheddable_after_us,
+            ration_us: f64::INFINITY,
         }
     }
 
@@ -253,6 +309,36 @@ mod tests {
                 (Strategy::Degrade, Reason::DisplacesSheddable, 21 * 1024),
             ),
             (
+                "more work offered than the lane serves: an expensive job runs at its ration",
+                critical,
+                Placement { ration_us: 500.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::Degrade, Reason::Rationed, 49_152),
+            ),
+            (
+                "a ration below its floor: a critical job keeps its floor",
+                critical,
+                Placement { ration_us: 20.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::Degrade, Reason::Rationed, 5 * 1024),
+            ),
+            (
+                "a ration below its floor: a sheddable job is shed",
+                sheddable,
+                Placement { ration_us: 20.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::Drop, Reason::ShedUnderPressure, 0),
+            ),
+            (
+                "a rationed job that still does not fit is degraded to fit",
+                critical,
+                Placement { ration_us: 500.0, ..place(1_000.0, 230.0, 0.0, 0.0) },
+                (Strategy::Degrade, Reason::DegradedToFit, 21 * 1024),
+            ),
+            (
+                "a job that costs less than its ration runs whole",
+                sheddable,
+                Placement { ration_us: 2_000.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::CpuLane, Reason::FitsBudget, full),
+            ),
+            (
                 "the budget is gone",
                 JobProfile { remaining_budget_us: 0.0, ..critical },
                 place(0.0, 50_000.0, 0.0, 0.0),
@@ -265,7 +351,7 @@ mod tests {
             let usable = j.remaining_budget_us * cfg.budget_use;
             let displace_us = displacement(&j, &d, &p, busy().permits, &cfg);
             match d.reason {
-                Reason::FitsBudget | Reason::DegradedToFit | Reason::ShedToFloor => {
+                Reason::FitsBudget | Reason::DegradedToFit | Reason::ShedToFloor | Reason::Rationed => {
                     assert_eq!(displace_us, 0.0, "{name}");
                     assert!(d.predicted_cost_us <= (usable - p.wait_us).min(p.slack_us) + 1e-9, "{name}: {d:?}");
                 }
@@ -310,6 +396,13 @@ mod tests {
         assert_eq!((d.strategy, d.reason), (Strategy::Batch, Reason::SharedWork));
         let d = decide_placed(&batchable, &busy(), &place(14_500.0, 50_000.0, 0.0, 0.0), &cfg);
         assert_eq!((d.strategy, d.reason), (Strategy::CpuLane, Reason::FitsBudget), "no time to wait for partners");
+        // Under a ration, a job opens no batch (alone, it would cost its whole self) but joins
+        // an open one (it adds only its share).
+        let rationed = Placement { ration_us: 500.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) };
+        let d = decide_placed(&batchable, &busy(), &rationed, &cfg);
+        assert_eq!((d.strategy, d.reason), (Strategy::Degrade, Reason::Rationed));
+        let d = decide_placed(&JobProfile { batch_open: true, ..batchable }, &busy(), &rationed, &cfg);
+        assert_eq!((d.strategy, d.reason, d.units_granted), (Strategy::Batch, Reason::SharedWork, 100_000));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 mod snapshot;
 mod submit;
 
-pub use snapshot::{CountSnapshot, KernelSnapshot, Snapshot};
+pub use snapshot::{CountSnapshot, KernelSnapshot, Ration, Snapshot};
 
 use crate::catalog::{Catalog, Installed, LoadError, ReloadCounts, ReloadReport, Upload, UploadError};
 use crate::config::RouterConfig;
@@ -66,7 +66,7 @@ impl Router {
     }
 
     fn with_catalog(config: RouterConfig, catalog: Catalog) -> Router {
-        let cpu = Arc::new(CpuLane::start(config.cpu_permits, config.queue_capacity));
+        let cpu = Arc::new(CpuLane::start(config.cpu_permits, config.queue_capacity, config.policy.ration_share));
         Router {
             batchers: Batchers::new(config.batch_queue_capacity, cpu.clone()),
             ctx: Arc::new(Context { config, metrics: Metrics::default() }),

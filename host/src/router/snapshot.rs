@@ -52,6 +52,15 @@ impl Router {
             lane_running: m.lane_running.load(Relaxed),
             lane_running_max: m.lane_running_max.load(Relaxed),
             queue_peak: self.cpu.state.queue_peak(),
+            ration: {
+                let (caps, capacity_share) = self.cpu.state.ration();
+                let finite = |us: f64| us.is_finite().then_some(us);
+                Ration {
+                    critical_cap_us: finite(caps.critical_us),
+                    sheddable_cap_us: finite(caps.sheddable_us),
+                    capacity_share,
+                }
+            },
             heavy_on_async: m.heavy_on_async.load(Relaxed),
             kernels,
         }
@@ -92,6 +101,19 @@ pub struct KernelSnapshot {
     pub counts: Vec<CountSnapshot>,
 }
 
+/// What deadline admission rations now: while more work is offered than the CPU lane serves, a
+/// job costing more than its class's cap runs at the cap (reason `rationed`).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Ration {
+    /// The most a critical job may cost now, microseconds of permit time; `None`: no ration.
+    pub critical_cap_us: Option<f64>,
+    /// The same for a sheddable job (0: sheddable work is shed).
+    pub sheddable_cap_us: Option<f64>,
+    /// The permit time the lane delivered while backed up, as a share of the permits' whole
+    /// time: what the ration fills (learnt over the last 50 ms; 1 until the lane backs up).
+    pub capacity_share: f64,
+}
+
 /// The snapshot API: counters, latency percentiles, lane gauges and cost corrections.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
@@ -113,6 +135,8 @@ pub struct Snapshot {
     pub lane_running_max: usize,
     /// The deepest the CPU lane's queue has been.
     pub queue_peak: usize,
+    /// The CPU lane's ration (deadline admission).
+    pub ration: Ration,
     /// Heavy kernels that ran on an async worker thread: must stay 0.
     pub heavy_on_async: u64,
     /// Every kernel and runtime ever registered.

@@ -4,10 +4,11 @@
 use super::Router;
 use crate::admission::{Admitted, Rejection, admit_native, admit_wasm};
 use crate::execute::Pending;
+use crate::job::Criticality;
 use crate::job::Job;
-use crate::lanes::{LaneWork, Member};
+use crate::lanes::{LaneWork, MEMBER_SHARE, Member};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
-use crate::policy::{self, Admission, Decision, JobProfile, Reason, Strategy};
+use crate::policy::{self, Admission, Decision, JobProfile, Placement, Reason, Strategy};
 use crate::registry::{Entry, Kernel};
 use helix_math::{Params, Value};
 use std::hash::{Hash, Hasher};
@@ -50,7 +51,8 @@ impl Router {
             }
         };
         let batch_key = self.batch_key(&kernel, &admitted, job.seed());
-        let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some());
+        let correction = kernel.stats.correction();
+        let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some(), correction);
         profile.batch_open = batch_key.is_some_and(|k| self.batchers.is_open(&kernel, k));
         let (mut decision, displace_us) = self.decide(&profile, submitted + job.budget);
         if let Err(left) = kernel.quarantine.admit(submitted, &self.ctx.config.quarantine) {
@@ -71,6 +73,7 @@ impl Router {
             seed: job.seed(),
             decision,
             profile,
+            correction,
             submitted,
             deadline: submitted + job.budget,
             reply: None,
@@ -136,25 +139,46 @@ impl Router {
     }
 
     /// The policy's decision for a job due at `deadline`, and the permit time of queued sheddable
-    /// work that must give way for it. Deadline admission places it in the CPU lane's queue
-    /// first, unless it is cheap enough never to wait there.
+    /// work that must give way for it. Deadline admission counts a heavy job into the work
+    /// offered to the CPU lane and places it in the lane's queue under its class's ration; a job
+    /// cheap enough never to wait there is decided as the queue model decides it.
     fn decide(&self, profile: &JobProfile, deadline: Instant) -> (Decision, f64) {
         let cfg = &self.ctx.config.policy;
         let pressure = self.cpu.state.pressure();
-        let cheap = profile.allow_async_lanes && profile.cost_us(profile.units) <= cfg.spawn_max_us;
+        let cost = profile.cost_us(profile.units);
+        let cheap = profile.allow_async_lanes && cost <= cfg.spawn_max_us;
         match cfg.admission {
-            Admission::Deadline if !cheap => {
-                let place = self.cpu.state.place(deadline);
+            Admission::Deadline => {
+                if cheap {
+                    return (policy::decide(profile, &pressure, cfg), 0.0);
+                }
+                // A job joining an open batch adds only its share of the batch's cost.
+                let joins = profile.batch_open && profile.batch_delay_us.is_some();
+                let offered = if joins { cost * MEMBER_SHARE } else { cost };
+                let critical = profile.criticality == Criticality::Critical;
+                let caps = self.cpu.state.offer(critical, offered);
+                let place = Placement {
+                    ration_us: if critical { caps.critical_us } else { caps.sheddable_us },
+                    ..self.cpu.state.place(deadline)
+                };
                 let d = policy::decide_placed(profile, &pressure, &place, cfg);
                 (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }
-            _ => (policy::decide(profile, &pressure, cfg), 0.0),
+            Admission::Queue => (policy::decide(profile, &pressure, cfg), 0.0),
         }
     }
 
-    fn profile(&self, kernel: &Kernel, a: &Admitted, job: &Job, submitted: Instant, batchable: bool) -> JobProfile {
+    /// What the policy knows of a job, its costs scaled by the kernel's cost correction `c`.
+    fn profile(
+        &self,
+        kernel: &Kernel,
+        a: &Admitted,
+        job: &Job,
+        submitted: Instant,
+        batchable: bool,
+        c: f64,
+    ) -> JobProfile {
         let m = &kernel.manifest;
-        let c = kernel.stats.correction();
         let degrade = m.degradable();
         let native = matches!(kernel.entry, Entry::Native(_));
         JobProfile {

@@ -92,6 +92,22 @@ pub fn render(app: &App) -> String {
         snap.lane_running_max as f64,
     );
     e.single(
+        "helix_cpu_lane_capacity_ratio",
+        Kind::Gauge,
+        "Permit time the CPU lane delivered while backed up, as a share of its permits' time: what deadline admission's ration fills.",
+        snap.ration.capacity_share,
+    );
+    e.family(
+        "helix_ration_cap_seconds",
+        Kind::Gauge,
+        "While more work is offered than the CPU lane serves: the most a job of the class may cost (absent: no ration).",
+    );
+    for (class, cap) in [("critical", snap.ration.critical_cap_us), ("sheddable", snap.ration.sheddable_cap_us)] {
+        if let Some(us) = cap {
+            e.sample("helix_ration_cap_seconds", &[("criticality", class)], us / 1e6);
+        }
+    }
+    e.single(
         "helix_heavy_on_async_total",
         Kind::Counter,
         "Heavy kernels that ran on an async worker thread (should stay 0).",

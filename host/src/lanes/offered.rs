@@ -1,0 +1,335 @@
+//! The work offered to the router over the last few tens of milliseconds, by cost, and the
+//! ration it implies. While the work offered to a class exceeds the permit time left for it,
+//! a job that costs more than a cap is cut to the cap, the cap chosen so that the rationed work
+//! just fits (water-filling): critical work is rationed against the whole lane, sheddable work
+//! against what rationed critical work leaves. Cheap jobs keep running in full, which is where a
+//! microsecond of CPU answers the most jobs; expensive ones lose units, and their error bars
+//! widen only as a root of the units lost. Without a ration, greedy admission fills the queue
+//! with whole expensive jobs and then has room for nobody, not even at their floor.
+//!
+//! The permit time there is to fill is learnt, not assumed: while the queue stays backed up, the
+//! lane's permits deliver what they deliver (cheap jobs on the async threads, the caller's own
+//! threads and the hand-offs take their share of the cores), and the work they completed over
+//! the window, in the same predicted microseconds the offers are counted in, is the capacity.
+//! When the queue empties, the capacity is raised back towards the permits' full time, a tenth
+//! of it a slot.
+//!
+//! Counters are atomics in time slots, so offering a job is a few relaxed adds; the caps are
+//! recomputed once a slot, by whichever job first sees the slot change.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Width of a time slot, microseconds.
+const SLOT_US: u64 = 10_000;
+/// Complete slots the caps are computed from: 50 ms, long enough for a few hundred jobs at
+/// capacity, short enough to follow a step in the load within a few slots.
+const WINDOW: u64 = 5;
+/// The window, the slot being filled and the next one (cleared ahead of use).
+const RING: usize = WINDOW as usize + 2;
+/// Costs in half-octaves: bucket `k` holds costs in [2^(k/2), 2^((k+1)/2)) microseconds, the
+/// last one everything from 2^19.5 us (about 0.7 s) up.
+const COST_BUCKETS: usize = 40;
+
+/// Jobs and their cost offered in one slot by one class, by cost bucket.
+struct Tally {
+    jobs: [AtomicU64; COST_BUCKETS],
+    work_us: [AtomicU64; COST_BUCKETS],
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally { jobs: std::array::from_fn(|_| AtomicU64::new(0)), work_us: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+
+    fn clear(&self) {
+        self.jobs.iter().chain(&self.work_us).for_each(|c| c.store(0, Relaxed));
+    }
+}
+
+/// A class's offered work over the window: jobs and microseconds per cost bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Offer {
+    jobs: [f64; COST_BUCKETS],
+    work_us: [f64; COST_BUCKETS],
+}
+
+fn bucket(cost_us: f64) -> usize {
+    if cost_us <= 1.0 { 0 } else { ((2.0 * cost_us.log2()) as usize).min(COST_BUCKETS - 1) }
+}
+
+fn bucket_floor_us(k: usize) -> f64 {
+    2f64.powf(k as f64 / 2.0)
+}
+
+/// The cap that fits `offer` into `budget_us` (infinite when it fits whole), and the work it
+/// leaves after rationing. Jobs in buckets below the cap's count whole; those in its bucket and
+/// above count at the cap, so the cap errs low by at most a bucket's width.
+fn water_fill(offer: &Offer, budget_us: f64) -> (f64, f64) {
+    let total: f64 = offer.work_us.iter().sum();
+    if total <= budget_us {
+        return (f64::INFINITY, total);
+    }
+    let (mut below_us, mut above_jobs) = (total, 0.0);
+    for k in (0..COST_BUCKETS).rev() {
+        below_us -= offer.work_us[k];
+        above_jobs += offer.jobs[k];
+        if above_jobs > 0.0 && budget_us > below_us {
+            let cap = (budget_us - below_us) / above_jobs;
+            if cap >= bucket_floor_us(k) || k == 0 {
+                return (cap, budget_us);
+            }
+        }
+    }
+    (0.0, 0.0)
+}
+
+/// What a class may cost each job now, microseconds of permit time: infinite while unrationed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Caps {
+    pub(crate) critical_us: f64,
+    pub(crate) sheddable_us: f64,
+}
+
+/// At the start of one slot: the lane's work done so far, and whether its queue was backed up.
+struct Mark {
+    slot: AtomicU64,
+    done_us: AtomicU64,
+    backed_up: AtomicBool,
+}
+
+/// The offered-work meter of one lane.
+pub(crate) struct Offered {
+    epoch: Instant,
+    /// The permits' whole time in a window, microseconds.
+    nominal_us: f64,
+    /// The share of the capacity that rationing fills.
+    share: f64,
+    /// The permit time the lane delivers in a window, learnt (f64 bits).
+    capacity_us: AtomicU64,
+    /// `[slot % RING]`.
+    marks: Vec<Mark>,
+    /// The slot being filled, counted from `epoch`.
+    current: AtomicU64,
+    /// `[slot % RING][0 critical, 1 sheddable]`.
+    tallies: Vec<[Tally; 2]>,
+    /// The caps, as f64 bits: critical, sheddable.
+    caps: [AtomicU64; 2],
+}
+
+impl Offered {
+    /// A meter for `permits` permits, rationing once offered work passes `share` of their time.
+    pub(crate) fn new(permits: usize, share: f64) -> Offered {
+        let nominal_us = permits.max(1) as f64 * (WINDOW * SLOT_US) as f64;
+        let mark =
+            || Mark { slot: AtomicU64::new(u64::MAX), done_us: AtomicU64::new(0), backed_up: AtomicBool::new(false) };
+        Offered {
+            epoch: Instant::now(),
+            nominal_us,
+            share: share.max(0.0),
+            capacity_us: AtomicU64::new(nominal_us.to_bits()),
+            marks: (0..RING).map(|_| mark()).collect(),
+            current: AtomicU64::new(0),
+            tallies: (0..RING).map(|_| [Tally::new(), Tally::new()]).collect(),
+            caps: [AtomicU64::new(f64::INFINITY.to_bits()), AtomicU64::new(f64::INFINITY.to_bits())],
+        }
+    }
+
+    /// Counts a job offered now at `cost_us` of permit time, and returns the caps in force.
+    /// `lane` says how the lane stands: its work done so far and whether its queue is backed up.
+    pub(crate) fn offer(&self, critical: bool, cost_us: f64, lane: impl Fn() -> (u64, bool)) -> Caps {
+        self.offer_at(Instant::now(), critical, cost_us, lane)
+    }
+
+    fn offer_at(&self, now: Instant, critical: bool, cost_us: f64, lane: impl Fn() -> (u64, bool)) -> Caps {
+        let slot = now.saturating_duration_since(self.epoch).as_micros() as u64 / SLOT_US;
+        let seen = self.current.load(Relaxed);
+        if slot > seen && self.current.compare_exchange(seen, slot, Relaxed, Relaxed).is_ok() {
+            let (done_us, backed_up) = lane();
+            self.turn(seen, slot, done_us, backed_up);
+        }
+        let t = &self.tallies[slot as usize % RING][usize::from(!critical)];
+        let k = bucket(cost_us);
+        t.jobs[k].fetch_add(1, Relaxed);
+        t.work_us[k].fetch_add(cost_us.max(0.0).round() as u64, Relaxed);
+        self.caps()
+    }
+
+    /// The permit time the lane delivers, as a share of the permits' whole time (learnt).
+    pub(crate) fn capacity_share(&self) -> f64 {
+        f64::from_bits(self.capacity_us.load(Relaxed)) / self.nominal_us
+    }
+
+    /// The caps in force.
+    pub(crate) fn caps(&self) -> Caps {
+        Caps {
+            critical_us: f64::from_bits(self.caps[0].load(Relaxed)),
+            sheddable_us: f64::from_bits(self.caps[1].load(Relaxed)),
+        }
+    }
+
+    /// The slot moved from `from` to `to`: clear the slots that come next (the one after `to`,
+    /// and after an idle gap every slot not written since a whole ring ago, `to` included),
+    /// learn the capacity, and recompute the caps from the complete slots before `to`.
+    fn turn(&self, from: u64, to: u64, done_us: u64, backed_up: bool) {
+        for s in (from + 2).max((to + 2).saturating_sub(RING as u64))..=to + 1 {
+            self.tallies[s as usize % RING].iter().for_each(Tally::clear);
+        }
+        let capacity_us = self.learn(to, done_us, backed_up);
+        // Early in the lane's life the window is partly empty: scale the budget to what it spans.
+        let budget_us = self.share * capacity_us * to.min(WINDOW) as f64 / WINDOW as f64;
+        let (critical_cap, critical_left) = water_fill(&self.window(to, 0), budget_us);
+        let (sheddable_cap, _) = water_fill(&self.window(to, 1), budget_us - critical_left);
+        self.caps[0].store(critical_cap.to_bits(), Relaxed);
+        self.caps[1].store(sheddable_cap.to_bits(), Relaxed);
+    }
+
+    /// Marks the start of slot `to` and returns the capacity: the work done over the window if
+    /// the queue was backed up at every mark in it, else the last capacity raised by a tenth of
+    /// the permits' time (never past it).
+    fn learn(&self, to: u64, done_us: u64, backed_up: bool) -> f64 {
+        let mark = &self.marks[to as usize % RING];
+        mark.slot.store(to, Relaxed);
+        mark.done_us.store(done_us, Relaxed);
+        mark.backed_up.store(backed_up, Relaxed);
+        let marked = |s: u64| {
+            let m = &self.marks[s as usize % RING];
+            (m.slot.load(Relaxed) == s).then(|| (m.done_us.load(Relaxed), m.backed_up.load(Relaxed)))
+        };
+        let start = to.checked_sub(WINDOW).and_then(marked);
+        let busy = (to.saturating_sub(WINDOW)..=to).all(|s| marked(s).is_some_and(|(_, b)| b));
+        let last = f64::from_bits(self.capacity_us.load(Relaxed));
+        let capacity = match start {
+            Some((done_before, _)) if busy => done_us.saturating_sub(done_before) as f64,
+            _ => last + 0.1 * self.nominal_us,
+        }
+        .clamp(0.05 * self.nominal_us, self.nominal_us);
+        self.capacity_us.store(capacity.to_bits(), Relaxed);
+        capacity
+    }
+
+    /// What `class` (0 critical, 1 sheddable) offered in the complete slots before `to`.
+    fn window(&self, to: u64, class: usize) -> Offer {
+        let mut o = Offer { jobs: [0.0; COST_BUCKETS], work_us: [0.0; COST_BUCKETS] };
+        for s in to.saturating_sub(WINDOW)..to {
+            let t = &self.tallies[s as usize % RING][class];
+            for k in 0..COST_BUCKETS {
+                o.jobs[k] += t.jobs[k].load(Relaxed) as f64;
+                o.work_us[k] += t.work_us[k].load(Relaxed) as f64;
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A lane that never backs up: the capacity stays the permits' whole time.
+    fn idle() -> (u64, bool) {
+        (0, false)
+    }
+
+    fn offer(jobs: &[(f64, f64)]) -> Offer {
+        let mut o = Offer { jobs: [0.0; COST_BUCKETS], work_us: [0.0; COST_BUCKETS] };
+        for &(n, cost) in jobs {
+            o.jobs[bucket(cost)] += n;
+            o.work_us[bucket(cost)] += n * cost;
+        }
+        o
+    }
+
+    #[test]
+    fn water_filling_cuts_the_expensive_jobs_and_keeps_the_cheap_ones_whole() {
+        // 100 jobs of 10 us and 10 of 1 000 us: 11 000 us offered.
+        let o = offer(&[(100.0, 10.0), (10.0, 1_000.0)]);
+        assert_eq!(water_fill(&o, 20_000.0), (f64::INFINITY, 11_000.0), "it fits: no cap");
+        // 6 000 us of room: the cheap jobs take 1 000, the ten expensive ones 500 each.
+        let (cap, left) = water_fill(&o, 6_000.0);
+        assert!((cap - 500.0).abs() < 1e-9 && left == 6_000.0, "{cap} {left}");
+        // 500 us of room: not even the cheap jobs fit whole; all are cut to ~4.5 us.
+        let (cap, _) = water_fill(&o, 500.0);
+        assert!((cap - 500.0 / 110.0).abs() < 1e-9, "{cap}");
+        assert_eq!(water_fill(&o, 0.0).0, 0.0, "no room at all");
+    }
+
+    #[test]
+    fn critical_work_is_rationed_first_and_sheddable_work_gets_what_it_leaves() {
+        // One permit, all of its time: 50 000 us a window.
+        let m = Offered::new(1, 1.0);
+        let t0 = m.epoch;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // 50 ms of 1 ms critical jobs (one a ms: the whole permit) and as many sheddable ones.
+        for i in 0..50 {
+            m.offer_at(at(i), true, 1_000.0, idle);
+            m.offer_at(at(i), false, 1_000.0, idle);
+        }
+        let caps = m.offer_at(at(50), true, 1_000.0, idle);
+        assert_eq!(caps.critical_us, f64::INFINITY, "critical work alone fits: {caps:?}");
+        assert_eq!(caps.sheddable_us, 0.0, "nothing is left for sheddable work: {caps:?}");
+        // Twice as much critical work: each job gets half its cost.
+        for i in 50..100 {
+            m.offer_at(at(i), true, 1_000.0, idle);
+            m.offer_at(at(i) + Duration::from_micros(500), true, 1_000.0, idle);
+        }
+        // With the job offered at 50 ms, 101 jobs in the window share its 50 000 us.
+        let caps = m.offer_at(at(100), true, 1_000.0, idle);
+        assert!((caps.critical_us - 50_000.0 / 101.0).abs() < 1e-6, "{caps:?}");
+        // A quiet window later, the rationing ends.
+        for i in 100..200 {
+            m.offer_at(at(i), i % 10 == 0, 100.0, idle);
+        }
+        assert_eq!(
+            m.offer_at(at(200), true, 100.0, idle),
+            Caps { critical_us: f64::INFINITY, sheddable_us: f64::INFINITY }
+        );
+    }
+
+    #[test]
+    fn an_idle_gap_longer_than_the_ring_leaves_no_stale_counts() {
+        let m = Offered::new(1, 1.0);
+        let t0 = m.epoch;
+        for i in 0..60 {
+            m.offer_at(t0 + Duration::from_millis(i), true, 3_000.0, idle);
+        }
+        assert!(m.offer_at(t0 + Duration::from_millis(60), true, 1.0, idle).critical_us < 3_000.0);
+        // A second later (slot 100), one small job in each of the next slots: the window
+        // holds only those, whichever ring slots the old ones sat in.
+        for i in 0..6 {
+            m.offer_at(t0 + Duration::from_millis(1_000 + 10 * i), true, 10.0, idle);
+        }
+        let total = |o: Offer| (o.jobs.iter().sum::<f64>(), o.work_us.iter().sum::<f64>());
+        assert_eq!(total(m.window(105, 0)), (5.0, 50.0));
+        assert_eq!(m.caps().critical_us, f64::INFINITY);
+    }
+
+    #[test]
+    fn a_backed_up_lane_is_rationed_to_the_work_it_delivered() {
+        // One permit; 1 ms critical jobs, one a ms, so the permit's whole time is offered.
+        let m = Offered::new(1, 1.0);
+        let t0 = m.epoch;
+        let done = std::cell::Cell::new(0u64);
+        // Backed up all along, the lane delivers 600 us of work a ms: 30 000 us a window.
+        let lane = || (done.get(), true);
+        for i in 0..100 {
+            done.set(i * 600);
+            m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, lane);
+        }
+        let learnt = f64::from_bits(m.capacity_us.load(Relaxed));
+        assert!((learnt - 30_000.0).abs() <= 600.0, "{learnt}");
+        // 50 jobs of 1 000 us a window share 30 000 us: 600 us each.
+        assert!((m.caps().critical_us - 600.0).abs() <= 15.0, "{:?}", m.caps());
+        // The queue empties: the capacity climbs back a tenth of the permit's time a slot.
+        let capacity = || f64::from_bits(m.capacity_us.load(Relaxed));
+        for i in 100..120 {
+            m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, idle);
+        }
+        assert!((capacity() - learnt - 10_000.0).abs() < 1e-6, "two slots: {}", capacity());
+        for i in 120..200 {
+            m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, idle);
+        }
+        assert_eq!(capacity(), 50_000.0, "never past the permit's whole time");
+    }
+}
