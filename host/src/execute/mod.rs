@@ -185,10 +185,11 @@ impl Pending {
     /// and undoing with it fed each change back into the next (a rise made the prediction look
     /// smaller, so it rose again; under load it ran to its clamp, 20 times the cost model).
     fn observe_cost(&self, units: u64, service_us: u64) {
-        let predicted = self.profile.cost_us(units) / self.correction;
+        let corrected = self.profile.cost_us(units);
         let serial_equivalent =
             service_us as f64 / policy::amdahl(self.profile.scaling_potential, self.decision.chunks);
-        self.kernel.stats.observe(predicted, serial_equivalent);
+        self.kernel.stats.observe_error(serial_equivalent / corrected);
+        self.kernel.stats.observe(corrected / self.correction, serial_equivalent);
     }
 
     /// The caller went away: nobody waits for the outcome.
@@ -241,6 +242,7 @@ mod tests {
             batch_delay_us: None,
             batch_open: false,
             allow_async_lanes: true,
+            error_margin: 1.0,
         };
         let pressure = crate::policy::Pressure { permits: 1, queue_capacity: 1, ..Default::default() };
         let decision = policy::decide(&profile, &pressure, &Default::default());

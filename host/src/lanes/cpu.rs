@@ -29,6 +29,10 @@ pub(crate) struct LaneState {
     running: WorkGauge,
     /// The work offered to the router lately, and the ration it implies.
     offered: Offered,
+    /// Permit time held by lane runs so far, from hand-off to release, microseconds; and the
+    /// runs. Beside the kernels' service time, the lane's cost per run.
+    held_us: AtomicU64,
+    runs: AtomicU64,
 }
 
 impl LaneState {
@@ -57,6 +61,11 @@ impl LaneState {
     /// The rations in force, and the share of the permits' time the lane delivers (learnt).
     pub(crate) fn ration(&self) -> (Caps, f64) {
         (self.offered.caps(), self.offered.capacity_share())
+    }
+
+    /// Permit time the lane's runs have held so far, microseconds, and the runs.
+    pub(crate) fn held(&self) -> (u64, u64) {
+        (self.held_us.load(Relaxed), self.runs.load(Relaxed))
     }
 
     /// The deepest the queue has been since the lane started.
@@ -117,6 +126,8 @@ impl CpuLane {
             ledger: Ledger::new(),
             running: WorkGauge::default(),
             offered: Offered::new(permits, ration_share),
+            held_us: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
         });
         // Room for a displacement beside every queued job.
         let (tx, rx) = mpsc::channel(2 * capacity);
@@ -274,5 +285,10 @@ fn start(work: LaneWork, permit: OwnedSemaphorePermit, state: &Arc<LaneState>) {
         }
     }
     let lane = state.clone();
-    tokio::task::spawn_blocking(move || work.run(permits, &lane.running));
+    let handed = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        work.run(permits, &lane.running);
+        lane.held_us.fetch_add(handed.elapsed().as_micros() as u64, Relaxed);
+        lane.runs.fetch_add(1, Relaxed);
+    });
 }

@@ -110,10 +110,14 @@ pub async fn run(
         bar.set_position((at_s * 1e3) as u64);
         bar.set_message(format!("{issued} issued, {in_flight} in flight"));
     };
+    let lane_before = target.lane().await;
     let recorder = drive::drive(schedule, make_job, submit, cfg.max_in_flight, &tick).await;
     bar.finish_and_clear();
     let mut report = RunReport::new(&target.describe(), cfg.arrivals.as_str(), rate, duration.as_secs_f64(), &recorder);
-    report.replay = target.permits().await.map(|p| replay::of_run(&recorder.decided, p));
+    report.replay = match (lane_before, target.lane().await) {
+        (Some(before), Some(after)) => Some(replay::of_run(&recorder.decided, before, after)),
+        _ => None,
+    };
     report.profile = cfg.profile.describe();
     if !report.balanced() {
         return Err(format!("the counters do not balance: {:?}", report.all.counts));

@@ -173,6 +173,9 @@ pub(super) struct Decided {
     pub(super) queue_us: Option<u64>,
     /// The router's service time, when it ran the job: its share of a batch's, in a batch.
     pub(super) service_us: Option<u64>,
+    /// The share of a CPU-lane run the job was: 1 alone, one member's share in a batch, 0 on
+    /// the async threads (inline or spawned); 1 for a drop (a heavy job would run in the lane).
+    pub(super) lane_share: f64,
 }
 
 impl Decided {
@@ -198,6 +201,11 @@ impl Decided {
             predicted_wait_us: o.predicted_wait_us.unwrap_or(0.0),
             queue_us: o.queue_us,
             service_us: o.service_us.map(|t| t / o.batch_size.unwrap_or(1).max(1)),
+            lane_share: match strategy {
+                Strategy::Inline | Strategy::Spawn => 0.0,
+                Strategy::Batch => 1.0 / o.batch_size.unwrap_or(1).max(1) as f64,
+                Strategy::CpuLane | Strategy::Split | Strategy::Degrade | Strategy::Drop => 1.0,
+            },
         })
     }
 }

@@ -376,9 +376,10 @@ impl RunReport {
         if let Some(v) = &self.replay {
             let _ = writeln!(
                 s,
-                "  replay against a clairvoyant EDF schedule: of {} dropped, {} ({:.1}%) it served within budget \
-                 (critical: {} of {}); of {} run, {} ({:.1}%) answered past budget (critical: {} of {}); \
-                 its permits {:.0}% busy with service, the router's {:.0}%",
+                "  replay against clairvoyant EDF schedules: of {} dropped, {} ({:.1}%) would have fitted beside \
+                 the jobs run (false rejects; critical: {} of {}); of {} run, {} ({:.1}%) answered past budget \
+                 (critical: {} of {}); scheduling the arrivals alone, a clairvoyant served {} of the drops, its \
+                 permits {:.0}% busy with service (the router's {:.0}%); lane cost per run {:.0} us",
                 v.dropped,
                 v.false_rejects,
                 100.0 * v.false_reject_share(),
@@ -389,8 +390,10 @@ impl RunReport {
                 100.0 * v.late_admit_share(),
                 v.late_admits_critical,
                 v.ran_critical,
+                v.clairvoyant_served_dropped,
                 100.0 * v.clairvoyant_busy,
-                100.0 * v.router_busy
+                100.0 * v.router_busy,
+                v.lane_overhead_us
             );
         }
         let e = &self.start_error;
@@ -618,6 +621,7 @@ mod tests {
             predicted_wait_us,
             queue_us,
             service_us: queue_us.map(|_| 1),
+            lane_share: 1.0,
         };
         let decided = [
             d(Strategy::CpuLane, Some(1_000), 0.0),

@@ -119,14 +119,26 @@ impl Target {
         }
     }
 
-    /// The router's CPU-lane permits: its own for a router in this process, what `/metrics`
-    /// says for a server (`None` when it does not answer).
-    pub async fn permits(&self) -> Option<usize> {
+    /// The router's CPU lane: its own for a router in this process, what `/metrics` says for
+    /// a server (`None` when it does not answer).
+    pub async fn lane(&self) -> Option<LaneUse> {
         match self {
-            Target::InProcess(router) => Some(router.pressure().permits),
-            Target::Http(h) => h.permits().await,
+            Target::InProcess(router) => {
+                let s = router.snapshot();
+                Some(LaneUse { permits: s.pressure.permits, held_us: s.lane_held_us, runs: s.lane_runs })
+            }
+            Target::Http(h) => h.lane().await,
         }
     }
+}
+
+/// The router's CPU lane as the replay needs it: its permits, and the permit time its runs had
+/// held so far (microseconds) over how many runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LaneUse {
+    pub permits: usize,
+    pub held_us: u64,
+    pub runs: u64,
 }
 
 /// How long the client keeps an idle connection: below the server's header timeout (10 s by
@@ -158,8 +170,8 @@ impl HttpTarget {
         Ok(HttpTarget { client, jobs, grace: Duration::from_secs(10) })
     }
 
-    /// `helix_cpu_permits` from the server's `/metrics`.
-    async fn permits(&self) -> Option<usize> {
+    /// The lane's permits and use from the server's `/metrics`.
+    async fn lane(&self) -> Option<LaneUse> {
         let authority = self.jobs.authority()?;
         let uri: Uri = format!("http://{authority}/metrics").parse().ok()?;
         let get = async {
@@ -168,8 +180,15 @@ impl HttpTarget {
         };
         let body = tokio::time::timeout(Duration::from_secs(5), get).await.ok()??;
         let text = String::from_utf8_lossy(&body).into_owned();
-        let value = text.lines().find_map(|l| l.strip_prefix("helix_cpu_permits "))?;
-        value.trim().parse::<f64>().ok().map(|p| p as usize)
+        let value = |name: &str| {
+            let prefix = format!("{name} ");
+            text.lines().find_map(|l| l.strip_prefix(prefix.as_str()))?.trim().parse::<f64>().ok()
+        };
+        Some(LaneUse {
+            permits: value("helix_cpu_permits")? as usize,
+            held_us: (value("helix_cpu_permit_held_seconds_total")? * 1e6).round() as u64,
+            runs: value("helix_cpu_lane_runs_total")? as u64,
+        })
     }
 
     async fn submit(&self, job: Job) -> Observed {

@@ -168,6 +168,10 @@ pub struct JobProfile {
     /// The Inline and Spawn lanes are allowed (not for kernels whose per-job overhead makes a
     /// synchronous run pointless).
     pub allow_async_lanes: bool,
+    /// The kernel's prediction error at its 99th percentile (measured over predicted service
+    /// time, at least 1): deadline admission plans the job's own finish at this multiple of
+    /// its cost, so it meets its budget even when its run is one of the slow ones.
+    pub error_margin: f64,
 }
 
 /// The CPU lane's state when the job is decided.

@@ -41,9 +41,10 @@ impl Default for Placement {
 }
 
 /// What a heavy job may cost and still fit: its own deadline (after `wait`, on one permit,
-/// within the usable share of its budget) and the queued jobs due after it (`slack`).
+/// within the usable share of its budget, at its kernel's slow-run margin) and the queued jobs
+/// due after it (`slack`, which their own margins and the usable share already guard).
 fn room(job: &JobProfile, cfg: &PolicyConfig, wait_us: f64, slack_us: f64) -> f64 {
-    (job.remaining_budget_us * cfg.budget_use - wait_us).min(slack_us)
+    ((job.remaining_budget_us * cfg.budget_use - wait_us) / job.error_margin.max(1.0)).min(slack_us)
 }
 
 /// The units `job` may run under a ration of `cap_us`, and whether the ration cut them: all of
@@ -159,7 +160,7 @@ pub fn displacement(
         return 0.0;
     }
     let cost = decided.predicted_cost_us;
-    let short_own = cost - (job.remaining_budget_us * cfg.budget_use - place.wait_us);
+    let short_own = cost * job.error_margin.max(1.0) - (job.remaining_budget_us * cfg.budget_use - place.wait_us);
     let short_after = cost - place.slack_us;
     short_after.max(short_own * permits.max(1) as f64).max(0.0)
 }
@@ -200,6 +201,7 @@ mod tests {
             batch_delay_us: None,
             batch_open: false,
             allow_async_lanes: true,
+            error_margin: 1.0,
         }
     }
 
@@ -339,6 +341,13 @@ mod tests {
                 (Strategy::CpuLane, Reason::FitsBudget, full),
             ),
             (
+                // 1 500 us left after the wait: room for 750 us at twice the cost, 72 blocks.
+                "a kernel whose runs are slow at p99: its own finish is planned at its margin",
+                JobProfile { error_margin: 2.0, ..critical },
+                place(14_500.0, 50_000.0, 0.0, 0.0),
+                (Strategy::Degrade, Reason::DegradedToFit, 72 * 1024),
+            ),
+            (
                 "the budget is gone",
                 JobProfile { remaining_budget_us: 0.0, ..critical },
                 place(0.0, 50_000.0, 0.0, 0.0),
@@ -353,7 +362,8 @@ mod tests {
             match d.reason {
                 Reason::FitsBudget | Reason::DegradedToFit | Reason::ShedToFloor | Reason::Rationed => {
                     assert_eq!(displace_us, 0.0, "{name}");
-                    assert!(d.predicted_cost_us <= (usable - p.wait_us).min(p.slack_us) + 1e-9, "{name}: {d:?}");
+                    let own = (usable - p.wait_us) / j.error_margin;
+                    assert!(d.predicted_cost_us <= own.min(p.slack_us) + 1e-9, "{name}: {d:?}");
                 }
                 Reason::DisplacesSheddable => {
                     assert!(displace_us > 0.0, "{name}: {d:?}");

@@ -18,6 +18,7 @@ fn job() -> JobProfile {
         batch_delay_us: None,
         batch_open: false,
         allow_async_lanes: true,
+        error_margin: 1.0,
     }
 }
 

@@ -22,6 +22,7 @@ impl Router {
                 kernel: rec.name,
                 runtime: rec.runtime.as_str(),
                 cost_correction: rec.stats.correction(),
+                prediction_error: rec.stats.prediction_error(),
                 fuel_used: rec.stats.fuel_used(),
                 fuel_per_unit: rec.stats.fuel_per_unit(),
                 quarantined: rec.current.as_ref().is_some_and(|k| k.quarantine.is_closed(Instant::now())),
@@ -52,6 +53,8 @@ impl Router {
             lane_running: m.lane_running.load(Relaxed),
             lane_running_max: m.lane_running_max.load(Relaxed),
             queue_peak: self.cpu.state.queue_peak(),
+            lane_held_us: self.cpu.state.held().0,
+            lane_runs: self.cpu.state.held().1,
             ration: {
                 let (caps, capacity_share) = self.cpu.state.ration();
                 let finite = |us: f64| us.is_finite().then_some(us);
@@ -89,6 +92,9 @@ pub struct KernelSnapshot {
     pub runtime: &'static str,
     /// Measured over predicted service time, learnt online (1 = the manifest is right).
     pub cost_correction: f64,
+    /// Measured over predicted service time of its runs, at the median and the 99th
+    /// percentile (online estimates): how far the corrected cost model can be trusted.
+    pub prediction_error: (f64, f64),
     /// Fuel its Wasm runs burnt in all.
     pub fuel_used: u64,
     /// Measured fuel per unit (Wasm kernels): the Wasm cost model's unit.
@@ -135,6 +141,10 @@ pub struct Snapshot {
     pub lane_running_max: usize,
     /// The deepest the CPU lane's queue has been.
     pub queue_peak: usize,
+    /// Permit time the CPU lane's runs have held, from hand-off to release, microseconds.
+    pub lane_held_us: u64,
+    /// Runs in the CPU lane (a batch is one).
+    pub lane_runs: u64,
     /// The CPU lane's ration (deadline admission).
     pub ration: Ration,
     /// Heavy kernels that ran on an async worker thread: must stay 0.

@@ -196,6 +196,7 @@ impl Router {
             batch_open: false,
             // A guest costs an instantiation and may run until its deadline: never on async threads.
             allow_async_lanes: native,
+            error_margin: kernel.stats.prediction_error().1.max(1.0),
         }
     }
 

@@ -92,6 +92,18 @@ pub fn render(app: &App) -> String {
         snap.lane_running_max as f64,
     );
     e.single(
+        "helix_cpu_permit_held_seconds_total",
+        Kind::Counter,
+        "Permit time held by CPU-lane runs, from hand-off to release (the kernels' service time plus the lane's cost per run).",
+        snap.lane_held_us as f64 / 1e6,
+    );
+    e.single(
+        "helix_cpu_lane_runs_total",
+        Kind::Counter,
+        "Runs in the CPU lane (a batch is one).",
+        snap.lane_runs as f64,
+    );
+    e.single(
         "helix_cpu_lane_capacity_ratio",
         Kind::Gauge,
         "Permit time the CPU lane delivered while backed up, as a share of its permits' time: what deadline admission's ration fills.",
@@ -127,6 +139,18 @@ pub fn render(app: &App) -> String {
     for k in &snap.kernels {
         let labels = [("kernel", k.kernel.as_str()), ("runtime", k.runtime)];
         e.sample("helix_kernel_cost_correction", &labels, k.cost_correction);
+    }
+    e.family(
+        "helix_kernel_prediction_error_ratio",
+        Kind::Gauge,
+        "Measured over predicted (corrected) service time of a kernel's runs, at a quantile, tracked online; deadline admission plans each job's own finish at the 0.99 quantile.",
+    );
+    for k in &snap.kernels {
+        let (p50, p99) = k.prediction_error;
+        for (q, v) in [("0.5", p50), ("0.99", p99)] {
+            let labels = [("kernel", k.kernel.as_str()), ("runtime", k.runtime), ("quantile", q)];
+            e.sample("helix_kernel_prediction_error_ratio", &labels, v);
+        }
     }
     e.family("helix_kernel_quarantined", Kind::Gauge, "1 while the kernel's serving version is quarantined.");
     for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
