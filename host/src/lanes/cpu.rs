@@ -58,6 +58,11 @@ impl LaneState {
         self.offered.offer(critical, cost_us, || (self.running.done(), self.depth.load(Relaxed) > 0))
     }
 
+    /// Notes that deadline admission refused room to a job now (see `offered`).
+    pub(crate) fn refused(&self) {
+        self.offered.refused();
+    }
+
     /// The rations in force, and the share of the permits' time the lane delivers (learnt).
     pub(crate) fn ration(&self) -> (Caps, f64) {
         (self.offered.caps(), self.offered.capacity_share())

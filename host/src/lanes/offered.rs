@@ -7,6 +7,11 @@
 //! widen only as a root of the units lost. Without a ration, greedy admission fills the queue
 //! with whole expensive jobs and then has room for nobody, not even at their floor.
 //!
+//! A ration is only in force while the lane is overloaded in the sense that matters: while its
+//! acceptance test has refused room to some job (dropped it, degraded it to fit, or made
+//! sheddable work give way) in the last `HOLD` slots. A lane that is merely backed up, with
+//! every job still fitting its budget (a closed loop of clients, say), is not rationed.
+//!
 //! The permit time there is to fill is learnt, not assumed: while the queue stays backed up, the
 //! lane's permits deliver what they deliver (cheap jobs on the async threads, the caller's own
 //! threads and the hand-offs take their share of the cores), and the work they completed over
@@ -25,6 +30,9 @@ const SLOT_US: u64 = 10_000;
 /// Complete slots the caps are computed from: 50 ms, long enough for a few hundred jobs at
 /// capacity, short enough to follow a step in the load within a few slots.
 const WINDOW: u64 = 5;
+/// Slots a ration stays in force after the acceptance test last refused room: 200 ms, so it
+/// does not lapse as soon as it works.
+const HOLD: u64 = 20;
 /// The window, the slot being filled and the next one (cleared ahead of use).
 const RING: usize = WINDOW as usize + 2;
 /// Costs in half-octaves: bucket `k` holds costs in [2^(k/2), 2^((k+1)/2)) microseconds, the
@@ -115,6 +123,8 @@ pub(crate) struct Offered {
     tallies: Vec<[Tally; 2]>,
     /// The caps, as f64 bits: critical, sheddable.
     caps: [AtomicU64; 2],
+    /// The last slot in which the acceptance test refused room (`u64::MAX`: never).
+    refused_slot: AtomicU64,
 }
 
 impl Offered {
@@ -132,6 +142,7 @@ impl Offered {
             current: AtomicU64::new(0),
             tallies: (0..RING).map(|_| [Tally::new(), Tally::new()]).collect(),
             caps: [AtomicU64::new(f64::INFINITY.to_bits()), AtomicU64::new(f64::INFINITY.to_bits())],
+            refused_slot: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -142,7 +153,7 @@ impl Offered {
     }
 
     fn offer_at(&self, now: Instant, critical: bool, cost_us: f64, lane: impl Fn() -> (u64, bool)) -> Caps {
-        let slot = now.saturating_duration_since(self.epoch).as_micros() as u64 / SLOT_US;
+        let slot = self.slot_of(now);
         let seen = self.current.load(Relaxed);
         if slot > seen && self.current.compare_exchange(seen, slot, Relaxed, Relaxed).is_ok() {
             let (done_us, backed_up) = lane();
@@ -153,6 +164,19 @@ impl Offered {
         t.jobs[k].fetch_add(1, Relaxed);
         t.work_us[k].fetch_add(cost_us.max(0.0).round() as u64, Relaxed);
         self.caps()
+    }
+
+    /// Notes that the acceptance test refused room to a job now.
+    pub(crate) fn refused(&self) {
+        self.refused_at(Instant::now());
+    }
+
+    fn refused_at(&self, now: Instant) {
+        self.refused_slot.store(self.slot_of(now), Relaxed);
+    }
+
+    fn slot_of(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_micros() as u64 / SLOT_US
     }
 
     /// The permit time the lane delivers, as a share of the permits' whole time (learnt).
@@ -176,10 +200,14 @@ impl Offered {
             self.tallies[s as usize % RING].iter().for_each(Tally::clear);
         }
         let capacity_us = self.learn(to, done_us, backed_up);
+        let refused = self.refused_slot.load(Relaxed);
+        let overloaded = refused != u64::MAX && refused + HOLD >= to;
         // Early in the lane's life the window is partly empty: scale the budget to what it spans.
         let budget_us = self.share * capacity_us * to.min(WINDOW) as f64 / WINDOW as f64;
-        let (critical_cap, critical_left) = water_fill(&self.window(to, 0), budget_us);
-        let (sheddable_cap, _) = water_fill(&self.window(to, 1), budget_us - critical_left);
+        let (critical_cap, critical_left) =
+            if overloaded { water_fill(&self.window(to, 0), budget_us) } else { (f64::INFINITY, 0.0) };
+        let sheddable_cap =
+            if overloaded { water_fill(&self.window(to, 1), budget_us - critical_left).0 } else { f64::INFINITY };
         self.caps[0].store(critical_cap.to_bits(), Relaxed);
         self.caps[1].store(sheddable_cap.to_bits(), Relaxed);
     }
@@ -257,10 +285,11 @@ mod tests {
 
     #[test]
     fn critical_work_is_rationed_first_and_sheddable_work_gets_what_it_leaves() {
-        // One permit, all of its time: 50 000 us a window.
+        // One permit, all of its time: 50 000 us a window; its acceptance test refusing room.
         let m = Offered::new(1, 1.0);
         let t0 = m.epoch;
         let at = |ms: u64| t0 + Duration::from_millis(ms);
+        m.refused_at(at(0));
         // 50 ms of 1 ms critical jobs (one a ms: the whole permit) and as many sheddable ones.
         for i in 0..50 {
             m.offer_at(at(i), true, 1_000.0, idle);
@@ -270,6 +299,7 @@ mod tests {
         assert_eq!(caps.critical_us, f64::INFINITY, "critical work alone fits: {caps:?}");
         assert_eq!(caps.sheddable_us, 0.0, "nothing is left for sheddable work: {caps:?}");
         // Twice as much critical work: each job gets half its cost.
+        m.refused_at(at(60));
         for i in 50..100 {
             m.offer_at(at(i), true, 1_000.0, idle);
             m.offer_at(at(i) + Duration::from_micros(500), true, 1_000.0, idle);
@@ -291,6 +321,7 @@ mod tests {
     fn an_idle_gap_longer_than_the_ring_leaves_no_stale_counts() {
         let m = Offered::new(1, 1.0);
         let t0 = m.epoch;
+        m.refused_at(t0);
         for i in 0..60 {
             m.offer_at(t0 + Duration::from_millis(i), true, 3_000.0, idle);
         }
@@ -315,6 +346,9 @@ mod tests {
         let lane = || (done.get(), true);
         for i in 0..100 {
             done.set(i * 600);
+            if i % 50 == 0 {
+                m.refused_at(t0 + Duration::from_millis(i));
+            }
             m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, lane);
         }
         let learnt = f64::from_bits(m.capacity_us.load(Relaxed));
@@ -331,5 +365,28 @@ mod tests {
             m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, idle);
         }
         assert_eq!(capacity(), 50_000.0, "never past the permit's whole time");
+    }
+
+    #[test]
+    fn a_lane_whose_every_job_still_fits_is_not_rationed() {
+        // Three times the permit's time offered all along (a job every 333 us), but no job
+        // refused room for the first 50 ms: no cap.
+        let m = Offered::new(1, 1.0);
+        let t0 = m.epoch;
+        let offer_until = |from_us: u64, to_us: u64| {
+            for at_us in (from_us..to_us).step_by(333) {
+                m.offer_at(t0 + Duration::from_micros(at_us), true, 1_000.0, || (0, true));
+            }
+        };
+        offer_until(0, 60_000);
+        assert_eq!(m.caps().critical_us, f64::INFINITY);
+        // A refusal at 50 ms puts the ration in force from the next slot, for 200 ms.
+        m.refused_at(t0 + Duration::from_millis(50));
+        offer_until(60_000, 70_000);
+        assert!(m.caps().critical_us < 1_000.0, "{:?}", m.caps());
+        offer_until(70_000, 251_000);
+        assert!(m.caps().critical_us < 1_000.0, "still held at 250 ms: {:?}", m.caps());
+        offer_until(251_000, 261_000);
+        assert_eq!(m.caps().critical_us, f64::INFINITY, "lapsed 200 ms after the refusal");
     }
 }

@@ -151,6 +151,9 @@ pub struct KernelTally {
     pub answered: u64,
     pub dropped: u64,
     pub within_budget: u64,
+    /// Critical jobs offered, and answered within budget.
+    pub critical_offered: u64,
+    pub critical_within_budget: u64,
     pub(super) budget_use: Histogram<u64>,
 }
 
@@ -268,9 +271,13 @@ impl Recorder {
             answered: 0,
             dropped: 0,
             within_budget: 0,
+            critical_offered: 0,
+            critical_within_budget: 0,
             budget_use: histogram(),
         });
         k.offered += 1;
+        let critical = s.criticality == Criticality::Critical;
+        k.critical_offered += u64::from(critical);
         if let Some(e) = &s.observed.error {
             *self.errors.entry(format!("{}: {e}", s.kernel)).or_default() += 1;
         }
@@ -281,6 +288,7 @@ impl Recorder {
             Status::Completed | Status::Degraded => {
                 k.answered += 1;
                 k.within_budget += u64::from(s.latency_us <= s.budget_us);
+                k.critical_within_budget += u64::from(critical && s.latency_us <= s.budget_us);
                 k.budget_use.saturating_record(per_mille(s).max(1));
             }
             Status::Dropped => k.dropped += 1,

@@ -63,6 +63,8 @@ pub struct ClassReport {
     pub goodput_full: f64,
     /// Answered within budget / offered.
     pub within_budget_share: f64,
+    /// Completed in full within budget / offered.
+    pub within_budget_full_share: f64,
     /// Answered jobs, from scheduled arrival to answer.
     pub end_to_end_us: Percentiles,
     /// Answered jobs, the router's queue wait.
@@ -119,6 +121,7 @@ impl ClassReport {
             goodput: if duration_s > 0.0 { r.within_budget as f64 / duration_s } else { 0.0 },
             goodput_full: if duration_s > 0.0 { r.within_budget_full as f64 / duration_s } else { 0.0 },
             within_budget_share: if r.offered > 0 { r.within_budget as f64 / r.offered as f64 } else { 1.0 },
+            within_budget_full_share: if r.offered > 0 { r.within_budget_full as f64 / r.offered as f64 } else { 1.0 },
             end_to_end_us: Percentiles::of(&r.end_to_end),
             queue_us: Percentiles::of(&r.queue),
             p99_budget_use: if r.budget_use.is_empty() {
@@ -140,6 +143,9 @@ pub struct KernelReport {
     pub answered: u64,
     pub dropped: u64,
     pub within_budget_share: f64,
+    /// Critical jobs offered, and the share of them answered within budget (1 with none).
+    pub critical_offered: u64,
+    pub critical_within_budget_share: f64,
     /// p99 of latency / budget over answered jobs.
     pub p99_budget_use: f64,
 }
@@ -277,6 +283,12 @@ impl RunReport {
                     answered: k.answered,
                     dropped: k.dropped,
                     within_budget_share: k.within_budget as f64 / k.offered.max(1) as f64,
+                    critical_offered: k.critical_offered,
+                    critical_within_budget_share: if k.critical_offered > 0 {
+                        k.critical_within_budget as f64 / k.critical_offered as f64
+                    } else {
+                        1.0
+                    },
                     p99_budget_use: if k.budget_use.is_empty() {
                         0.0
                     } else {
@@ -438,18 +450,19 @@ impl RunReport {
         }
         let _ = writeln!(
             s,
-            "  {:<26} {:>7} {:>9} {:>8} {:>10}",
-            "by kernel", "offered", "in budget", "dropped", "p99/budget"
+            "  {:<26} {:>7} {:>9} {:>8} {:>10} {:>18}",
+            "by kernel", "offered", "in budget", "dropped", "p99/budget", "critical in budget"
         );
         for k in &self.by_kernel {
             let _ = writeln!(
                 s,
-                "    {:<24} {:>7} {:>8.1}% {:>8} {:>10.2}",
+                "    {:<24} {:>7} {:>8.1}% {:>8} {:>10.2} {:>17.1}%",
                 k.kernel,
                 k.offered,
                 100.0 * k.within_budget_share,
                 k.dropped,
-                k.p99_budget_use
+                k.p99_budget_use,
+                100.0 * k.critical_within_budget_share
             );
         }
         let l = self.issue_lateness_us;

@@ -167,9 +167,9 @@ impl SweepReport {
         );
         let _ = writeln!(
             s,
-            "| load | offered/s | goodput/s | goodput/C | of which in full | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | sheddable: done / degraded / dropped | false rejects | late admits | start error p50 / p99 |"
+            "| load | offered/s | goodput/s | goodput/C | of which in full | in budget | p99 ms (answered) | p99/budget critical | p99/budget sheddable | critical: done / degraded / dropped | critical in budget: all / in full | fewest critical in budget (kernel) | sheddable: done / degraded / dropped | false rejects | late admits | start error p50 / p99 |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (m, r) in &self.runs {
             let class = |c: &super::report::ClassReport| {
                 let n = c.counts.offered.max(1) as f64;
@@ -180,12 +180,18 @@ impl SweepReport {
                     100.0 * c.counts.dropped as f64 / n
                 )
             };
+            let worst = r
+                .by_kernel
+                .iter()
+                .filter(|k| k.critical_offered > 0)
+                .min_by(|a, b| a.critical_within_budget_share.total_cmp(&b.critical_within_budget_share))
+                .map_or("-".to_string(), |k| format!("{:.1}% ({})", 100.0 * k.critical_within_budget_share, k.kernel));
             let replay = |share: fn(&super::replay::ReplayVerdict) -> f64| {
                 r.replay.as_ref().map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * share(v)))
             };
             let _ = writeln!(
                 s,
-                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.0} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {:.1}% / {:.1}% |",
+                "| {m}×C | {:.0} | {:.0} | {:.2} | {:.0} | {:.1}% | {:.1} | {:.2} | {:.2} | {} | {:.1}% / {:.1}% | {worst} | {} | {} | {} | {:.1}% / {:.1}% |",
                 r.offered_rate,
                 r.goodput,
                 r.goodput / c,
@@ -195,6 +201,8 @@ impl SweepReport {
                 r.critical.p99_budget_use,
                 r.sheddable.p99_budget_use,
                 class(&r.critical),
+                100.0 * r.critical.within_budget_share,
+                100.0 * r.critical.within_budget_full_share,
                 class(&r.sheddable),
                 replay(super::replay::ReplayVerdict::false_reject_share),
                 replay(super::replay::ReplayVerdict::late_admit_share),

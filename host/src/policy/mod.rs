@@ -92,8 +92,8 @@ pub enum Reason {
     /// Queued sheddable work given way to critical work: run at its floor, or dropped.
     Displaced,
     /// More work is offered than the lane can serve: a job costing more than its class's cap
-    /// runs at the cap (never below its floor), so cheap jobs still run whole (deadline
-    /// admission).
+    /// runs at the cap (never below its floor), so cheap jobs still run whole; a sheddable job
+    /// whose floor the cap does not pay for is dropped (deadline admission).
     Rationed,
 }
 
@@ -121,6 +121,20 @@ impl Reason {
     /// The reason's place in `ALL`.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Deadline admission's acceptance test found no room for the job as it asked (it was
+    /// dropped, degraded to fit, or made sheddable work give way): the lane is overloaded.
+    pub fn refuses_room(self) -> bool {
+        matches!(
+            self,
+            Reason::DegradedToFit
+                | Reason::ShedToFloor
+                | Reason::BudgetUnreachable
+                | Reason::ShedUnderPressure
+                | Reason::QueueFull
+                | Reason::DisplacesSheddable
+        )
     }
 
     /// The reason as outcomes, logs and metrics name it.
@@ -241,12 +255,13 @@ pub struct PolicyConfig {
 #[serde(rename_all = "snake_case")]
 pub enum Admission {
     /// From the wait all queued work imposes, as in a FIFO queue; sheddable work gives way past
-    /// `shed_queue_fraction` or `shed_wait_us` (`decide`).
-    #[default]
+    /// `shed_queue_fraction` or `shed_wait_us` (`decide`). The model before deadline admission,
+    /// kept for comparison.
     Queue,
     /// From the job's place in the earliest-deadline-first queue, with an acceptance test that
     /// keeps every queued job due after it in time, and sheddable work giving way to critical
-    /// work (`decide_placed`).
+    /// work, and work rationed while more is offered than the lane serves (`decide_placed`).
+    #[default]
     Deadline,
 }
 
@@ -266,7 +281,7 @@ impl Default for PolicyConfig {
             // dropped alike, 45% each).
             shed_wait_us: 5_000.0,
             batch_when_idle: false,
-            admission: Admission::Queue,
+            admission: Admission::Deadline,
             ration_share: 0.9,
         }
     }

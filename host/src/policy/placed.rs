@@ -74,7 +74,7 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
         return Decision::drop(job, Reason::DeadlinePassed, wait);
     }
     let full = job.cost_us(job.units);
-    if job.allow_async_lanes && full <= cfg.spawn_max_us {
+    if job.allow_async_lanes && full <= cfg.spawn_max_us.max(cfg.inline_max_us) {
         return super::decide(job, pressure, cfg);
     }
     if pressure.queue_depth >= pressure.queue_capacity {
@@ -93,7 +93,7 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
         return d;
     }
     let Some((units, rationed)) = rationed(job, place.ration_us) else {
-        return Decision::drop(job, Reason::ShedUnderPressure, wait);
+        return Decision::drop(job, Reason::Rationed, wait);
     };
     // Opening one costs the whole job if no partner comes: only within the ration.
     let batch_pays = cfg.batch_when_idle || pressure.queue_depth > 0 || pressure.free_permits() == 0;
@@ -326,7 +326,7 @@ mod tests {
                 "a ration below its floor: a sheddable job is shed",
                 sheddable,
                 Placement { ration_us: 20.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
-                (Strategy::Drop, Reason::ShedUnderPressure, 0),
+                (Strategy::Drop, Reason::Rationed, 0),
             ),
             (
                 "a rationed job that still does not fit is degraded to fit",
@@ -360,6 +360,7 @@ mod tests {
             let usable = j.remaining_budget_us * cfg.budget_use;
             let displace_us = displacement(&j, &d, &p, busy().permits, &cfg);
             match d.reason {
+                _ if d.strategy == Strategy::Drop => assert_eq!(d.units_granted, 0, "{name}"),
                 Reason::FitsBudget | Reason::DegradedToFit | Reason::ShedToFloor | Reason::Rationed => {
                     assert_eq!(displace_us, 0.0, "{name}");
                     let own = (usable - p.wait_us) / j.error_margin;

@@ -146,7 +146,7 @@ impl Router {
         let cfg = &self.ctx.config.policy;
         let pressure = self.cpu.state.pressure();
         let cost = profile.cost_us(profile.units);
-        let cheap = profile.allow_async_lanes && cost <= cfg.spawn_max_us;
+        let cheap = profile.allow_async_lanes && cost <= cfg.spawn_max_us.max(cfg.inline_max_us);
         match cfg.admission {
             Admission::Deadline => {
                 if cheap {
@@ -162,6 +162,9 @@ impl Router {
                     ..self.cpu.state.place(deadline)
                 };
                 let d = policy::decide_placed(profile, &pressure, &place, cfg);
+                if d.reason.refuses_room() {
+                    self.cpu.state.refused();
+                }
                 (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }
             Admission::Queue => (policy::decide(profile, &pressure, cfg), 0.0),
