@@ -1,13 +1,16 @@
 //! Router overhead, measured against its baseline in the same run:
 //! - decision + Inline vs calling the kernel directly (a 64-cost HashMix, ~0.2 us of work);
-//! - a CPU-lane hand-off vs a bare `spawn_blocking` of the same kernel.
+//! - a CPU-lane hand-off vs a bare `spawn_blocking` of the same kernel;
+//! - deadline admission's decision (the job placed in the lane's queue, the acceptance test,
+//!   the ration) vs the direct kernel call, on a heavy-routed job whose budget cannot be met,
+//!   so it is answered at once: the whole cost of deciding, with no kernel run.
 //!
 //! Criterion reports the means; a paired run at the end prints p50/p99 of each pair and what
 //! the router adds.
 
 use criterion::{Criterion, criterion_group};
 use hdrhistogram::Histogram;
-use helix_host::{Job, Router, RouterConfig};
+use helix_host::{Job, Reason, Router, RouterConfig};
 use helix_math::{Params, Value, classic};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -90,6 +93,7 @@ fn paired_report() {
     let (rt, inline, lane) = setup();
     let hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
     let (mut direct, mut routed_inline, mut bare, mut routed_lane) = (hist(), hist(), hist(), hist());
+    let (mut direct_again, mut placed) = (hist(), hist());
     rt.block_on(async {
         for i in 0..200_000u64 {
             let job = hash_job(i);
@@ -120,11 +124,25 @@ fn paired_report() {
                 bare.saturating_record(time_bare().await);
             }
         }
+        // Through the lane router, a hashmix job is heavy: deadline admission places it. With 2 us
+        // of budget its own finish cannot fit, so the acceptance test refuses it (not degradable).
+        for i in 0..200_000u64 {
+            let job = Job { budget: Duration::from_micros(2), ..hash_job(i) };
+            let t = Instant::now();
+            black_box(classic::hashmix(black_box(&[1, 2, 3]), black_box(64)).unwrap());
+            direct_again.saturating_record(t.elapsed().as_nanos() as u64);
+            let t = Instant::now();
+            let o = lane.submit(job).await;
+            placed.saturating_record(t.elapsed().as_nanos() as u64);
+            let reason = o.decision.map(|d| d.reason);
+            assert_eq!(reason, Some(Reason::BudgetUnreachable), "the pair must time the acceptance test");
+        }
     });
     println!("\nrouter overhead, paired samples (ns): p50 / p99, and what the router adds");
     for (base_name, base, routed_name, routed) in [
         ("direct kernel call", &direct, "router: decide + inline", &routed_inline),
         ("bare spawn_blocking", &bare, "router: CPU-lane hand-off", &routed_lane),
+        ("direct kernel call", &direct_again, "router: deadline decision", &placed),
     ] {
         let (b50, b99) = (base.value_at_quantile(0.5), base.value_at_quantile(0.99));
         let (r50, r99) = (routed.value_at_quantile(0.5), routed.value_at_quantile(0.99));

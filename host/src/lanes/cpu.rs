@@ -58,14 +58,20 @@ impl LaneState {
         self.offered.offer(critical, cost_us, || (self.running.done(), self.depth.load(Relaxed) > 0))
     }
 
-    /// Notes that deadline admission refused room to a job now (see `offered`).
-    pub(crate) fn refused(&self) {
-        self.offered.refused();
+    /// Notes that deadline admission refused room to a job now (`critical` says whose), or
+    /// (`None`) that the ration cut one (see `offered`).
+    pub(crate) fn refused(&self, critical: Option<bool>) {
+        match critical {
+            Some(critical) => self.offered.refused(critical),
+            None => self.offered.cut(),
+        }
     }
 
-    /// The rations in force, and the share of the permits' time the lane delivers (learnt).
-    pub(crate) fn ration(&self) -> (Caps, f64) {
-        (self.offered.caps(), self.offered.capacity_share())
+    /// The rations in force, the share of the permits' time the lane delivers (learnt), and the
+    /// share of that the ration fills now.
+    pub(crate) fn ration(&self) -> (Caps, f64, f64) {
+        let (capacity, share) = self.offered.capacity_share();
+        (self.offered.caps(), capacity, share)
     }
 
     /// Permit time the lane's runs have held so far, microseconds, and the runs.

@@ -7,10 +7,16 @@
 //! widen only as a root of the units lost. Without a ration, greedy admission fills the queue
 //! with whole expensive jobs and then has room for nobody, not even at their floor.
 //!
-//! A ration is only in force while the lane is overloaded in the sense that matters: while its
-//! acceptance test has refused room to some job (dropped it, degraded it to fit, or made
-//! sheddable work give way) in the last `HOLD` slots. A lane that is merely backed up, with
-//! every job still fitting its budget (a closed loop of clients, say), is not rationed.
+//! A ration is only in force while the lane is overloaded in the sense that matters: it starts
+//! when the acceptance test refuses room to some job (drops it, degrades it to fit, or makes
+//! sheddable work give way), and lasts `HOLD` slots past the last refusal or the last job the
+//! ration cut. A lane that is merely backed up, with every job still fitting its budget (a
+//! closed loop of clients, say), is never rationed.
+//!
+//! How much of that permit time to fill is steered by the same signal: it starts at the
+//! configured share, gives up 5% of itself each slot in which the acceptance test still had to
+//! refuse room to a critical job (the ration let too much critical work in), and wins back 1%
+//! of the configured share each slot it did not, never below half of it.
 //!
 //! The permit time there is to fill is learnt, not assumed: while the queue stays backed up, the
 //! lane's permits deliver what they deliver (cheap jobs on the async threads, the caller's own
@@ -111,8 +117,10 @@ pub(crate) struct Offered {
     epoch: Instant,
     /// The permits' whole time in a window, microseconds.
     nominal_us: f64,
-    /// The share of the capacity that rationing fills.
+    /// The share of the capacity that rationing fills, as configured: the most it fills.
     share: f64,
+    /// The share it fills now (f64 bits), steered by refusals of critical jobs.
+    share_now: AtomicU64,
     /// The permit time the lane delivers in a window, learnt (f64 bits).
     capacity_us: AtomicU64,
     /// `[slot % RING]`.
@@ -123,8 +131,11 @@ pub(crate) struct Offered {
     tallies: Vec<[Tally; 2]>,
     /// The caps, as f64 bits: critical, sheddable.
     caps: [AtomicU64; 2],
-    /// The last slot in which the acceptance test refused room (`u64::MAX`: never).
+    /// The last slot in which the acceptance test refused room, or the ration cut a job
+    /// (`u64::MAX`: never).
     refused_slot: AtomicU64,
+    /// The last slot in which the acceptance test refused room to a critical job.
+    refused_critical_slot: AtomicU64,
 }
 
 impl Offered {
@@ -137,12 +148,14 @@ impl Offered {
             epoch: Instant::now(),
             nominal_us,
             share: share.max(0.0),
+            share_now: AtomicU64::new(share.max(0.0).to_bits()),
             capacity_us: AtomicU64::new(nominal_us.to_bits()),
             marks: (0..RING).map(|_| mark()).collect(),
             current: AtomicU64::new(0),
             tallies: (0..RING).map(|_| [Tally::new(), Tally::new()]).collect(),
             caps: [AtomicU64::new(f64::INFINITY.to_bits()), AtomicU64::new(f64::INFINITY.to_bits())],
             refused_slot: AtomicU64::new(u64::MAX),
+            refused_critical_slot: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -166,22 +179,32 @@ impl Offered {
         self.caps()
     }
 
-    /// Notes that the acceptance test refused room to a job now.
-    pub(crate) fn refused(&self) {
-        self.refused_at(Instant::now());
+    /// Notes that the acceptance test refused room to a job now (`critical` says whose).
+    pub(crate) fn refused(&self, critical: bool) {
+        self.refused_at(Instant::now(), critical);
     }
 
-    fn refused_at(&self, now: Instant) {
-        self.refused_slot.store(self.slot_of(now), Relaxed);
+    /// Notes that the ration cut a job now: the ration is still doing its work.
+    pub(crate) fn cut(&self) {
+        self.refused_slot.store(self.slot_of(Instant::now()), Relaxed);
+    }
+
+    fn refused_at(&self, now: Instant, critical: bool) {
+        let slot = self.slot_of(now);
+        self.refused_slot.store(slot, Relaxed);
+        if critical {
+            self.refused_critical_slot.store(slot, Relaxed);
+        }
     }
 
     fn slot_of(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_micros() as u64 / SLOT_US
     }
 
-    /// The permit time the lane delivers, as a share of the permits' whole time (learnt).
-    pub(crate) fn capacity_share(&self) -> f64 {
-        f64::from_bits(self.capacity_us.load(Relaxed)) / self.nominal_us
+    /// The permit time the lane delivers, as a share of the permits' whole time (learnt), and
+    /// the share of it rationing fills now.
+    pub(crate) fn capacity_share(&self) -> (f64, f64) {
+        (f64::from_bits(self.capacity_us.load(Relaxed)) / self.nominal_us, f64::from_bits(self.share_now.load(Relaxed)))
     }
 
     /// The caps in force.
@@ -202,14 +225,26 @@ impl Offered {
         let capacity_us = self.learn(to, done_us, backed_up);
         let refused = self.refused_slot.load(Relaxed);
         let overloaded = refused != u64::MAX && refused + HOLD >= to;
+        let share = self.steer(to);
         // Early in the lane's life the window is partly empty: scale the budget to what it spans.
-        let budget_us = self.share * capacity_us * to.min(WINDOW) as f64 / WINDOW as f64;
+        let budget_us = share * capacity_us * to.min(WINDOW) as f64 / WINDOW as f64;
         let (critical_cap, critical_left) =
             if overloaded { water_fill(&self.window(to, 0), budget_us) } else { (f64::INFINITY, 0.0) };
         let sheddable_cap =
             if overloaded { water_fill(&self.window(to, 1), budget_us - critical_left).0 } else { f64::INFINITY };
         self.caps[0].store(critical_cap.to_bits(), Relaxed);
         self.caps[1].store(sheddable_cap.to_bits(), Relaxed);
+    }
+
+    /// The share to fill from slot `to` on: less if a critical job was refused room in the slot
+    /// just ended, a little more (up to the configured share) if not.
+    fn steer(&self, to: u64) -> f64 {
+        let refused = self.refused_critical_slot.load(Relaxed);
+        let last = f64::from_bits(self.share_now.load(Relaxed));
+        let share = if refused != u64::MAX && refused + 1 >= to { last * 0.95 } else { last + 0.01 * self.share }
+            .clamp(0.5 * self.share, self.share);
+        self.share_now.store(share.to_bits(), Relaxed);
+        share
     }
 
     /// Marks the start of slot `to` and returns the capacity: the work done over the window if
@@ -289,7 +324,7 @@ mod tests {
         let m = Offered::new(1, 1.0);
         let t0 = m.epoch;
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        m.refused_at(at(0));
+        m.refused_at(at(0), false);
         // 50 ms of 1 ms critical jobs (one a ms: the whole permit) and as many sheddable ones.
         for i in 0..50 {
             m.offer_at(at(i), true, 1_000.0, idle);
@@ -299,7 +334,7 @@ mod tests {
         assert_eq!(caps.critical_us, f64::INFINITY, "critical work alone fits: {caps:?}");
         assert_eq!(caps.sheddable_us, 0.0, "nothing is left for sheddable work: {caps:?}");
         // Twice as much critical work: each job gets half its cost.
-        m.refused_at(at(60));
+        m.refused_at(at(60), false);
         for i in 50..100 {
             m.offer_at(at(i), true, 1_000.0, idle);
             m.offer_at(at(i) + Duration::from_micros(500), true, 1_000.0, idle);
@@ -321,7 +356,7 @@ mod tests {
     fn an_idle_gap_longer_than_the_ring_leaves_no_stale_counts() {
         let m = Offered::new(1, 1.0);
         let t0 = m.epoch;
-        m.refused_at(t0);
+        m.refused_at(t0, false);
         for i in 0..60 {
             m.offer_at(t0 + Duration::from_millis(i), true, 3_000.0, idle);
         }
@@ -347,7 +382,7 @@ mod tests {
         for i in 0..100 {
             done.set(i * 600);
             if i % 50 == 0 {
-                m.refused_at(t0 + Duration::from_millis(i));
+                m.refused_at(t0 + Duration::from_millis(i), false);
             }
             m.offer_at(t0 + Duration::from_millis(i), true, 1_000.0, lane);
         }
@@ -381,12 +416,41 @@ mod tests {
         offer_until(0, 60_000);
         assert_eq!(m.caps().critical_us, f64::INFINITY);
         // A refusal at 50 ms puts the ration in force from the next slot, for 200 ms.
-        m.refused_at(t0 + Duration::from_millis(50));
+        m.refused_at(t0 + Duration::from_millis(50), false);
         offer_until(60_000, 70_000);
         assert!(m.caps().critical_us < 1_000.0, "{:?}", m.caps());
         offer_until(70_000, 251_000);
         assert!(m.caps().critical_us < 1_000.0, "still held at 250 ms: {:?}", m.caps());
         offer_until(251_000, 261_000);
         assert_eq!(m.caps().critical_us, f64::INFINITY, "lapsed 200 ms after the refusal");
+    }
+
+    #[test]
+    fn refusals_of_critical_jobs_steer_the_share_down_and_their_absence_back_up() {
+        let m = Offered::new(1, 1.0);
+        let t0 = m.epoch;
+        let share = |m: &Offered| m.capacity_share().1;
+        // A critical refusal in every slot for 100 ms: 5% less a slot, down to 0.95^10.
+        for slot in 1..=10 {
+            m.refused_at(t0 + Duration::from_millis(10 * slot - 5), true);
+            m.offer_at(t0 + Duration::from_millis(10 * slot), true, 10.0, idle);
+        }
+        assert!((share(&m) - 0.95f64.powi(10)).abs() < 1e-9, "{}", share(&m));
+        // Sheddable refusals do not steer it; quiet slots win back 1% a slot.
+        for slot in 11..=20 {
+            m.refused_at(t0 + Duration::from_millis(10 * slot - 5), false);
+            m.offer_at(t0 + Duration::from_millis(10 * slot), true, 10.0, idle);
+        }
+        assert!((share(&m) - (0.95f64.powi(10) + 0.1)).abs() < 1e-9, "{}", share(&m));
+        // Never below half the configured share, never above it.
+        for slot in 21..=200 {
+            m.refused_at(t0 + Duration::from_millis(10 * slot - 5), true);
+            m.offer_at(t0 + Duration::from_millis(10 * slot), true, 10.0, idle);
+        }
+        assert_eq!(share(&m), 0.5);
+        for slot in 201..=400 {
+            m.offer_at(t0 + Duration::from_millis(10 * slot), true, 10.0, idle);
+        }
+        assert_eq!(share(&m), 1.0);
     }
 }

@@ -243,10 +243,12 @@ pub struct PolicyConfig {
     pub batch_when_idle: bool,
     /// How heavy jobs are admitted to the CPU lane.
     pub admission: Admission,
-    /// Deadline admission: once the work offered over the last 50 ms passes this share of the
-    /// CPU lane's permit time, a job costing more than its class's cap runs at the cap (reason
-    /// `rationed`), the cap set so that the rationed work fits that share. Critical work is
-    /// rationed against it all, sheddable work against what critical work leaves.
+    /// Deadline admission, while the lane is overloaded: once the work offered over the last
+    /// 50 ms passes this share of the permit time the CPU lane delivers, a job costing more than
+    /// its class's cap runs at the cap (reason `rationed`), the cap set so that the rationed
+    /// work fits that share. Critical work is rationed against it all, sheddable work against
+    /// what critical work leaves. The share backs off (to half at most) while critical jobs are
+    /// still refused room.
     pub ration_share: f64,
 }
 
@@ -282,7 +284,7 @@ impl Default for PolicyConfig {
             shed_wait_us: 5_000.0,
             batch_when_idle: false,
             admission: Admission::Deadline,
-            ration_share: 0.9,
+            ration_share: 1.0,
         }
     }
 }

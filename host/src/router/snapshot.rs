@@ -56,12 +56,13 @@ impl Router {
             lane_held_us: self.cpu.state.held().0,
             lane_runs: self.cpu.state.held().1,
             ration: {
-                let (caps, capacity_share) = self.cpu.state.ration();
+                let (caps, capacity_share, fill_share) = self.cpu.state.ration();
                 let finite = |us: f64| us.is_finite().then_some(us);
                 Ration {
                     critical_cap_us: finite(caps.critical_us),
                     sheddable_cap_us: finite(caps.sheddable_us),
                     capacity_share,
+                    fill_share,
                 }
             },
             heavy_on_async: m.heavy_on_async.load(Relaxed),
@@ -118,6 +119,9 @@ pub struct Ration {
     /// The permit time the lane delivered while backed up, as a share of the permits' whole
     /// time: what the ration fills (learnt over the last 50 ms; 1 until the lane backs up).
     pub capacity_share: f64,
+    /// The share of that capacity the ration fills now: `ration_share`, less while critical
+    /// jobs are still refused room.
+    pub fill_share: f64,
 }
 
 /// The snapshot API: counters, latency percentiles, lane gauges and cost corrections.

@@ -162,8 +162,13 @@ impl Router {
                     ..self.cpu.state.place(deadline)
                 };
                 let d = policy::decide_placed(profile, &pressure, &place, cfg);
+                // Overload starts with a refusal and lasts while the ration still cuts; refusals
+                // of critical jobs steer how much the ration lets in.
                 if d.reason.refuses_room() {
-                    self.cpu.state.refused();
+                    let critical_refused = critical && d.reason != Reason::DisplacesSheddable;
+                    self.cpu.state.refused(Some(critical_refused));
+                } else if d.reason == Reason::Rationed {
+                    self.cpu.state.refused(None);
                 }
                 (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }

@@ -109,6 +109,12 @@ pub fn render(app: &App) -> String {
         "Permit time the CPU lane delivered while backed up, as a share of its permits' time: what deadline admission's ration fills.",
         snap.ration.capacity_share,
     );
+    e.single(
+        "helix_ration_fill_ratio",
+        Kind::Gauge,
+        "The share of the CPU lane's delivered permit time the ration fills now (ration_share, less while critical jobs are still refused room).",
+        snap.ration.fill_share,
+    );
     e.family(
         "helix_ration_cap_seconds",
         Kind::Gauge,
