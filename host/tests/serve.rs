@@ -297,6 +297,19 @@ fn every_status_code_and_admin_auth() {
     assert_eq!(body["decision"]["reason"], "budget_unreachable");
     assert!(retry.expect("Retry-After").parse::<u64>().unwrap() >= 1);
 
+    // X-Request-Start: a job stamped 10 s ago with 5 s of budget has none left; a stamp just
+    // now leaves it its budget; a malformed stamp is refused with the form to send.
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let stamped = |t: String| server.post_raw("/v1/jobs", ok.to_string().as_bytes(), &[("x-request-start", &t)]);
+    let (status, _, body) = stamped(format!("t={:.3}", now_s - 10.0));
+    assert_eq!((status, &body["decision"]["reason"]), (429, &json!("deadline_passed")), "{body}");
+    let (status, _, body) = stamped(format!("t={:.3}", now_s));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["budget_us"].as_u64().unwrap() > 4_900_000, "{body}");
+    let (status, _, body) = stamped("t=yesterday".into());
+    assert_eq!((status, &body["error"]["field"]), (400, &json!("X-Request-Start")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("t=SECONDS.FRACTION"), "{body}");
+
     let (status, body) = server.job(&json!({"kernel": "panic-trap", "params": {}, "budget_ms": 5000}));
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["status"], "failed");

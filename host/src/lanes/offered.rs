@@ -176,7 +176,7 @@ impl Offered {
         let k = bucket(cost_us);
         t.jobs[k].fetch_add(1, Relaxed);
         t.work_us[k].fetch_add(cost_us.max(0.0).round() as u64, Relaxed);
-        self.caps()
+        self.stored_caps()
     }
 
     /// Notes that the acceptance test refused room to a job now (`critical` says whose).
@@ -207,8 +207,14 @@ impl Offered {
         (f64::from_bits(self.capacity_us.load(Relaxed)) / self.nominal_us, f64::from_bits(self.share_now.load(Relaxed)))
     }
 
-    /// The caps in force.
+    /// The caps in force now: none once no job has been offered for longer than a ration is
+    /// held (the caps are recomputed only when jobs come).
     pub(crate) fn caps(&self) -> Caps {
+        let idle = self.slot_of(Instant::now()) > self.current.load(Relaxed) + HOLD;
+        if idle { Caps { critical_us: f64::INFINITY, sheddable_us: f64::INFINITY } } else { self.stored_caps() }
+    }
+
+    fn stored_caps(&self) -> Caps {
         Caps {
             critical_us: f64::from_bits(self.caps[0].load(Relaxed)),
             sheddable_us: f64::from_bits(self.caps[1].load(Relaxed)),
@@ -368,7 +374,7 @@ mod tests {
         }
         let total = |o: Offer| (o.jobs.iter().sum::<f64>(), o.work_us.iter().sum::<f64>());
         assert_eq!(total(m.window(105, 0)), (5.0, 50.0));
-        assert_eq!(m.caps().critical_us, f64::INFINITY);
+        assert_eq!(m.stored_caps().critical_us, f64::INFINITY);
     }
 
     #[test]
@@ -389,7 +395,7 @@ mod tests {
         let learnt = f64::from_bits(m.capacity_us.load(Relaxed));
         assert!((learnt - 30_000.0).abs() <= 600.0, "{learnt}");
         // 50 jobs of 1 000 us a window share 30 000 us: 600 us each.
-        assert!((m.caps().critical_us - 600.0).abs() <= 15.0, "{:?}", m.caps());
+        assert!((m.stored_caps().critical_us - 600.0).abs() <= 15.0, "{:?}", m.stored_caps());
         // The queue empties: the capacity climbs back a tenth of the permit's time a slot.
         let capacity = || f64::from_bits(m.capacity_us.load(Relaxed));
         for i in 100..120 {
@@ -414,15 +420,15 @@ mod tests {
             }
         };
         offer_until(0, 60_000);
-        assert_eq!(m.caps().critical_us, f64::INFINITY);
+        assert_eq!(m.stored_caps().critical_us, f64::INFINITY);
         // A refusal at 50 ms puts the ration in force from the next slot, for 200 ms.
         m.refused_at(t0 + Duration::from_millis(50), false);
         offer_until(60_000, 70_000);
-        assert!(m.caps().critical_us < 1_000.0, "{:?}", m.caps());
+        assert!(m.stored_caps().critical_us < 1_000.0, "{:?}", m.stored_caps());
         offer_until(70_000, 251_000);
-        assert!(m.caps().critical_us < 1_000.0, "still held at 250 ms: {:?}", m.caps());
+        assert!(m.stored_caps().critical_us < 1_000.0, "still held at 250 ms: {:?}", m.stored_caps());
         offer_until(251_000, 261_000);
-        assert_eq!(m.caps().critical_us, f64::INFINITY, "lapsed 200 ms after the refusal");
+        assert_eq!(m.stored_caps().critical_us, f64::INFINITY, "lapsed 200 ms after the refusal");
     }
 
     #[test]

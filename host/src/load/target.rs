@@ -193,8 +193,11 @@ impl HttpTarget {
 
     async fn submit(&self, job: Job) -> Observed {
         let wait = job.budget + self.grace;
+        // Stamped as it leaves, so the server charges the job the time the request takes to reach it.
+        let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let request = Request::post(self.jobs.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header("x-request-start", format!("t={:.6}", sent.as_secs_f64()))
             .body(Full::new(Bytes::from(request_body(&job).to_string())))
             .expect("a valid request");
         let exchange = async {

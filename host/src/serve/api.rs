@@ -1,5 +1,6 @@
 //! The HTTP API: jobs, kernels, health, metrics. Admin routes live in `admin`.
 
+use super::request_start;
 use super::respond::{error, kernel_json};
 use super::{App, admin, metrics};
 use crate::outcome::{ErrorKind, Outcome, Status};
@@ -16,6 +17,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
 
 pub fn routes(app: Arc<App>) -> axum::Router {
     let config = &app.config;
@@ -62,7 +64,11 @@ fn retry_after_s(o: &Outcome) -> u64 {
     if wait_s.is_finite() { wait_s.ceil().clamp(1.0, 60.0) as u64 } else { 1 }
 }
 
-async fn submit(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn submit(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     // Held until the reply is written, or dropped with this future if the client goes away,
     // which also closes the job's reply channel and frees it from any queue.
     let Some(_in_flight) = app.lifecycle.admit() else {
@@ -81,9 +87,20 @@ async fn submit(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>
         }
         Err(r) => return error(r.status(), "bad_request", None, r.body_text()),
     };
+    // Time the job spent before it reached this server (a balancer, a first replica) is its own.
+    let spent = match headers.get(request_start::HEADER).map(|v| v.to_str().map_err(|e| e.to_string())) {
+        None => Duration::ZERO,
+        Some(v) => match v.and_then(|v| request_start::spent(v, SystemTime::now())) {
+            Ok(d) => d,
+            Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", Some("X-Request-Start"), message),
+        },
+    };
     let id = app.next_id.fetch_add(1, Relaxed);
     let job = match JobRequest::decode(&body).and_then(|r| r.into_job(id)) {
-        Ok(job) => job,
+        Ok(mut job) => {
+            job.budget = job.budget.saturating_sub(spent);
+            job
+        }
         Err(e) => {
             let body =
                 json!({"status": "rejected", "error": {"kind": "bad_request", "field": e.field, "message": e.message}});

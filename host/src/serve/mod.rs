@@ -9,6 +9,7 @@ mod lifecycle;
 mod listen;
 mod metrics;
 mod process;
+mod request_start;
 mod respond;
 mod summary;
 
