@@ -1,9 +1,10 @@
 //! Router overhead, measured against its baseline in the same run:
 //! - decision + Inline vs calling the kernel directly (a 64-cost HashMix, ~0.2 us of work);
 //! - a CPU-lane hand-off vs a bare `spawn_blocking` of the same kernel;
-//! - deadline admission's decision (the job placed in the lane's queue, the acceptance test,
-//!   the ration) vs the direct kernel call, on a heavy-routed job whose budget cannot be met,
-//!   so it is answered at once: the whole cost of deciding, with no kernel run.
+//! - deadline admission's decision (admission against the manifest, the job placed in the
+//!   lane's queue, the acceptance test, the ration, the drop's outcome) vs the direct kernel
+//!   call, on an option job too big for its budget, so it is answered at once: the whole cost
+//!   of deciding a heavy job, with no kernel run.
 //!
 //! Criterion reports the means; a paired run at the end prints p50/p99 of each pair and what
 //! the router adds.
@@ -24,6 +25,18 @@ fn hash_job(i: u64) -> Job {
     let params =
         Params::new().with("inputs", Value::Array(vec![1.0, 2.0, 3.0])).with("compute_cost", Value::Number(64.0));
     Job::new(i, "hashmix", params, Duration::from_millis(100))
+}
+
+/// A job too big for its budget even at its degrade floor.
+fn hopeless_job(i: u64) -> Job {
+    let params = Params::new()
+        .with("style", Value::Text("european".into()))
+        .with("spot", Value::Number(100.0))
+        .with("strike", Value::Number(100.0))
+        .with("vol", Value::Number(0.2))
+        .with("maturity", Value::Number(1.0))
+        .with("paths", Value::Number(1e8));
+    Job::new(i, "mc-option", params, Duration::from_millis(1))
 }
 
 /// A runtime, a router that runs cheap jobs inline, and one that sends everything to the CPU lane.
@@ -124,10 +137,10 @@ fn paired_report() {
                 bare.saturating_record(time_bare().await);
             }
         }
-        // Through the lane router, a hashmix job is heavy: deadline admission places it. With 2 us
-        // of budget its own finish cannot fit, so the acceptance test refuses it (not degradable).
+        // An option on 10^8 paths with 1 ms of budget cannot fit even at its floor: deadline
+        // admission places it, and the acceptance test refuses it.
         for i in 0..200_000u64 {
-            let job = Job { budget: Duration::from_micros(2), ..hash_job(i) };
+            let job = hopeless_job(i);
             let t = Instant::now();
             black_box(classic::hashmix(black_box(&[1, 2, 3]), black_box(64)).unwrap());
             direct_again.saturating_record(t.elapsed().as_nanos() as u64);
