@@ -234,9 +234,10 @@ pub struct PolicyConfig {
     pub split_min_scaling: f64,
     /// Fraction of the remaining budget the plan may use; the rest absorbs prediction error.
     pub budget_use: f64,
-    /// Sheddable work is degraded to its floor or dropped once the queue is this full.
+    /// The queue model: sheddable work is degraded to its floor or dropped once the queue is
+    /// this full.
     pub shed_queue_fraction: f64,
-    /// ... or once the predicted wait exceeds this.
+    /// ... or once the predicted wait exceeds this (deadline admission needs neither).
     pub shed_wait_us: f64,
     /// Open a new batch even when the lane is idle (otherwise a batch starts only when the lane
     /// is backed up, or a job joins one already open, so a lone job never waits for partners).
