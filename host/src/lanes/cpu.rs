@@ -58,13 +58,15 @@ impl LaneState {
         self.offered.offer(critical, cost_us, || (self.running.done(), self.depth.load(Relaxed) > 0))
     }
 
-    /// Notes that deadline admission refused room to a job now (`critical` says whose), or
-    /// (`None`) that the ration cut one (see `offered`).
-    pub(crate) fn refused(&self, critical: Option<bool>) {
-        match critical {
-            Some(critical) => self.offered.refused(critical),
-            None => self.offered.cut(),
-        }
+    /// Notes that deadline admission refused room to a job now; `critical_short`: a critical
+    /// job got less than it asked (see `offered`).
+    pub(crate) fn refused(&self, critical_short: bool) {
+        self.offered.refused(critical_short);
+    }
+
+    /// Notes that the ration cut a job now.
+    pub(crate) fn cut(&self) {
+        self.offered.cut();
     }
 
     /// The rations in force, the share of the permits' time the lane delivers (learnt), and the
@@ -211,16 +213,13 @@ fn arrive(queue: &mut Queue, arrival: Arrival, state: &LaneState) {
 /// until `permit_us` of permit time is freed: each runs at its floor, or is dropped.
 fn displace(queue: &mut Queue, permit_us: u64, state: &LaneState) {
     let mut freed = 0;
-    let keys: Vec<(Instant, u64)> = queue.keys().copied().collect();
-    for key in keys {
+    let sheddable: Vec<(Instant, u64)> =
+        queue.iter().filter(|(_, q)| !q.work.is_critical()).map(|(key, _)| *key).collect();
+    for key in sheddable {
         if freed >= permit_us {
             return;
         }
         let Some(Queued { entry, work }) = queue.remove(&key) else { continue };
-        if work.is_critical() {
-            queue.insert(key, Queued { entry, work });
-            continue;
-        }
         let (before, predicted) = (work.permit_us(), work.predicted_us());
         match work.give_way() {
             Some(work) => {

@@ -184,9 +184,9 @@ impl Offered {
         self.refused_at(Instant::now(), critical);
     }
 
-    /// Notes that the ration cut a job now: the ration is still doing its work.
+    /// Notes that the ration cut a job now: the ration is still doing its work, and holds.
     pub(crate) fn cut(&self) {
-        self.refused_slot.store(self.slot_of(Instant::now()), Relaxed);
+        self.refused_at(Instant::now(), false);
     }
 
     fn refused_at(&self, now: Instant, critical: bool) {

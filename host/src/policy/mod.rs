@@ -137,6 +137,13 @@ impl Reason {
         )
     }
 
+    /// For a critical job: a refusal that left the job itself with less than it asked (not
+    /// one that queued sheddable work made room for). The ration lets in too much critical
+    /// work while these happen.
+    pub fn shorts_critical(self) -> bool {
+        self.refuses_room() && self != Reason::DisplacesSheddable
+    }
+
     /// The reason as outcomes, logs and metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -343,6 +350,12 @@ pub fn amdahl(scaling_potential: f64, chunks: usize) -> f64 {
 }
 
 impl JobProfile {
+    /// Cheap enough to run inline or as a task, never waiting in the CPU lane: both admission
+    /// models decide such a job with `decide`.
+    pub fn is_cheap(&self, cfg: &PolicyConfig) -> bool {
+        self.allow_async_lanes && self.cost_us(self.units) <= cfg.spawn_max_us.max(cfg.inline_max_us)
+    }
+
     /// Predicted service time of `units` units, microseconds.
     pub fn cost_us(&self, units: u64) -> f64 {
         self.fixed_us + self.per_unit_us * units as f64

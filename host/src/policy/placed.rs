@@ -73,10 +73,10 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
     if job.remaining_budget_us <= 0.0 {
         return Decision::drop(job, Reason::DeadlinePassed, wait);
     }
-    let full = job.cost_us(job.units);
-    if job.allow_async_lanes && full <= cfg.spawn_max_us.max(cfg.inline_max_us) {
+    if job.is_cheap(cfg) {
         return super::decide(job, pressure, cfg);
     }
+    let full = job.cost_us(job.units);
     if pressure.queue_depth >= pressure.queue_capacity {
         return Decision::drop(job, Reason::QueueFull, wait);
     }

@@ -43,6 +43,7 @@ impl Router {
                     .collect(),
             })
             .collect();
+        let (lane_held_us, lane_runs) = self.cpu.state.held();
         Snapshot {
             submitted: m.submitted.load(Relaxed),
             unknown_kernel: m.unknown_kernel.load(Relaxed),
@@ -53,8 +54,8 @@ impl Router {
             lane_running: m.lane_running.load(Relaxed),
             lane_running_max: m.lane_running_max.load(Relaxed),
             queue_peak: self.cpu.state.queue_peak(),
-            lane_held_us: self.cpu.state.held().0,
-            lane_runs: self.cpu.state.held().1,
+            lane_held_us,
+            lane_runs,
             ration: {
                 let (caps, capacity_share, fill_share) = self.cpu.state.ration();
                 let finite = |us: f64| us.is_finite().then_some(us);

@@ -145,14 +145,10 @@ impl Router {
     fn decide(&self, profile: &JobProfile, deadline: Instant) -> (Decision, f64) {
         let cfg = &self.ctx.config.policy;
         let pressure = self.cpu.state.pressure();
-        let cost = profile.cost_us(profile.units);
-        let cheap = profile.allow_async_lanes && cost <= cfg.spawn_max_us.max(cfg.inline_max_us);
         match cfg.admission {
-            Admission::Deadline => {
-                if cheap {
-                    return (policy::decide(profile, &pressure, cfg), 0.0);
-                }
+            Admission::Deadline if !profile.is_cheap(cfg) => {
                 // A job joining an open batch adds only its share of the batch's cost.
+                let cost = profile.cost_us(profile.units);
                 let joins = profile.batch_open && profile.batch_delay_us.is_some();
                 let offered = if joins { cost * MEMBER_SHARE } else { cost };
                 let critical = profile.criticality == Criticality::Critical;
@@ -165,14 +161,13 @@ impl Router {
                 // Overload starts with a refusal and lasts while the ration still cuts; refusals
                 // of critical jobs steer how much the ration lets in.
                 if d.reason.refuses_room() {
-                    let critical_refused = critical && d.reason != Reason::DisplacesSheddable;
-                    self.cpu.state.refused(Some(critical_refused));
+                    self.cpu.state.refused(critical && d.reason.shorts_critical());
                 } else if d.reason == Reason::Rationed {
-                    self.cpu.state.refused(None);
+                    self.cpu.state.cut();
                 }
                 (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }
-            Admission::Queue => (policy::decide(profile, &pressure, cfg), 0.0),
+            _ => (policy::decide(profile, &pressure, cfg), 0.0),
         }
     }
 
