@@ -306,6 +306,18 @@ fn every_status_code_and_admin_auth() {
     let (status, _, body) = stamped(format!("t={:.3}", now_s));
     assert_eq!(status, 200, "{body}");
     assert!(body["budget_us"].as_u64().unwrap() > 4_900_000, "{body}");
+    // What the job spent before the server and what is kept back for the reply both show, and
+    // both came off its budget.
+    let (status, _, body) = stamped(format!("t={:.6}", now_s - 0.2));
+    assert_eq!(status, 200, "{body}");
+    let t = &body["timings_us"];
+    let (before, reserve) = (t["before_server"].as_u64().unwrap(), t["reserved_for_reply"].as_u64().unwrap());
+    assert!(before >= 200_000, "{body}");
+    let whole = body["budget_us"].as_u64().unwrap() + before + reserve;
+    assert!((4_999_990..=5_000_002).contains(&whole), "{whole} us of 5 s: {body}");
+    // An unstamped job is charged nothing either way.
+    let (_, _, body) = server.post_raw("/v1/jobs", ok.to_string().as_bytes(), &[]);
+    assert!(body["timings_us"].get("reserved_for_reply").is_none(), "{body}");
     let (status, _, body) = stamped("t=yesterday".into());
     assert_eq!((status, &body["error"]["field"]), (400, &json!("X-Request-Start")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("t=SECONDS.FRACTION"), "{body}");

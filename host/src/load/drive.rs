@@ -128,6 +128,7 @@ mod tests {
             predicted_wait_us: Some(0.0),
             service_us: Some(100),
             batch_size: None,
+            router_total_us: Some(100),
         }
     }
 

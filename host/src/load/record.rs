@@ -236,6 +236,9 @@ pub struct Recorder {
     pub kernels: std::collections::BTreeMap<String, KernelTally>,
     /// How late jobs were issued, microseconds: the generator's own health.
     pub lateness: Histogram<u64>,
+    /// Answered jobs: the time spent outside the router (latency less the router's own time,
+    /// microseconds): issuing the job, and over HTTP the way to the server and back.
+    pub outside: Histogram<u64>,
     /// Rejected and failed jobs by `kernel: error kind`.
     pub errors: std::collections::BTreeMap<String, u64>,
     /// Jobs run by each `kernel@version`.
@@ -253,6 +256,7 @@ impl Default for Recorder {
             sheddable: ClassRecorder::default(),
             kernels: Default::default(),
             lateness: histogram(),
+            outside: histogram(),
             errors: Default::default(),
             versions: Default::default(),
             decided: Vec::new(),
@@ -290,6 +294,9 @@ impl Recorder {
                 k.within_budget += u64::from(s.latency_us <= s.budget_us);
                 k.critical_within_budget += u64::from(critical && s.latency_us <= s.budget_us);
                 k.budget_use.saturating_record(per_mille(s).max(1));
+                if let Some(router) = s.observed.router_total_us {
+                    self.outside.saturating_record(s.latency_us.saturating_sub(router).max(1));
+                }
             }
             Status::Dropped => k.dropped += 1,
             _ => {}

@@ -234,6 +234,9 @@ pub struct RunReport {
     /// How late the generator issued jobs after their due instant, microseconds (issued jobs
     /// only): the generator's own health.
     pub issue_lateness_us: Percentiles,
+    /// Answered jobs: time spent outside the router, microseconds (issuing the job, and over
+    /// HTTP the way to the server and back).
+    pub outside_router_us: Percentiles,
     /// Every job, critical and sheddable together.
     pub all: ClassReport,
     /// Critical jobs only.
@@ -274,6 +277,7 @@ impl RunReport {
             achieved_rate: per_s(all.counts.offered - all.counts.failed_not_issued),
             goodput: all.goodput,
             issue_lateness_us: Percentiles::of(&rec.lateness),
+            outside_router_us: Percentiles::of(&rec.outside),
             by_kernel: rec
                 .kernels
                 .iter()
@@ -467,6 +471,12 @@ impl RunReport {
         }
         let l = self.issue_lateness_us;
         let _ = writeln!(s, "  issue lateness: p50 {} us, p99 {} us, max {} us", l.p50, l.p99, l.max);
+        let o = self.outside_router_us;
+        let _ = writeln!(
+            s,
+            "  outside the router (issuing, and over HTTP the way there and back): p50 {} us, p99 {} us, max {} us",
+            o.p50, o.p99, o.max
+        );
         if self.profile != "steady" {
             let _ =
                 writeln!(s, "  by arrival, {} ms windows (start s: offered/s, goodput/s, p99 ms):", WINDOW_US / 1000);
@@ -521,6 +531,7 @@ mod tests {
                 predicted_wait_us: Some(latency_ms as f64 * 500.0),
                 service_us: (status != Status::Dropped).then_some(latency_ms * 400),
                 batch_size: None,
+                router_total_us: (status != Status::Dropped).then_some(latency_ms * 900),
             },
         }
     }
@@ -585,6 +596,11 @@ mod tests {
         // Percentiles cover answered jobs only: 10 of them, the slowest 40 ms.
         assert_eq!(r.all.end_to_end_us.count, 10);
         assert!(r.all.end_to_end_us.max >= 40_000 && r.all.end_to_end_us.max < 40_100);
+        // A tenth of every answered job's latency was spent outside the router: 1-4 ms.
+        assert_eq!(r.outside_router_us.count, 10);
+        assert!(
+            r.outside_router_us.p50 >= 1_000 && r.outside_router_us.max >= 4_000 && r.outside_router_us.max < 4_010
+        );
         assert!(r.sheddable.p99_budget_use >= 2.0, "40 ms of a 20 ms budget");
         assert!(r.critical.p99_budget_use >= 1.5, "the late completions");
         let by = |strategy: &str, status: &str| {

@@ -51,6 +51,9 @@ pub struct Observed {
     pub service_us: Option<u64>,
     /// Jobs in the batch that answered it, when it ran in one.
     pub batch_size: Option<u64>,
+    /// From the router's receipt of the job to its outcome, when it answered: beside the
+    /// latency, what the job spent outside the router (issuing it, the network, the client).
+    pub router_total_us: Option<u64>,
 }
 
 impl Observed {
@@ -70,6 +73,7 @@ impl Observed {
             predicted_wait_us: None,
             service_us: None,
             batch_size: None,
+            router_total_us: None,
         }
     }
 
@@ -89,6 +93,7 @@ impl Observed {
             predicted_wait_us: o.decision.map(|d| d.predicted_wait_us),
             service_us: ran.then_some(o.timings.service_us),
             batch_size: o.batch_size.map(|n| u64::from(n.get())),
+            router_total_us: Some(o.timings.total_us),
         }
     }
 }
@@ -283,6 +288,7 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
         predicted_wait_us: decision["predicted_wait_us"].as_f64(),
         service_us: json["timings_us"]["service"].as_u64().filter(|_| ran),
         batch_size: json["batch_size"].as_u64(),
+        router_total_us: json["timings_us"]["total"].as_u64(),
     }
 }
 

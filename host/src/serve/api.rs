@@ -17,7 +17,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub fn routes(app: Arc<App>) -> axum::Router {
     let config = &app.config;
@@ -89,16 +89,22 @@ async fn submit(
     };
     // Time the job spent before it reached this server (a balancer, a first replica) is its own.
     let spent = match headers.get(request_start::HEADER).map(|v| v.to_str().map_err(|e| e.to_string())) {
-        None => Duration::ZERO,
+        None => None,
         Some(v) => match v.and_then(|v| request_start::spent(v, SystemTime::now())) {
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", Some("X-Request-Start"), message),
         },
     };
     let id = app.next_id.fetch_add(1, Relaxed);
+    let mut charged = None;
     let job = match JobRequest::decode(&body).and_then(|r| r.into_job(id)) {
         Ok(mut job) => {
-            job.budget = job.budget.saturating_sub(spent);
+            if let Some(spent) = spent {
+                // And so is the way back, which takes about what the way in took (`transit`).
+                let (kept, reserve) = app.transit.reserve(spent, job.budget.saturating_sub(spent));
+                job.budget = kept;
+                charged = Some((spent, reserve));
+            }
             job
         }
         Err(e) => {
@@ -109,7 +115,12 @@ async fn submit(
     };
     let outcome = app.router.submit(job).await;
     let status = status_of(&outcome);
-    let mut response = (status, Json(outcome.to_json())).into_response();
+    let mut body = outcome.to_json();
+    if let Some((spent, reserve)) = charged {
+        body["timings_us"]["before_server"] = json!(spent.as_micros() as u64);
+        body["timings_us"]["reserved_for_reply"] = json!(reserve.as_micros() as u64);
+    }
+    let mut response = (status, Json(body)).into_response();
     if outcome.status == Status::Dropped {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s(&outcome)));
     }

@@ -200,6 +200,12 @@ pub fn render(app: &App) -> String {
         app.lifecycle.in_flight() as f64,
     );
     e.single(
+        "helix_http_reply_reserve_seconds",
+        Kind::Gauge,
+        "Budget kept back for the reply's way back, from the p99 of the way in of X-Request-Start stamped requests.",
+        app.transit.estimate_s(),
+    );
+    e.single(
         "helix_ready",
         Kind::Gauge,
         "1 when kernels are loaded and the server is not draining.",

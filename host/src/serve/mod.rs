@@ -12,6 +12,7 @@ mod process;
 mod request_start;
 mod respond;
 mod summary;
+mod transit;
 
 pub use config::{LogFormat, Overrides, ServeConfig};
 
@@ -32,6 +33,8 @@ pub struct App {
     pub lifecycle: Arc<Lifecycle>,
     next_id: AtomicU64,
     http: HttpCounts,
+    /// The reserve for the way back of stamped requests.
+    transit: transit::Transit,
     started_unix_s: f64,
 }
 
@@ -88,6 +91,7 @@ pub async fn serve(config: ServeConfig) -> Result<bool, String> {
         lifecycle: Arc::default(),
         next_id: AtomicU64::new(1),
         http: HttpCounts { counts: Default::default() },
+        transit: Default::default(),
         started_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
