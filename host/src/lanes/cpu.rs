@@ -1,6 +1,9 @@
-//! The CPU lane: a bounded queue served earliest-deadline-first by one dispatcher task, which
-//! hands each job to `spawn_blocking` only with a semaphore permit, so no more heavy kernels run
-//! than there are permits and async threads never run them.
+//! The CPU lane: a bounded queue served earliest-deadline-first by one worker thread per permit.
+//! A worker takes the earliest live job only with a semaphore permit and runs it itself, so no
+//! more heavy kernels run than there are permits and async threads never run them. Under
+//! backlog a worker that finishes a job takes the next one at once, on the same thread: no
+//! thread is woken between two jobs (a dispatcher handing each job to `spawn_blocking` woke
+//! two, and cost about 100 us of permit time per run on two busy cores).
 
 use super::ledger::{Entry, Ledger};
 use super::offered::{Caps, Offered};
@@ -11,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Live state the policy reads: all atomics.
 pub(crate) struct LaneState {
@@ -98,7 +101,7 @@ impl LaneState {
     }
 }
 
-/// What reaches the dispatcher.
+/// What reaches the workers.
 enum Arrival {
     /// Work to queue, in order of arrival, as the ledger counted it.
     Work(u64, Entry, LaneWork),
@@ -116,7 +119,7 @@ struct Queued {
 /// The queue: earliest deadline first, then earliest arrival.
 type Queue = BTreeMap<(Instant, u64), Queued>;
 
-/// The lane's entrance: work goes in here and the dispatcher serves it.
+/// The lane's entrance: work goes in here and the workers serve it.
 pub(crate) struct CpuLane {
     tx: mpsc::Sender<Arrival>,
     seq: AtomicU64,
@@ -124,8 +127,8 @@ pub(crate) struct CpuLane {
 }
 
 impl CpuLane {
-    /// Starts the dispatcher on the current Tokio runtime. Work is rationed once the work
-    /// offered passes `ration_share` of the permits' time.
+    /// Starts one worker thread per permit. Work is rationed once the work offered passes
+    /// `ration_share` of the permits' time.
     pub(crate) fn start(permits: usize, capacity: usize, ration_share: f64) -> CpuLane {
         let permits = permits.max(1);
         let capacity = capacity.max(1);
@@ -144,37 +147,26 @@ impl CpuLane {
         });
         // Room for a displacement beside every queued job.
         let (tx, rx) = mpsc::channel(2 * capacity);
-        // The dispatcher runs on a thread of its own: on the caller's runtime it queued behind
-        // every submitting task, and a permit freed while it waited sat idle.
-        let dispatcher = state.clone();
-        std::thread::Builder::new()
-            .name("helix-lane".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                match rt {
-                    Ok(rt) => rt.block_on(dispatch_loop(rx, dispatcher)),
-                    Err(e) => tracing::error!(error = %e, "the CPU lane's dispatcher could not start"),
-                }
-            })
-            .expect("the CPU lane's dispatcher thread starts");
+        let dispatch = Arc::new(Mutex::new(Dispatch { rx, queue: Queue::new(), open: true }));
+        for i in 0..permits {
+            let (dispatch, state) = (dispatch.clone(), state.clone());
+            std::thread::Builder::new()
+                .name(format!("helix-lane-{i}"))
+                .spawn(move || {
+                    // A runtime of the worker's own, to wait for arrivals and permits; the
+                    // kernels it runs block only this thread.
+                    match tokio::runtime::Builder::new_current_thread().build() {
+                        Ok(rt) => rt.block_on(work_loop(dispatch, state)),
+                        Err(e) => tracing::error!(error = %e, "a CPU lane worker could not start"),
+                    }
+                })
+                .expect("a CPU lane worker thread starts");
+        }
         CpuLane { tx, seq: AtomicU64::new(0), state }
     }
 
-    /// Runs work now if a permit is free and nothing is queued (the queue would serve it first
-    /// anyway, and skipping the dispatcher saves a thread wake-up); otherwise queues it, or hands
-    /// it back if the queue is at its cap.
+    /// Queues work for the workers, or hands it back if the queue is at its cap.
     pub(crate) fn submit(&self, work: LaneWork) -> Result<(), LaneWork> {
-        let s = &self.state;
-        if s.depth.load(Relaxed) == 0
-            && let Ok(permit) = s.semaphore.clone().try_acquire_owned()
-        {
-            start(work, permit, s);
-            return Ok(());
-        }
-        self.enqueue(work)
-    }
-
-    fn enqueue(&self, work: LaneWork) -> Result<(), LaneWork> {
         let s = &self.state;
         match s.depth.fetch_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)) {
             Ok(before) => s.depth_peak.fetch_max(before + 1, Relaxed),
@@ -191,7 +183,7 @@ impl CpuLane {
         })
     }
 
-    /// Asks the dispatcher to have `permit_us` of queued sheddable work give way. Best effort:
+    /// Asks the workers to have `permit_us` of queued sheddable work give way. Best effort:
     /// with the channel full, the work stays and is re-decided when it reaches a permit.
     pub(crate) fn displace(&self, permit_us: f64) {
         if permit_us > 0.0 {
@@ -251,42 +243,65 @@ fn pop_live(queue: &mut Queue, state: &LaneState) -> Option<LaneWork> {
     None
 }
 
-async fn dispatch_loop(mut rx: mpsc::Receiver<Arrival>, state: Arc<LaneState>) {
-    let mut queue = Queue::new();
-    let mut open = true;
-    loop {
-        if queue.is_empty() {
-            if !open {
-                return;
-            }
-            match rx.recv().await {
-                Some(arrival) => arrive(&mut queue, arrival, &state),
-                None => return,
-            }
-            continue;
-        }
-        // Wait for a permit, but keep taking arrivals: one may have an earlier deadline.
-        let permit = tokio::select! {
-            biased;
-            permit = state.semaphore.clone().acquire_owned() => permit.expect("the lane semaphore is never closed"),
-            arrival = rx.recv(), if open => {
-                match arrival {
-                    Some(arrival) => arrive(&mut queue, arrival, &state),
-                    None => open = false,
+/// The queue and its arrivals, shared by the workers: the one holding it waits for work and a
+/// permit, taking arrivals meanwhile; the others run kernels, or wait their turn. Submitters
+/// never take it: they only send.
+struct Dispatch {
+    rx: mpsc::Receiver<Arrival>,
+    queue: Queue,
+    open: bool,
+}
+
+impl Dispatch {
+    /// The earliest live work and a permit to run it on; `None` once the lane is closed and its
+    /// queue empty.
+    async fn next(&mut self, state: &Arc<LaneState>) -> Option<(LaneWork, OwnedSemaphorePermit)> {
+        loop {
+            if self.queue.is_empty() {
+                if !self.open {
+                    return None;
+                }
+                match self.rx.recv().await {
+                    Some(arrival) => arrive(&mut self.queue, arrival, state),
+                    None => self.open = false,
                 }
                 continue;
             }
-        };
-        while let Ok(arrival) = rx.try_recv() {
-            arrive(&mut queue, arrival, &state);
+            // Wait for a permit (a split job's chunks may hold them all), but keep taking
+            // arrivals: one may have an earlier deadline.
+            let permit = tokio::select! {
+                biased;
+                permit = state.semaphore.clone().acquire_owned() => permit.expect("the lane semaphore is never closed"),
+                arrival = self.rx.recv(), if self.open => {
+                    match arrival {
+                        Some(arrival) => arrive(&mut self.queue, arrival, state),
+                        None => self.open = false,
+                    }
+                    continue;
+                }
+            };
+            while let Ok(arrival) = self.rx.try_recv() {
+                arrive(&mut self.queue, arrival, state);
+            }
+            if let Some(work) = pop_live(&mut self.queue, state) {
+                return Some((work, permit));
+            }
         }
-        let Some(work) = pop_live(&mut queue, &state) else { continue };
-        start(work, permit, &state);
     }
 }
 
-/// Hands work holding `permit` (plus any free permits it can use for chunks) to a blocking thread.
-fn start(work: LaneWork, permit: OwnedSemaphorePermit, state: &Arc<LaneState>) {
+/// One worker: takes the next work and runs it here, until the lane closes.
+async fn work_loop(dispatch: Arc<Mutex<Dispatch>>, state: Arc<LaneState>) {
+    loop {
+        let next = dispatch.lock().await.next(&state).await;
+        let Some((work, permit)) = next else { return };
+        run(work, permit, &state);
+    }
+}
+
+/// Runs work holding `permit` (plus any free permits it can use for chunks) on this thread.
+fn run(work: LaneWork, permit: OwnedSemaphorePermit, state: &LaneState) {
+    let started = Instant::now();
     let mut permits = vec![permit];
     while permits.len() < work.chunks() {
         match state.semaphore.clone().try_acquire_owned() {
@@ -294,11 +309,12 @@ fn start(work: LaneWork, permit: OwnedSemaphorePermit, state: &Arc<LaneState>) {
             Err(_) => break,
         }
     }
-    let lane = state.clone();
-    let handed = Instant::now();
-    tokio::task::spawn_blocking(move || {
-        work.run(permits, &lane.running);
-        lane.held_us.fetch_add(handed.elapsed().as_micros() as u64, Relaxed);
-        lane.runs.fetch_add(1, Relaxed);
-    });
+    // Kernel panics are caught inside as the job's failure; this catches anything else, so a
+    // bug costs its jobs (their callers see the reply channel close) and never the worker.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.run(permits, &state.running)));
+    if ran.is_err() {
+        tracing::error!("a CPU lane run panicked outside its kernel; its jobs are lost, the worker goes on");
+    }
+    state.held_us.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    state.runs.fetch_add(1, Relaxed);
 }

@@ -13,7 +13,7 @@ pub enum Strategy {
     Inline,
     /// As its own Tokio task: cheap, but should not hold the caller.
     Spawn,
-    /// In the CPU lane: `spawn_blocking` under the core-sized semaphore, earliest deadline first.
+    /// In the CPU lane: on a worker thread under the core-sized semaphore, earliest deadline first.
     CpuLane,
     /// With other jobs that share work, as one CPU-lane run.
     Batch,
