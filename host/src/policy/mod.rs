@@ -256,7 +256,9 @@ pub struct PolicyConfig {
     /// its class's cap runs at the cap (reason `rationed`), the cap set so that the rationed
     /// work fits that share. Critical work is rationed against it all, sheddable work against
     /// what critical work leaves. The share backs off (to half at most) while critical jobs are
-    /// still refused room.
+    /// still refused room. A little over 1 by default: the learnt capacity is the work done
+    /// while backed up, and arrivals come in bursts, so filling exactly that left the lane
+    /// about 4% idle under a ration at 2 x C; the acceptance test still refuses what does not fit.
     pub ration_share: f64,
 }
 
@@ -292,7 +294,7 @@ impl Default for PolicyConfig {
             shed_wait_us: 5_000.0,
             batch_when_idle: false,
             admission: Admission::Deadline,
-            ration_share: 1.0,
+            ration_share: 1.05,
         }
     }
 }
