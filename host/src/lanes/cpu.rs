@@ -3,7 +3,8 @@
 //! more heavy kernels run than there are permits and async threads never run them. Under
 //! backlog a worker that finishes a job takes the next one at once, on the same thread: no
 //! thread is woken between two jobs (a dispatcher handing each job to `spawn_blocking` woke
-//! two, and cost about 100 us of permit time per run on two busy cores).
+//! two, and cost about 100 us of permit time per run on two busy cores). On an idle lane an
+//! arrival wakes exactly one idle worker.
 
 use super::ledger::{Entry, Ledger};
 use super::offered::{Caps, Offered};
@@ -12,9 +13,11 @@ use crate::metrics::WorkGauge;
 use crate::policy::{Placement, Pressure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Live state the policy reads: all atomics.
 pub(crate) struct LaneState {
@@ -121,9 +124,20 @@ type Queue = BTreeMap<(Instant, u64), Queued>;
 
 /// The lane's entrance: work goes in here and the workers serve it.
 pub(crate) struct CpuLane {
-    tx: mpsc::Sender<Arrival>,
+    /// `None` only while the lane is dropped: closing the channel tells the workers to finish.
+    tx: Option<mpsc::Sender<Arrival>>,
+    /// Rung once per arrival: wakes one idle worker, or lets the next one to wait go on.
+    wake: Arc<Notify>,
     seq: AtomicU64,
     pub(crate) state: Arc<LaneState>,
+}
+
+impl Drop for CpuLane {
+    /// The workers serve what is queued, then exit.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.wake.notify_waiters();
+    }
 }
 
 impl CpuLane {
@@ -148,21 +162,22 @@ impl CpuLane {
         // Room for a displacement beside every queued job.
         let (tx, rx) = mpsc::channel(2 * capacity);
         let dispatch = Arc::new(Mutex::new(Dispatch { rx, queue: Queue::new(), open: true }));
+        let wake = Arc::new(Notify::new());
         for i in 0..permits {
-            let (dispatch, state) = (dispatch.clone(), state.clone());
+            let (dispatch, wake, state) = (dispatch.clone(), wake.clone(), state.clone());
             std::thread::Builder::new()
                 .name(format!("helix-lane-{i}"))
                 .spawn(move || {
                     // A runtime of the worker's own, to wait for arrivals and permits; the
                     // kernels it runs block only this thread.
                     match tokio::runtime::Builder::new_current_thread().build() {
-                        Ok(rt) => rt.block_on(work_loop(dispatch, state)),
+                        Ok(rt) => rt.block_on(work_loop(dispatch, wake, state)),
                         Err(e) => tracing::error!(error = %e, "a CPU lane worker could not start"),
                     }
                 })
                 .expect("a CPU lane worker thread starts");
         }
-        CpuLane { tx, seq: AtomicU64::new(0), state }
+        CpuLane { tx: Some(tx), wake, seq: AtomicU64::new(0), state }
     }
 
     /// Queues work for the workers, or hands it back if the queue is at its cap.
@@ -174,20 +189,25 @@ impl CpuLane {
         };
         let entry = s.queued(&work);
         let seq = self.seq.fetch_add(1, Relaxed);
-        self.tx.try_send(Arrival::Work(seq, entry, work)).map_err(|e| match e.into_inner() {
+        let tx = self.tx.as_ref().expect("the lane is open while it takes work");
+        tx.try_send(Arrival::Work(seq, entry, work)).map_err(|e| match e.into_inner() {
             Arrival::Work(_, entry, work) => {
                 s.dequeued(&work, entry);
                 work
             }
             Arrival::Displace(_) => unreachable!("sent work"),
-        })
+        })?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Asks the workers to have `permit_us` of queued sheddable work give way. Best effort:
     /// with the channel full, the work stays and is re-decided when it reaches a permit.
     pub(crate) fn displace(&self, permit_us: f64) {
-        if permit_us > 0.0 {
-            let _ = self.tx.try_send(Arrival::Displace(permit_us.ceil() as u64));
+        if permit_us > 0.0
+            && let Some(tx) = &self.tx
+        {
+            let _ = tx.try_send(Arrival::Displace(permit_us.ceil() as u64));
         }
     }
 }
@@ -243,59 +263,72 @@ fn pop_live(queue: &mut Queue, state: &LaneState) -> Option<LaneWork> {
     None
 }
 
-/// The queue and its arrivals, shared by the workers: the one holding it waits for work and a
-/// permit, taking arrivals meanwhile; the others run kernels, or wait their turn. Submitters
-/// never take it: they only send.
+/// The queue and its arrivals, shared by the workers. A worker holds it only to move the
+/// arrivals into the queue and pop the earliest job, never while it waits or runs: it is held
+/// for microseconds, and only by the lane's own threads. Submitters never take it: they send,
+/// and ring the lane's `wake`.
 struct Dispatch {
     rx: mpsc::Receiver<Arrival>,
     queue: Queue,
     open: bool,
 }
 
+/// What a worker does next.
+enum Next {
+    Run(LaneWork, OwnedSemaphorePermit),
+    /// Work is queued but a split job's chunks hold every permit.
+    AwaitPermit,
+    AwaitArrival,
+    /// The lane is closed and its queue empty.
+    Exit,
+}
+
 impl Dispatch {
-    /// The earliest live work and a permit to run it on; `None` once the lane is closed and its
-    /// queue empty.
-    async fn next(&mut self, state: &Arc<LaneState>) -> Option<(LaneWork, OwnedSemaphorePermit)> {
+    /// Takes the arrivals in, then the earliest live work if there is a permit for it (`permit`,
+    /// or a free one).
+    fn next(&mut self, state: &LaneState, permit: Option<OwnedSemaphorePermit>) -> Next {
         loop {
-            if self.queue.is_empty() {
-                if !self.open {
-                    return None;
+            match self.rx.try_recv() {
+                Ok(arrival) => arrive(&mut self.queue, arrival, state),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.open = false;
+                    break;
                 }
-                match self.rx.recv().await {
-                    Some(arrival) => arrive(&mut self.queue, arrival, state),
-                    None => self.open = false,
-                }
-                continue;
             }
-            // Wait for a permit (a split job's chunks may hold them all), but keep taking
-            // arrivals: one may have an earlier deadline.
-            let permit = tokio::select! {
-                biased;
-                permit = state.semaphore.clone().acquire_owned() => permit.expect("the lane semaphore is never closed"),
-                arrival = self.rx.recv(), if self.open => {
-                    match arrival {
-                        Some(arrival) => arrive(&mut self.queue, arrival, state),
-                        None => self.open = false,
-                    }
-                    continue;
-                }
-            };
-            while let Ok(arrival) = self.rx.try_recv() {
-                arrive(&mut self.queue, arrival, state);
-            }
-            if let Some(work) = pop_live(&mut self.queue, state) {
-                return Some((work, permit));
-            }
+        }
+        let idle = if self.open { Next::AwaitArrival } else { Next::Exit };
+        if self.queue.is_empty() {
+            return idle;
+        }
+        let Some(permit) = permit.or_else(|| state.semaphore.clone().try_acquire_owned().ok()) else {
+            return Next::AwaitPermit;
+        };
+        match pop_live(&mut self.queue, state) {
+            Some(work) => Next::Run(work, permit),
+            None => idle,
         }
     }
 }
 
 /// One worker: takes the next work and runs it here, until the lane closes.
-async fn work_loop(dispatch: Arc<Mutex<Dispatch>>, state: Arc<LaneState>) {
+async fn work_loop(dispatch: Arc<Mutex<Dispatch>>, wake: Arc<Notify>, state: Arc<LaneState>) {
+    let mut permit = None;
     loop {
-        let next = dispatch.lock().await.next(&state).await;
-        let Some((work, permit)) = next else { return };
-        run(work, permit, &state);
+        // Listening before looking: a ring (or the lane's closing) after the look is not missed.
+        let rung = wake.notified();
+        tokio::pin!(rung);
+        rung.as_mut().enable();
+        let next = dispatch.lock().unwrap_or_else(|p| p.into_inner()).next(&state, permit.take());
+        match next {
+            Next::Run(work, held) => run(work, held, &state),
+            Next::AwaitPermit => {
+                permit =
+                    Some(state.semaphore.clone().acquire_owned().await.expect("the lane semaphore is never closed"));
+            }
+            Next::AwaitArrival => rung.await,
+            Next::Exit => return,
+        }
     }
 }
 
