@@ -35,7 +35,7 @@ pub(crate) struct LaneState {
     running: WorkGauge,
     /// The work offered to the router lately, and the ration it implies.
     offered: Offered,
-    /// Permit time held by lane runs so far, from hand-off to release, microseconds; and the
+    /// Permit time held by lane runs so far, from the pop to the release, microseconds; and the
     /// runs. Beside the kernels' service time, the lane's cost per run.
     held_us: AtomicU64,
     runs: AtomicU64,

@@ -19,8 +19,8 @@
 //! of the configured share each slot it did not, never below half of it.
 //!
 //! The permit time there is to fill is learnt, not assumed: while the queue stays backed up, the
-//! lane's permits deliver what they deliver (cheap jobs on the async threads, the caller's own
-//! threads and the hand-offs take their share of the cores), and the work they completed over
+//! lane's permits deliver what they deliver (cheap jobs on the async threads and the caller's
+//! own threads take their share of the cores), and the work they completed over
 //! the window, in the same predicted microseconds the offers are counted in, is the capacity.
 //! When the queue empties, the capacity is raised back towards the permits' full time, a tenth
 //! of it a slot.

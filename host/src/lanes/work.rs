@@ -120,7 +120,7 @@ impl LaneWork {
         }
     }
 
-    /// Runs on a blocking thread holding `permits` (the first its own, the rest for chunks),
+    /// Runs on a lane worker's thread holding `permits` (the first its own, the rest for chunks),
     /// its predicted cost counted in `running` meanwhile. The permit is released only after the
     /// lane's running count drops, so the count never exceeds the permits.
     pub(super) fn run(self, mut permits: Vec<OwnedSemaphorePermit>, running: &WorkGauge) {

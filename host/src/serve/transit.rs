@@ -34,14 +34,13 @@ impl Transit {
     /// `budget_left` (the budget after `spent`) once the way back is reserved, and the reserve.
     pub fn reserve(&self, spent: Duration, budget_left: Duration) -> (Duration, Duration) {
         let trip = spent.as_secs_f64() * 1e6;
-        let update = |bits: u64| {
-            let q = f64::from_bits(bits);
+        let next = |q: f64| {
             let step = STEP_SHARE * q + FLOOR_STEP_US;
-            let next = if trip > q { q + QUANTILE * step } else { (q - (1.0 - QUANTILE) * step).max(0.0) };
-            Some(next.to_bits())
+            if trip > q { q + QUANTILE * step } else { (q - (1.0 - QUANTILE) * step).max(0.0) }
         };
-        let before = self.estimate_us.fetch_update(Relaxed, Relaxed, update).unwrap_or(0);
-        let q = f64::from_bits(update(before).unwrap_or(0));
+        let moved = |bits: u64| Some(next(f64::from_bits(bits)).to_bits());
+        let before = self.estimate_us.fetch_update(Relaxed, Relaxed, moved).unwrap_or_else(|bits| bits);
+        let q = next(f64::from_bits(before));
         let reserve = Duration::from_secs_f64(q / 1e6).min(budget_left.mul_f64(MAX_SHARE_OF_BUDGET));
         (budget_left.saturating_sub(reserve), reserve)
     }
