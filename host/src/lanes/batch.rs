@@ -196,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batcher_goes_once_no_job_holds_its_kernel_version() {
-        let batchers = Batchers::new(4, Arc::new(CpuLane::start(1, 4, 1.0)));
+        let batchers = Batchers::new(4, Arc::new(CpuLane::start(1, 4, 1.0, 1.0)));
         let (old, new) = (kernel_version(), kernel_version());
         let first = batchers.slot(&old);
         assert!(Arc::ptr_eq(&first, &batchers.slot(&old)), "one slot per version");

@@ -7,7 +7,7 @@
 //! arrival wakes exactly one idle worker.
 
 use super::ledger::{Entry, Ledger};
-use super::offered::{Caps, Offered};
+use super::offered::{Offered, Rations};
 use super::work::LaneWork;
 use crate::metrics::WorkGauge;
 use crate::policy::{Placement, Pressure};
@@ -60,7 +60,7 @@ impl LaneState {
     }
 
     /// Counts a job offered now at `cost_us` of permit time; returns the rations in force.
-    pub(crate) fn offer(&self, critical: bool, cost_us: f64) -> Caps {
+    pub(crate) fn offer(&self, critical: bool, cost_us: f64) -> Rations {
         self.offered.offer(critical, cost_us, || (self.running.done(), self.depth.load(Relaxed) > 0))
     }
 
@@ -77,9 +77,9 @@ impl LaneState {
 
     /// The rations in force, the share of the permits' time the lane delivers (learnt), and the
     /// share of that the ration fills now.
-    pub(crate) fn ration(&self) -> (Caps, f64, f64) {
+    pub(crate) fn ration(&self) -> (Rations, f64, f64) {
         let (capacity, share) = self.offered.capacity_share();
-        (self.offered.caps(), capacity, share)
+        (self.offered.rations(), capacity, share)
     }
 
     /// Permit time the lane's runs have held so far, microseconds, and the runs.
@@ -142,8 +142,8 @@ impl Drop for CpuLane {
 
 impl CpuLane {
     /// Starts one worker thread per permit. Work is rationed once the work offered passes
-    /// `ration_share` of the permits' time.
-    pub(crate) fn start(permits: usize, capacity: usize, ration_share: f64) -> CpuLane {
+    /// `ration_share` of the permits' time, the dearest jobs cut to `ration_keep` of their cost.
+    pub(crate) fn start(permits: usize, capacity: usize, ration_share: f64, ration_keep: f64) -> CpuLane {
         let permits = permits.max(1);
         let capacity = capacity.max(1);
         let state = Arc::new(LaneState {
@@ -155,7 +155,7 @@ impl CpuLane {
             queued_work_us: AtomicU64::new(0),
             ledger: Ledger::new(),
             running: WorkGauge::default(),
-            offered: Offered::new(permits, ration_share),
+            offered: Offered::new(permits, ration_share, ration_keep),
             held_us: AtomicU64::new(0),
             runs: AtomicU64::new(0),
         });

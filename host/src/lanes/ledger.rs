@@ -3,7 +3,7 @@
 //! due after it have", answered by one pass over the buckets without a lock. Work goes in when
 //! it is queued and comes out when it leaves the queue, in the same bucket.
 
-use crate::policy::Placement;
+use crate::policy::{Placement, Ration};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -151,7 +151,7 @@ impl Ledger {
             wait_critical_us: (running_us + ahead_critical) / p,
             slack_us: slack_all,
             slack_critical_us: slack_critical,
-            ration_us: f64::INFINITY,
+            ration: Ration::NONE,
         }
     }
 

@@ -91,9 +91,10 @@ pub enum Reason {
     DisplacesSheddable,
     /// Queued sheddable work given way to critical work: run at its floor, or dropped.
     Displaced,
-    /// More work is offered than the lane can serve: a job costing more than its class's cap
-    /// runs at the cap (never below its floor), so cheap jobs still run whole; a sheddable job
-    /// whose floor the cap does not pay for is dropped (deadline admission).
+    /// More work is offered than the lane can serve: a job among its class's dearest runs at
+    /// the share of its units the ration keeps, or at its cap (never below its floor), so cheap
+    /// jobs still run whole; a sheddable job whose floor the ration does not pay for is dropped
+    /// (deadline admission).
     Rationed,
 }
 
@@ -252,14 +253,22 @@ pub struct PolicyConfig {
     /// How heavy jobs are admitted to the CPU lane.
     pub admission: Admission,
     /// Deadline admission, while the lane is overloaded: once the work offered over the last
-    /// 50 ms passes this share of the permit time the CPU lane delivers, a job costing more than
-    /// its class's cap runs at the cap (reason `rationed`), the cap set so that the rationed
-    /// work fits that share. Critical work is rationed against it all, sheddable work against
+    /// 50 ms passes this share of the permit time the CPU lane delivers, the dearest jobs are
+    /// cut (reason `rationed`; see `ration_keep`) so that the rationed work fits that share.
+    /// Critical work is rationed against it all, sheddable work against
     /// what critical work leaves. The share backs off (to half at most) while critical jobs are
     /// still refused room. A little over 1 by default: the learnt capacity is the work done
     /// while backed up, and arrivals come in bursts, so filling exactly that left the lane
     /// about 4% idle under a ration at 2 x C; the acceptance test still refuses what does not fit.
     pub ration_share: f64,
+    /// Deadline admission, under a ration: the share of its units a job the ration cuts keeps.
+    /// The ration cuts the dearest jobs to this share, from the cost up that makes the rest fit,
+    /// so it keeps the most jobs whole for the permit time it must save; only if cutting every
+    /// job to this share is not enough does it cut every job above a cap to the cap instead
+    /// (water-filling), which is what 1 always does. At 0.5 a cut Monte Carlo answer's error bar
+    /// is 1.41 times as wide; a cap saving the same permit time cuts about three times as many
+    /// jobs, by less (at 2 x C with `helix load`: critical jobs in full 88-91% against 83-86%).
+    pub ration_keep: f64,
 }
 
 /// How the policy decides whether a heavy job fits.
@@ -295,6 +304,7 @@ impl Default for PolicyConfig {
             batch_when_idle: false,
             admission: Admission::Deadline,
             ration_share: 1.05,
+            ration_keep: 0.5,
         }
     }
 }
@@ -512,7 +522,7 @@ pub fn redecide(
 
 mod placed;
 
-pub use placed::{Placement, decide_placed, displaced, displacement};
+pub use placed::{Placement, Ration, decide_placed, displaced, displacement};
 
 #[cfg(test)]
 mod tests;

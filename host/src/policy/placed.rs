@@ -22,9 +22,34 @@ pub struct Placement {
     pub slack_us: f64,
     /// The same, counting only critical queued work.
     pub slack_critical_us: f64,
-    /// The most permit time a job of its class may take while more work is offered than the
-    /// lane serves; infinite otherwise (see `Reason::Rationed`).
-    pub ration_us: f64,
+    /// What a job of its class may cost while more work is offered than the lane serves (see
+    /// `Reason::Rationed`).
+    pub ration: Ration,
+}
+
+/// A class's ration: the permit time a job of it may take, from what it would cost whole. A
+/// job costing up to `whole_us` runs whole; a dearer one runs at `keep` of its cost, and at
+/// most `cap_us`. Cutting the dearest jobs by a fixed share keeps the most jobs whole for the
+/// permit time saved, at an error bar wider by a fixed factor (1/sqrt(keep) for Monte Carlo);
+/// the cap takes over only when even every job cut to `keep` is too much.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ration {
+    /// Jobs costing up to this run whole, microseconds.
+    pub whole_us: f64,
+    /// The share of its cost a dearer job keeps, in (0, 1].
+    pub keep: f64,
+    /// The most any job may cost, microseconds.
+    pub cap_us: f64,
+}
+
+impl Ration {
+    /// No ration: every job may cost what it costs.
+    pub const NONE: Ration = Ration { whole_us: f64::INFINITY, keep: 1.0, cap_us: f64::INFINITY };
+
+    /// What a job that would cost `cost_us` whole may cost.
+    pub fn allowed_us(&self, cost_us: f64) -> f64 {
+        if cost_us <= self.whole_us { cost_us } else { (self.keep * cost_us).min(self.cap_us) }
+    }
 }
 
 impl Default for Placement {
@@ -35,7 +60,7 @@ impl Default for Placement {
             wait_critical_us: 0.0,
             slack_us: f64::INFINITY,
             slack_critical_us: f64::INFINITY,
-            ration_us: f64::INFINITY,
+            ration: Ration::NONE,
         }
     }
 }
@@ -47,13 +72,15 @@ fn room(job: &JobProfile, cfg: &PolicyConfig, wait_us: f64, slack_us: f64) -> f6
     ((job.remaining_budget_us * cfg.budget_use - wait_us) / job.error_margin.max(1.0)).min(slack_us)
 }
 
-/// The units `job` may run under a ration of `cap_us`, and whether the ration cut them: all of
-/// them if they cost no more; else as many as the cap pays for, down to the floor. Below the
+/// The units `job` may run under `ration`, and whether the ration cut them: all of them if it
+/// allows their cost; else as many as it allows, down to the floor. Below the
 /// floor a critical job keeps its floor and a sheddable one gets `None` (it is shed). A job
 /// that cannot degrade runs whole if critical (the acceptance test still decides) and is shed
 /// if sheddable.
-fn rationed(job: &JobProfile, cap_us: f64) -> Option<(u64, bool)> {
-    if job.cost_us(job.units) <= cap_us {
+fn rationed(job: &JobProfile, ration: &Ration) -> Option<(u64, bool)> {
+    let full = job.cost_us(job.units);
+    let cap_us = ration.allowed_us(full);
+    if full <= cap_us {
         return Some((job.units, false));
     }
     let critical = job.criticality == Criticality::Critical;
@@ -92,7 +119,7 @@ pub fn decide_placed(job: &JobProfile, pressure: &Pressure, place: &Placement, c
     {
         return d;
     }
-    let Some((units, rationed)) = rationed(job, place.ration_us) else {
+    let Some((units, rationed)) = rationed(job, &place.ration) else {
         return Decision::drop(job, Reason::Rationed, wait);
     };
     // Opening one costs the whole job if no partner comes: only within the ration.
@@ -224,11 +251,21 @@ mod tests {
             wait_critical_us: wait_us - sheddable_ahead_us,
             slack_us,
             slack_critical_us: slack_us + sheddable_after_us,
-            ration_us: f64::INFINITY,
+            ration: Ration::NONE,
         }
     }
 
     type Expected = (Strategy, Reason, u64);
+
+    /// A plain cap: every job may cost up to `cap_us`.
+    fn capped(cap_us: f64) -> Ration {
+        Ration { whole_us: 0.0, keep: 1.0, cap_us }
+    }
+
+    /// Jobs costing up to `whole_us` run whole, dearer ones at half their cost.
+    fn half(whole_us: f64) -> Ration {
+        Ration { whole_us, keep: 0.5, cap_us: f64::INFINITY }
+    }
 
     #[test]
     fn the_acceptance_test_admits_displaces_degrades_or_drops() {
@@ -313,31 +350,49 @@ mod tests {
             (
                 "more work offered than the lane serves: an expensive job runs at its ration",
                 critical,
-                Placement { ration_us: 500.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                Placement { ration: capped(500.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
                 (Strategy::Degrade, Reason::Rationed, 49_152),
             ),
             (
                 "a ration below its floor: a critical job keeps its floor",
                 critical,
-                Placement { ration_us: 20.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                Placement { ration: capped(20.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
                 (Strategy::Degrade, Reason::Rationed, 5 * 1024),
             ),
             (
                 "a ration below its floor: a sheddable job is shed",
                 sheddable,
-                Placement { ration_us: 20.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                Placement { ration: capped(20.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
                 (Strategy::Drop, Reason::Rationed, 0),
             ),
             (
                 "a rationed job that still does not fit is degraded to fit",
                 critical,
-                Placement { ration_us: 500.0, ..place(1_000.0, 230.0, 0.0, 0.0) },
+                Placement { ration: capped(500.0), ..place(1_000.0, 230.0, 0.0, 0.0) },
                 (Strategy::Degrade, Reason::DegradedToFit, 21 * 1024),
+            ),
+            (
+                "a ration that keeps half: a job dearer than its whole share runs at half its cost",
+                critical,
+                Placement { ration: half(500.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::Degrade, Reason::Rationed, 49_152),
+            ),
+            (
+                "a ration that keeps half: a job within its whole share runs whole",
+                sheddable,
+                Placement { ration: half(2_000.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::CpuLane, Reason::FitsBudget, full),
+            ),
+            (
+                "a ration that keeps half, and caps: the cap takes over below half its cost",
+                critical,
+                Placement { ration: Ration { cap_us: 230.0, ..half(0.0) }, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                (Strategy::Degrade, Reason::Rationed, 21 * 1024),
             ),
             (
                 "a job that costs less than its ration runs whole",
                 sheddable,
-                Placement { ration_us: 2_000.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) },
+                Placement { ration: capped(2_000.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) },
                 (Strategy::CpuLane, Reason::FitsBudget, full),
             ),
             (
@@ -409,7 +464,7 @@ mod tests {
         assert_eq!((d.strategy, d.reason), (Strategy::CpuLane, Reason::FitsBudget), "no time to wait for partners");
         // Under a ration, a job opens no batch (alone, it would cost its whole self) but joins
         // an open one (it adds only its share).
-        let rationed = Placement { ration_us: 500.0, ..place(1_000.0, 50_000.0, 0.0, 0.0) };
+        let rationed = Placement { ration: capped(500.0), ..place(1_000.0, 50_000.0, 0.0, 0.0) };
         let d = decide_placed(&batchable, &busy(), &rationed, &cfg);
         assert_eq!((d.strategy, d.reason), (Strategy::Degrade, Reason::Rationed));
         let d = decide_placed(&JobProfile { batch_open: true, ..batchable }, &busy(), &rationed, &cfg);

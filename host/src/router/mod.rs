@@ -66,7 +66,13 @@ impl Router {
     }
 
     fn with_catalog(config: RouterConfig, catalog: Catalog) -> Router {
-        let cpu = Arc::new(CpuLane::start(config.cpu_permits, config.queue_capacity, config.policy.ration_share));
+        let policy = &config.policy;
+        let cpu = Arc::new(CpuLane::start(
+            config.cpu_permits,
+            config.queue_capacity,
+            policy.ration_share,
+            policy.ration_keep,
+        ));
         Router {
             batchers: Batchers::new(config.batch_queue_capacity, cpu.clone()),
             ctx: Arc::new(Context { config, metrics: Metrics::default() }),

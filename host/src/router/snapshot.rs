@@ -57,11 +57,14 @@ impl Router {
             lane_held_us,
             lane_runs,
             ration: {
-                let (caps, capacity_share, fill_share) = self.cpu.state.ration();
+                let (rations, capacity_share, fill_share) = self.cpu.state.ration();
                 let finite = |us: f64| us.is_finite().then_some(us);
                 Ration {
-                    critical_cap_us: finite(caps.critical_us),
-                    sheddable_cap_us: finite(caps.sheddable_us),
+                    critical_whole_us: finite(rations.critical.whole_us),
+                    critical_cap_us: finite(rations.critical.cap_us),
+                    sheddable_whole_us: finite(rations.sheddable.whole_us),
+                    sheddable_cap_us: finite(rations.sheddable.cap_us),
+                    keep: self.ctx.config.policy.ration_keep,
                     capacity_share,
                     fill_share,
                 }
@@ -110,13 +113,21 @@ pub struct KernelSnapshot {
 }
 
 /// What deadline admission rations now: while more work is offered than the CPU lane serves, a
-/// job costing more than its class's cap runs at the cap (reason `rationed`).
+/// job of a class costing more than its `whole_us` runs at `keep` of its units, and at most
+/// at its cap (reason `rationed`).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Ration {
-    /// The most a critical job may cost now, microseconds of permit time; `None`: no ration.
+    /// Critical jobs costing up to this run whole, microseconds of permit time; `None`: no
+    /// critical job is cut to `keep`.
+    pub critical_whole_us: Option<f64>,
+    /// The most a critical job may cost now, microseconds; `None`: no cap.
     pub critical_cap_us: Option<f64>,
-    /// The same for a sheddable job (0: sheddable work is shed).
+    /// The same for sheddable jobs (a cap of 0: sheddable work is shed).
+    pub sheddable_whole_us: Option<f64>,
+    /// The same for sheddable jobs.
     pub sheddable_cap_us: Option<f64>,
+    /// The share of its units a job cut to it keeps (`ration_keep`).
+    pub keep: f64,
     /// The permit time the lane delivered while backed up, as a share of the permits' whole
     /// time: what the ration fills (learnt over the last 50 ms; 1 until the lane backs up).
     pub capacity_share: f64,

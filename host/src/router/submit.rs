@@ -152,9 +152,9 @@ impl Router {
                 let joins = profile.batch_open && profile.batch_delay_us.is_some();
                 let offered = if joins { cost * MEMBER_SHARE } else { cost };
                 let critical = profile.criticality == Criticality::Critical;
-                let caps = self.cpu.state.offer(critical, offered);
+                let rations = self.cpu.state.offer(critical, offered);
                 let place = Placement {
-                    ration_us: if critical { caps.critical_us } else { caps.sheddable_us },
+                    ration: if critical { rations.critical } else { rations.sheddable },
                     ..self.cpu.state.place(deadline)
                 };
                 let d = policy::decide_placed(profile, &pressure, &place, cfg);

@@ -112,6 +112,12 @@ impl ServeConfig {
         if r.queue_capacity == 0 || r.batch_queue_capacity == 0 {
             return Err("router.queue_capacity and router.batch_queue_capacity must be at least 1".into());
         }
+        let keep = r.policy.ration_keep;
+        if !(keep > 0.0 && keep <= 1.0) {
+            return Err(format!(
+                "router.policy.ration_keep must be in (0, 1] (the share of its units a rationed job keeps), got {keep}"
+            ));
+        }
         if self.max_body_bytes == 0 || self.max_upload_bytes == 0 {
             return Err("max_body_bytes and max_upload_bytes must be at least 1".into());
         }
@@ -180,6 +186,9 @@ mod tests {
         std::fs::write(&path, "[router]\ncpu_permits = 0\n").unwrap();
         let err = ServeConfig::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.contains("cpu_permits"), "{err}");
+        std::fs::write(&path, "[router.policy]\nration_keep = 0\n").unwrap();
+        let err = ServeConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.contains("ration_keep must be in (0, 1]"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

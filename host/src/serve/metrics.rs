@@ -115,16 +115,19 @@ pub fn render(app: &App) -> String {
         "The share of the CPU lane's delivered permit time the ration fills now (ration_share, less while critical jobs are still refused room).",
         snap.ration.fill_share,
     );
-    e.family(
-        "helix_ration_cap_seconds",
-        Kind::Gauge,
-        "While more work is offered than the CPU lane serves: the most a job of the class may cost (absent: no ration).",
+    let r = &snap.ration;
+    ration_gauge(
+        &mut e,
+        "helix_ration_whole_below_seconds",
+        "While more work is offered than the CPU lane serves: a job of the class costing more runs at ration_keep of its units (absent: none is cut so).",
+        [r.critical_whole_us, r.sheddable_whole_us],
     );
-    for (class, cap) in [("critical", snap.ration.critical_cap_us), ("sheddable", snap.ration.sheddable_cap_us)] {
-        if let Some(us) = cap {
-            e.sample("helix_ration_cap_seconds", &[("criticality", class)], us / 1e6);
-        }
-    }
+    ration_gauge(
+        &mut e,
+        "helix_ration_cap_seconds",
+        "While more work is offered than the CPU lane serves: the most a job of the class may cost (absent: no cap).",
+        [r.critical_cap_us, r.sheddable_cap_us],
+    );
     e.single(
         "helix_heavy_on_async_total",
         Kind::Counter,
@@ -228,4 +231,29 @@ pub fn render(app: &App) -> String {
     }
     e.single("helix_start_time_seconds", Kind::Gauge, "When the server started, Unix time.", app.started_unix_s);
     e.finish()
+}
+
+/// A ration's bound per class (critical, sheddable), in seconds; a class without one has no sample.
+fn ration_gauge(e: &mut Exposition, name: &str, help: &str, by_class: [Option<f64>; 2]) {
+    e.family(name, Kind::Gauge, help);
+    for (class, us) in ["critical", "sheddable"].into_iter().zip(by_class) {
+        if let Some(us) = us {
+            e.sample(name, &[("criticality", class)], us / 1e6);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ration_gauge_has_a_sample_per_class_that_has_a_bound() {
+        let mut e = Exposition::default();
+        ration_gauge(&mut e, "t_seconds", "test", [Some(1_500.0), None]);
+        let text = e.finish();
+        assert!(text.contains("# TYPE t_seconds gauge\n"), "{text}");
+        assert!(text.contains("t_seconds{criticality=\"critical\"} 0.0015\n"), "{text}");
+        assert!(!text.contains("sheddable"), "{text}");
+    }
 }
