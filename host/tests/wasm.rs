@@ -82,6 +82,9 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
             KernelKind::EwmaCov,
             Params::new().with("returns", arr(&returns)).with("assets", num(3.0)).with("lambda", num(0.97)),
         ),
+        // Importance sampling: chosen by `auto` five standard deviations out, asked for near the money.
+        ("mc-option", KernelKind::McOption, option("european", "call").set("strike", num(450.0))),
+        ("mc-option", KernelKind::McOption, option("european", "put").with("method", text("importance"))),
     ]
 }
 

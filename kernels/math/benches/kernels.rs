@@ -3,7 +3,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use helix_math::classic;
 use helix_math::ewma::{self, ReturnWindow};
-use helix_math::option::{self, BarrierKind, Contract, Market, OptionBook, OptionType, Style};
+use helix_math::option::{self, BarrierKind, Contract, Market, Method, OptionBook, OptionType, Style};
 use helix_math::particle::{self, StateSpaceModel};
 use helix_math::var::{self, Portfolio, VarBook, VarMode, VarQuery};
 use std::hint::black_box;
@@ -31,6 +31,14 @@ fn options(c: &mut Criterion) {
             b.iter(|| option::run(&book, black_box(7), paths).unwrap())
         });
     }
+    // The cost of a path under importance sampling, beside the plain European's above: a second
+    // `exp` a pair for the weights.
+    let contract = Contract { style: Style::European, kind: OptionType::Call, strike: 100.0 };
+    let tilted = OptionBook::single(market(), 1, contract).unwrap().with_method(Method::Importance).unwrap();
+    g.throughput(Throughput::Elements(PATHS * 10));
+    g.bench_function(BenchmarkId::new("european-1step-importance", PATHS * 10), |b| {
+        b.iter(|| option::run(&tilted, black_box(7), PATHS * 10).unwrap())
+    });
     g.finish();
 }
 

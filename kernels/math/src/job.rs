@@ -6,7 +6,7 @@ use crate::chunk::{BLOCK, Partial};
 use crate::classic;
 use crate::error::{KernelError, Result};
 use crate::ewma::{self, EwmaPartial, ROWS_PER_BLOCK, ReturnWindow};
-use crate::option::{self, BarrierKind, Contract, Market, OptionBook, OptionPartial, OptionType, Style};
+use crate::option::{self, BarrierKind, Contract, Market, Method, OptionBook, OptionPartial, OptionType, Style};
 use crate::output::{Estimate, Output};
 use crate::params::{Params, whole};
 use crate::particle::{self, FilterPartial, StateSpaceModel};
@@ -236,13 +236,18 @@ impl Prepared {
                 let mut contracts = Vec::with_capacity(members.len());
                 for m in members {
                     match m {
-                        Prepared::Option(b) if b.market() == first.market() && b.steps() == first.steps() => {
+                        Prepared::Option(b)
+                            if b.market() == first.market()
+                                && b.steps() == first.steps()
+                                && b.sampling() == first.sampling() =>
+                        {
                             contracts.extend_from_slice(b.contracts())
                         }
                         _ => return None,
                     }
                 }
-                OptionBook::new(*first.market(), first.steps(), contracts).ok().map(Prepared::Option)
+                let book = OptionBook::new(*first.market(), first.steps(), contracts).ok()?;
+                Some(Prepared::Option(book.with_sampling(first.sampling())))
             }
             Prepared::Var(first) => {
                 let mut queries = Vec::with_capacity(members.len());
@@ -311,8 +316,13 @@ fn parse_option(p: &Params) -> Result<(Prepared, u64)> {
     };
     let steps = p.count_or("steps", 1)?;
     let steps = u32::try_from(steps).map_err(|_| KernelError::invalid("steps", "is too large"))?;
+    let method = p.choice(
+        "method",
+        "auto",
+        &[("auto", Method::Auto), ("plain", Method::Plain), ("importance", Method::Importance)],
+    )?;
     let book = OptionBook::single(market, steps, Contract { style, kind, strike: p.number("strike")? })?;
-    Ok((Prepared::Option(book), p.count_or("paths", DEFAULT_PATHS)?))
+    Ok((Prepared::Option(book.with_method(method)?), p.count_or("paths", DEFAULT_PATHS)?))
 }
 
 fn parse_var(p: &mut Params) -> Result<(Prepared, u64)> {

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use helix_math::chunk::{BLOCK, Partial, split};
 use helix_math::ewma::{self, ROWS_PER_BLOCK, ReturnWindow};
-use helix_math::option::{self, BarrierKind, Contract, OptionBook, OptionType, Style};
+use helix_math::option::{self, BarrierKind, Contract, Method, OptionBook, OptionType, Style};
 use helix_math::particle::{self, StateSpaceModel};
 use helix_math::var::{self, VarBook, VarMode, VarQuery};
 use std::ops::Range;
@@ -29,6 +29,9 @@ fn books() -> Vec<OptionBook> {
         one(Style::Asian, OptionType::Call),
         one(Style::Barrier { level: 80.0, kind: BarrierKind::DownOut }, OptionType::Call),
         one(Style::Barrier { level: 120.0, kind: BarrierKind::UpOut }, OptionType::Put),
+        // Importance sampling: the same blocks, drawn about a shift and weighted.
+        one(Style::European, OptionType::Call).with_method(Method::Importance).unwrap(),
+        one(Style::European, OptionType::Put).with_method(Method::Importance).unwrap(),
     ]
 }
 
@@ -251,4 +254,18 @@ fn generic_jobs_are_chunk_invariant_and_combine_exactly() {
         }
     }
     assert!(Prepared::combine(&[&members[0], &members[3]]).is_none(), "VaR and options cannot share");
+    // Importance-sampled quotes share paths only with quotes drawn about the same shift.
+    let tilted = |strike: f64| {
+        let p = Params::new()
+            .with("spot", Value::Number(100.0))
+            .with("strike", Value::Number(strike))
+            .with("vol", Value::Number(0.2))
+            .with("maturity", Value::Number(0.5))
+            .with("method", Value::Text("importance".into()));
+        Prepared::parse(KernelKind::McOption, p).unwrap().prepared
+    };
+    let (a, b) = (tilted(150.0), tilted(160.0));
+    assert!(Prepared::combine(&[&a, &b]).is_none(), "different shifts cannot share paths");
+    let together = Prepared::combine(&[&a, &a]).expect("the same shift shares").run(5, 6000).unwrap();
+    assert_eq!(together, vec![a.run(5, 6000).unwrap().remove(0); 2]);
 }

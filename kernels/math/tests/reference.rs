@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use helix_math::ewma::{self, ReturnWindow};
 use helix_math::option::closed_form::{black_scholes, expected_arithmetic_average, geometric_asian};
-use helix_math::option::{self, BarrierKind, Contract, OptionBook, OptionType, Style};
+use helix_math::option::{self, BarrierKind, Contract, Method, OptionBook, OptionType, Style};
 use helix_math::particle::{self, StateSpaceModel};
 use helix_math::var::{self, VarBook, VarMode, VarQuery};
 
@@ -28,17 +28,20 @@ fn black_scholes_closed_form_matches_quantlib() {
 fn european_price_and_pathwise_delta_within_4_standard_errors() {
     for (i, c) in cases("european").iter().enumerate() {
         let contract = Contract { style: Style::European, kind: option_type(c), strike: f(c, "strike") };
-        let book = OptionBook::single(market(c), 1, contract).unwrap();
+        // As a job gets it: `auto` prices the deep out-of-the-money cases by importance sampling.
+        let book = OptionBook::single(market(c), 1, contract).unwrap().with_method(Method::Auto).unwrap();
         let out = option::run(&book, 1000 + i as u64, 400_000).unwrap().remove(0);
         let (price, delta) = (out.estimate("price").unwrap(), out.estimate("delta").unwrap());
-        // Deep out-of-the-money cases (exercise probability below 1e-6) may see no exercised
-        // path at this size, and then the estimator reads 0 ± 0: the reference must be tiny.
-        if price.std_error == Some(0.0) || price.std_error.is_none() {
-            assert!(f(c, "price") < 1e-6 * f(c, "spot") && price.value == 0.0, "case {i}: {price:?}");
-            continue;
+        // QuantLib's value for one case, 8.6 standard deviations out, is 0 (its precision
+        // ends near 1e-16 of spot); there the closed form above, which matches QuantLib
+        // elsewhere, is the reference (3.4e-18).
+        let (mut ref_price, mut ref_delta) = (f(c, "price"), f(c, "delta"));
+        if ref_price < 1e-12 * f(c, "spot") {
+            let g = black_scholes(option_type(c), f(c, "strike"), &market(c));
+            (ref_price, ref_delta) = (g.price, g.delta);
         }
-        assert_within(&format!("european case {i} price"), price, f(c, "price"), 4.0);
-        assert_within(&format!("european case {i} delta"), delta, f(c, "delta"), 4.0);
+        assert_within(&format!("european case {i} price"), price, ref_price, 4.0);
+        assert_within(&format!("european case {i} delta"), delta, ref_delta, 4.0);
     }
 }
 

@@ -1,7 +1,13 @@
 //! `mc-option`: European, arithmetic Asian (geometric control variate) and discretely monitored
-//! knock-out barrier options under GBM. Contracts on one underlying share simulated paths.
+//! knock-out barrier options under GBM. Contracts on one underlying share simulated paths. A
+//! European option far out of the money is priced by importance sampling (`sampling`); every
+//! price says how many paths contributed to it, and one that too few paths reached gets an error
+//! bar from a bound, not from a sample too small to show its spread.
 
 pub mod closed_form;
+mod sampling;
+
+pub use sampling::{AUTO_ITM_PROBABILITY, Method, Sampling};
 
 use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, finite, non_negative, positive};
@@ -77,6 +83,7 @@ pub struct OptionBook {
     steps: u32,
     path_kind: PathKind,
     contracts: Vec<Contract>,
+    sampling: Sampling,
 }
 
 /// Most fixings or monitoring dates a path may have.
@@ -113,7 +120,23 @@ impl OptionBook {
                 }
             }
         }
-        Ok(OptionBook { market, steps, path_kind, contracts })
+        Ok(OptionBook { market, steps, path_kind, contracts, sampling: Sampling::Plain })
+    }
+
+    /// The book with its paths drawn as `method` asks (see `Method`).
+    pub fn with_method(self, method: Method) -> Result<Self> {
+        let sampling = sampling::choose(method, &self.market, self.path_kind, &self.contracts)?;
+        Ok(OptionBook { sampling, ..self })
+    }
+
+    /// The book with its paths drawn as `sampling` says: how a combined book keeps its
+    /// members' sampling.
+    pub fn with_sampling(self, sampling: Sampling) -> Self {
+        OptionBook { sampling, ..self }
+    }
+
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
     }
 
     /// One contract on its own.
@@ -140,20 +163,44 @@ impl OptionBook {
 
 /// Per block, per contract: moments of (discounted-later payoff, second quantity), where the
 /// second quantity is the pathwise delta (European), the geometric-average payoff (Asian), or
-/// unused (barrier).
-pub type OptionPartial = Partial<Vec<Comoments<2>>>;
+/// unused (barrier); and how many of the block's paths paid anything.
+pub type OptionPartial = Partial<Vec<ContractBlock>>;
+
+/// One contract's sums over one block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ContractBlock {
+    pub moments: Comoments<2>,
+    /// Paths with a non-zero payoff.
+    pub contributing: u64,
+}
+
+/// A block's running sums for one contract.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sums {
+    moments: BlockSums<2>,
+    contributing: u64,
+}
+
+impl Sums {
+    fn finish(&self) -> ContractBlock {
+        ContractBlock { moments: self.moments.finish(), contributing: self.contributing }
+    }
+}
 
 /// Simulates the paths `units` (block-aligned start) for every contract of the book.
 pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<OptionPartial> {
     let mut blocks = Vec::new();
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
-        let mut sums = vec![BlockSums::<2>::new(); book.contracts.len()];
-        match book.path_kind {
-            PathKind::Terminal => terminal_block(book, &mut normals, n, &mut sums),
-            PathKind::Grid => grid_block(book, &mut normals, n, &mut sums),
+        let mut sums = vec![Sums::default(); book.contracts.len()];
+        match (book.path_kind, book.sampling) {
+            (PathKind::Terminal, Sampling::Plain) => terminal_block(book, &mut normals, n, &mut sums),
+            (PathKind::Terminal, Sampling::Tilted { shift }) => {
+                tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
+            }
+            (PathKind::Grid, _) => grid_block(book, &mut normals, n, &mut sums),
         }
-        blocks.push(sums.iter().map(BlockSums::finish).collect());
+        blocks.push(sums.iter().map(Sums::finish).collect());
     }
     Ok(Partial { units, blocks })
 }
@@ -161,36 +208,84 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
 /// European paths come in antithetic pairs: path `2j` draws `z_j` and path `2j + 1` uses `-z_j`,
 /// so a pair costs one normal and one `exp` (the second price is a division). The pair's mean is
 /// one sample; an odd path count ends with an unpaired path, an unbiased sample of its own.
-fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
+fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [Sums]) {
     let m = &book.market;
     let t = m.maturity;
     let forward_drift = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t);
     let sd = m.vol * t.sqrt();
     let inv_spot = 1.0 / m.spot;
-    let pair_mean = |c: &Contract, up: f64, down: f64| {
+    let pair = |c: &Contract, up: f64, down: f64, sum: &mut Sums| {
         let call = c.kind == OptionType::Call;
         let (a, b) = (european_payoff(up, c.strike, call, inv_spot), european_payoff(down, c.strike, call, inv_spot));
-        [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])]
+        sum.moments.add([0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])]);
+        sum.contributing += u64::from(a[0] > 0.0) + u64::from(b[0] > 0.0);
     };
     if let [single] = book.contracts.as_slice() {
         // The common case gets a loop with no per-contract dispatch.
         for _ in 0..n / 2 {
             let e = libm::exp(sd * normals.normal());
-            sums[0].add(pair_mean(single, forward_drift * e, forward_drift / e));
+            pair(single, forward_drift * e, forward_drift / e, &mut sums[0]);
         }
     } else {
         for _ in 0..n / 2 {
             let e = libm::exp(sd * normals.normal());
             let (up, down) = (forward_drift * e, forward_drift / e);
             for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
-                sum.add(pair_mean(c, up, down));
+                pair(c, up, down, sum);
             }
         }
     }
     if n % 2 == 1 {
         let st = forward_drift * libm::exp(sd * normals.normal());
         for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
-            sum.add(european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot));
+            let x = european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot);
+            sum.moments.add(x);
+            sum.contributing += u64::from(x[0] > 0.0);
+        }
+    }
+}
+
+/// European paths under importance sampling: the terminal normal is `shift + e`, drawn in
+/// antithetic pairs about the shift (`shift + e` and `shift - e`), and each path's payoff and
+/// delta are weighted by its likelihood ratio `exp(-shift z + shift^2 / 2)`, so their means are
+/// unbiased for the plain ones. A pair costs two `exp`s: its prices, and its weights, are a
+/// product and a quotient of one each.
+fn tilted_terminal_block<R: rand_core::Rng>(
+    book: &OptionBook,
+    shift: f64,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [Sums],
+) {
+    let m = &book.market;
+    let t = m.maturity;
+    let sd = m.vol * t.sqrt();
+    // The price at z = shift, and the weight there; the pair's other weight is `w_inv / w`.
+    let centre = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t + sd * shift);
+    let half_shift_sq = 0.5 * shift * shift;
+    let w_inv = libm::exp(-2.0 * half_shift_sq);
+    let inv_spot = 1.0 / m.spot;
+    let weighted = |c: &Contract, st: f64, w: f64, sum: &mut Sums| {
+        let x = european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot);
+        sum.contributing += u64::from(x[0] > 0.0);
+        [w * x[0], w * x[1]]
+    };
+    for _ in 0..n / 2 {
+        let e = normals.normal();
+        let growth = libm::exp(sd * e);
+        let w_up = libm::exp(-half_shift_sq - shift * e);
+        let (up, down, w_down) = (centre * growth, centre / growth, w_inv / w_up);
+        for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
+            let (a, b) = (weighted(c, up, w_up, sum), weighted(c, down, w_down, sum));
+            sum.moments.add([0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])]);
+        }
+    }
+    if n % 2 == 1 {
+        let e = normals.normal();
+        let (st, w) = (centre * libm::exp(sd * e), libm::exp(-half_shift_sq - shift * e));
+        for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
+            let x = weighted(c, st, w, sum);
+            sum.moments.add(x);
         }
     }
 }
@@ -206,7 +301,7 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     }
 }
 
-fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [BlockSums<2>]) {
+fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [Sums]) {
     if book.contracts.iter().any(|c| c.style == Style::Asian) {
         grid_paths::<R, true>(book, normals, n, sums)
     } else {
@@ -223,7 +318,7 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     book: &OptionBook,
     normals: &mut Normals<R>,
     n: u64,
-    sums: &mut [BlockSums<2>],
+    sums: &mut [Sums],
 ) {
     let m = &book.market;
     let dt = m.maturity / book.steps as f64;
@@ -287,7 +382,8 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
                 }
                 Style::European => [vanilla(st), 0.0],
             };
-            sum.add(sample);
+            sum.moments.add(sample);
+            sum.contributing += u64::from(sample[0] > 0.0);
         }
     }
 }
@@ -301,8 +397,9 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
     let m = &book.market;
     let mut outputs = Vec::with_capacity(book.contracts.len());
     for (i, c) in book.contracts.iter().enumerate() {
-        let per_block: Vec<Comoments<2>> = partial.blocks.iter().map(|b| b[i]).collect();
+        let per_block: Vec<Comoments<2>> = partial.blocks.iter().map(|b| b[i].moments).collect();
         let mo = fold(&per_block);
+        let contributing: u64 = partial.blocks.iter().map(|b| b[i].contributing).sum();
         let mut estimates = Vec::new();
         match c.style {
             Style::European => {
@@ -322,6 +419,21 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
             Style::Barrier { .. } => {
                 estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
             }
+        }
+        if contributing < sampling::FEW_CONTRIBUTING {
+            // Too few paths paid for their spread to show: the price's error bar becomes a bound
+            // that holds whatever the sample (see `sampling::price_bound`).
+            for (name, e) in estimates.iter_mut() {
+                let bound = match *name {
+                    "delta" => sampling::delta_bound(c, m),
+                    _ => sampling::price_bound(c, m, book.steps),
+                };
+                e.std_error = Some(e.std_error.unwrap_or(0.0).max(e.value.abs()).max(bound));
+            }
+        }
+        estimates.push(("contributing_paths", Estimate::exact(contributing as f64)));
+        if let Sampling::Tilted { shift } = book.sampling {
+            estimates.push(("importance_shift", Estimate::exact(shift)));
         }
         if estimates.iter().any(|(_, e)| !e.value.is_finite()) {
             return Err(KernelError::NumericFailure(format!("non-finite price for contract {i}")));

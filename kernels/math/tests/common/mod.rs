@@ -9,6 +9,12 @@ pub fn reference() -> Value {
     serde_json::from_str(include_str!("../data/reference.json")).expect("reference.json parses")
 }
 
+/// Tail and deep out-of-the-money cases, from closed forms (`tests/data/rare.json`).
+pub fn rare_cases(name: &str) -> Vec<Value> {
+    let rare: Value = serde_json::from_str(include_str!("../data/rare.json")).expect("rare.json parses");
+    rare["cases"][name].as_array().unwrap_or_else(|| panic!("no rare case list {name}")).clone()
+}
+
 pub fn cases(name: &str) -> Vec<Value> {
     reference()["cases"][name].as_array().unwrap_or_else(|| panic!("no case list {name}")).clone()
 }

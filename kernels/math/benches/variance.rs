@@ -1,0 +1,93 @@
+//! Variance reduction at equal CPU time, in one run: for each method, the variance of one
+//! path's contribution to the price (paths x se^2) times the CPU time a path takes, plain
+//! Monte Carlo against importance sampling, on the deep out-of-the-money cases of
+//! `tests/data/rare.json` that plain Monte Carlo can still measure (a few hundred paying paths
+//! in 10^8), and four nearer the money. The gain is plain over importance: how many times fewer
+//! CPU seconds importance sampling needs for the same error bar. Run with
+//! `cargo bench -p helix-math --bench variance`; the times depend on the machine and its load,
+//! the variances do not.
+
+use helix_math::option::{self, Contract, Market, Method, OptionBook, OptionType, Style};
+use std::time::Instant;
+
+/// Rounds per method; the time is the fastest round's.
+const ROUNDS: usize = 3;
+
+struct Measured {
+    variance_per_path: f64,
+    seconds_per_path: f64,
+    contributing: f64,
+}
+
+fn measure(book: &OptionBook, paths: u64) -> Measured {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for round in 0..ROUNDS {
+        let t = Instant::now();
+        let out = option::run(book, 1 + round as u64, paths).unwrap().remove(0);
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    let out = last.unwrap();
+    let se = out.estimate("price").unwrap().std_error.unwrap();
+    Measured {
+        variance_per_path: se * se * paths as f64,
+        seconds_per_path: best / paths as f64,
+        contributing: out.estimate("contributing_paths").unwrap().value,
+    }
+}
+
+fn main() {
+    let rare: serde_json::Value = serde_json::from_str(include_str!("../tests/data/rare.json")).unwrap();
+    let f = |c: &serde_json::Value, k: &str| c[k].as_f64().unwrap();
+    let mut cases: Vec<(String, Market, Contract)> = rare["cases"]["deep_otm_european"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| f(c, "price_over_spot") > 1e-7)
+        .map(|c| {
+            let kind = if c["type"] == "call" { OptionType::Call } else { OptionType::Put };
+            let m = Market {
+                spot: f(c, "spot"),
+                rate: f(c, "rate"),
+                dividend: f(c, "dividend"),
+                vol: f(c, "vol"),
+                maturity: f(c, "maturity_years"),
+            };
+            let name = format!(
+                "{} K={} S={} ({:.1e} of spot)",
+                c["type"].as_str().unwrap(),
+                f(c, "strike"),
+                f(c, "spot"),
+                f(c, "price_over_spot")
+            );
+            (name, m, Contract { style: Style::European, kind, strike: f(c, "strike") })
+        })
+        .collect();
+    let atm = Market { spot: 100.0, rate: 0.03, dividend: 0.01, vol: 0.25, maturity: 1.0 };
+    for (strike, kind, name) in [
+        (110.0, OptionType::Call, "call K=110 S=100 (out of the money)"),
+        (100.0, OptionType::Call, "call K=100 S=100 (at the money)"),
+        (80.0, OptionType::Call, "call K=80 S=100 (in the money)"),
+        (60.0, OptionType::Put, "put K=60 S=100 (in the money 2.5% of the time)"),
+    ] {
+        cases.push((name.into(), atm, Contract { style: Style::European, kind, strike }));
+    }
+    println!(
+        "| case | plain: paying paths of 10^8 | plain ns/path | importance ns/path | variance per path, plain / importance | gain at equal CPU time |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, m, c) in cases {
+        let book = |method| OptionBook::single(m, 1, c).unwrap().with_method(method).unwrap();
+        let plain = measure(&book(Method::Plain), 100_000_000);
+        let tilted = measure(&book(Method::Importance), 2_000_000);
+        let variance_ratio = plain.variance_per_path / tilted.variance_per_path;
+        let gain = variance_ratio * plain.seconds_per_path / tilted.seconds_per_path;
+        println!(
+            "| {name} | {:.0} | {:.1} | {:.1} | {variance_ratio:.1} | {gain:.1} |",
+            plain.contributing,
+            plain.seconds_per_path * 1e9,
+            tilted.seconds_per_path * 1e9
+        );
+    }
+}
