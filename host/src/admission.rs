@@ -66,7 +66,7 @@ pub fn check_params(manifest: &Manifest, mut params: Params) -> Result<Params, R
 #[derive(Clone, Debug)]
 pub enum Work {
     /// A helix-math computation, parsed and ready to run.
-    Native(Prepared),
+    Native(Box<Prepared>),
     /// A guest job; the guest checks the rest of its parameters when it runs.
     Wasm {
         /// The parameters, checked against the manifest and with its defaults filled in.
@@ -112,7 +112,7 @@ pub struct Admitted {
 pub fn admit_native(manifest: &Manifest, kind: KernelKind, params: Params) -> Result<Admitted, Rejection> {
     let params = check_params(manifest, params)?;
     let parsed = Prepared::parse(kind, params.clone())?;
-    Ok(Admitted { params, work: Work::Native(parsed.prepared), units: parsed.units })
+    Ok(Admitted { params, work: Work::Native(Box::new(parsed.prepared)), units: parsed.units })
 }
 
 /// Admission for a Wasm kernel: the manifest's rules (the guest checks the rest when it runs).

@@ -85,6 +85,7 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
         // Importance sampling: chosen by `auto` five standard deviations out, asked for near the money.
         ("mc-option", KernelKind::McOption, option("european", "call").set("strike", num(450.0))),
         ("mc-option", KernelKind::McOption, option("european", "put").with("method", text("importance"))),
+        ("mc-var", KernelKind::McVar, var("full").with("confidence", num(0.999))),
     ]
 }
 

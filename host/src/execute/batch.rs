@@ -30,7 +30,7 @@ impl BatchRun {
         let refs: Vec<&Prepared> = members
             .iter()
             .filter_map(|m| match &*m.work {
-                Work::Native(p) => Some(p),
+                Work::Native(p) => Some(&**p),
                 Work::Wasm { .. } => None,
             })
             .collect();
@@ -46,7 +46,7 @@ impl BatchRun {
         let (seed, units, ctx) = (first.seed, first.decision.units_granted, first.ctx.clone());
         let held = running.hold(self.predicted_us);
         let start = Instant::now();
-        let result = run_chunks(&Arc::new(Work::Native(combined)), seed, units, Vec::new(), &ctx);
+        let result = run_chunks(&Arc::new(Work::Native(Box::new(combined))), seed, units, Vec::new(), &ctx);
         let service_us = start.elapsed().as_micros() as u64;
         drop(held);
         let size = NonZeroU32::new(members.len() as u32);

@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn work_of_the_wrong_runtime_fails_its_job_alike_in_both_runners() {
         let params = Params::new().with("compute_cost", Value::Number(20_000.0));
-        let native = Work::Native(Prepared::parse(KernelKind::PrimeCount, params.clone()).unwrap().prepared);
+        let native = Work::Native(Box::new(Prepared::parse(KernelKind::PrimeCount, params.clone()).unwrap().prepared));
         let guest = pending(native).guest_job(1).unwrap_err();
         let wasm = pending(Work::Wasm { params, counted: false });
         let ran = wasm.run_now(Vec::new(), None).expect("no reply channel: the outcome comes back");

@@ -8,6 +8,7 @@
 //! the variances do not.
 
 use helix_math::option::{self, Contract, Market, Method, OptionBook, OptionType, Style};
+use helix_math::var::{self, Portfolio, VarBook, VarMode, VarQuery};
 use std::time::Instant;
 
 /// Rounds per method; the time is the fastest round's.
@@ -37,8 +38,56 @@ fn measure(book: &OptionBook, paths: u64) -> Measured {
     }
 }
 
+/// The same for a VaR query: the variance per path of its VaR and ES, and the time a path takes.
+fn measure_var(book: &VarBook, paths: u64) -> (f64, f64, f64) {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for round in 0..ROUNDS {
+        let t = Instant::now();
+        let out = var::run(book, 1 + round as u64, paths).unwrap().remove(0);
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    let out = last.unwrap();
+    let per_path = |name: &str| out.estimate(name).unwrap().std_error.unwrap().powi(2) * paths as f64;
+    (per_path("var"), per_path("es"), best / paths as f64)
+}
+
+fn tail_var_table(rare: &serde_json::Value) {
+    println!();
+    println!(
+        "| lognormal position, confidence | plain ns/path | importance ns/path | VaR: variance per path, plain / importance | VaR gain | ES: variance ratio | ES gain at equal CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for c in rare["cases"]["tail_lognormal_var_es"].as_array().unwrap() {
+        let f = |k: &str| c[k].as_f64().unwrap();
+        let p = Portfolio {
+            positions: vec![f("value")],
+            drifts: vec![f("drift")],
+            vols: vec![f("vol")],
+            correlation: vec![1.0],
+        };
+        let q = VarQuery { horizon: f("horizon_years"), confidence: f("confidence"), mode: VarMode::Full };
+        let book = |m| VarBook::single(p.clone(), q).unwrap().with_method(m).unwrap();
+        let (pv, pe, pt) = measure_var(&book(Method::Plain), 4_000_000);
+        let (iv, ie, it) = measure_var(&book(Method::Importance), 400_000);
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            f("confidence"),
+            pt * 1e9,
+            it * 1e9,
+            pv / iv,
+            pv / iv * pt / it,
+            pe / ie,
+            pe / ie * pt / it
+        );
+    }
+}
+
 fn main() {
     let rare: serde_json::Value = serde_json::from_str(include_str!("../tests/data/rare.json")).unwrap();
+    tail_var_table(&rare);
+    println!();
     let f = |c: &serde_json::Value, k: &str| c[k].as_f64().unwrap();
     let mut cases: Vec<(String, Market, Contract)> = rare["cases"]["deep_otm_european"]
         .as_array()

@@ -253,13 +253,14 @@ impl Prepared {
                 let mut queries = Vec::with_capacity(members.len());
                 for m in members {
                     match m {
-                        Prepared::Var(b) if b.portfolio() == first.portfolio() => {
+                        Prepared::Var(b) if b.portfolio() == first.portfolio() && b.sampling() == first.sampling() => {
                             queries.extend_from_slice(b.queries())
                         }
                         _ => return None,
                     }
                 }
-                VarBook::new(first.portfolio().clone(), queries).ok().map(Prepared::Var)
+                let book = VarBook::new(first.portfolio().clone(), queries).ok()?;
+                Some(Prepared::Var(book.with_sampling(first.sampling().clone())))
             }
             _ => None,
         }
@@ -339,6 +340,11 @@ fn parse_var(p: &mut Params) -> Result<(Prepared, u64)> {
         confidence: p.number_or("confidence", 0.99)?,
         mode: p.choice("mode", "full", &[("full", VarMode::Full), ("linear", VarMode::Linear)])?,
     };
-    let book = VarBook::single(portfolio, query)?;
+    let method = p.choice(
+        "method",
+        "auto",
+        &[("auto", Method::Auto), ("plain", Method::Plain), ("importance", Method::Importance)],
+    )?;
+    let book = VarBook::single(portfolio, query)?.with_method(method)?;
     Ok((Prepared::Var(book), p.count_or("paths", DEFAULT_PATHS)?))
 }

@@ -97,7 +97,7 @@ fn var_estimates_do_not_depend_on_chunking_and_prefix_losses_match() {
             let parts = chunked(units, chunks, BLOCK, |r| var::simulate(&book, 8, r).unwrap());
             assert_eq!(var::finish(&book, &parts).unwrap(), var::finish(&book, &whole).unwrap());
         }
-        let losses = |p: &var::VarPartial| p.blocks.iter().flat_map(|b| b[0].clone()).collect::<Vec<f64>>();
+        let losses = |p: &var::VarPartial| p.blocks.iter().flat_map(|b| b.losses[0].clone()).collect::<Vec<f64>>();
         let full_losses = losses(&whole);
         for units in [1, 500, 3 * BLOCK + 1] {
             let prefix = var::simulate(&book, 8, 0..units).unwrap();
