@@ -86,6 +86,7 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
         ("mc-option", KernelKind::McOption, option("european", "call").set("strike", num(450.0))),
         ("mc-option", KernelKind::McOption, option("european", "put").with("method", text("importance"))),
         ("mc-var", KernelKind::McVar, var("full").with("confidence", num(0.999))),
+        ("mc-option", KernelKind::McOption, option("asian", "call").set("strike", num(170.0))),
     ]
 }
 

@@ -399,15 +399,17 @@ fn weighted_loss_statistics(losses: &[f64], w: &[f64], alpha: f64) -> Result<Vec
     }
     let tail = 1.0 - alpha;
     // Losses from the largest down, with the tail mass above each (inclusive).
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| losses[b].total_cmp(&losses[a]).then(a.cmp(&b)));
+    // Sorted as (loss, weight) pairs, not through an index: the pairs sit together in memory.
+    // Equal losses order by weight, so the order is fixed whatever the sort's internals.
+    let mut sorted: Vec<(f64, f64)> = losses.iter().copied().zip(w.iter().copied()).collect();
+    sorted.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
     let mut mass = Vec::with_capacity(n);
     let mut acc = 0.0;
-    for &i in &order {
-        acc += w[i] / nf;
+    for &(_, wi) in &sorted {
+        acc += wi / nf;
         mass.push(acc);
     }
-    let var_hat = losses[order[mass.partition_point(|&x| x < tail).min(n - 1)]];
+    let var_hat = sorted[mass.partition_point(|&x| x < tail).min(n - 1)].0;
     let (mut s1, mut s2, mut t2) = (0.0, 0.0, 0.0);
     for (&l, &wi) in losses.iter().zip(w) {
         let excess = (l - var_hat).max(0.0);
@@ -430,7 +432,7 @@ fn weighted_loss_statistics(losses: &[f64], w: &[f64], alpha: f64) -> Result<Vec
     let m =
         ((nf * hall_sheather(n, sampled_share.clamp(1e-9, 1.0 - 1e-9))).round() as usize).max(1).min(k).min(n - 1 - k);
     let var_se = if m > 0 {
-        let width = losses[order[k - m]] - losses[order[k + m]];
+        let width = sorted[k - m].0 - sorted[k + m].0;
         let window_mass = mass[k + m] - mass[k - m];
         if width > 0.0 { tail_var.sqrt() * width / window_mass } else { f64::NAN }
     } else {

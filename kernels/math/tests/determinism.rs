@@ -32,6 +32,7 @@ fn books() -> Vec<OptionBook> {
         // Importance sampling: the same blocks, drawn about a shift and weighted.
         one(Style::European, OptionType::Call).with_method(Method::Importance).unwrap(),
         one(Style::European, OptionType::Put).with_method(Method::Importance).unwrap(),
+        one(Style::Asian, OptionType::Call).with_method(Method::Importance).unwrap(),
     ]
 }
 

@@ -111,3 +111,43 @@ fn importance_sampled_var_and_es_intervals_cover_about_95_percent() {
     assert!((0.93..=0.97).contains(&var_rate), "VaR coverage {var_rate}");
     assert!((0.93..=0.97).contains(&es_rate), "ES coverage {es_rate}");
 }
+
+fn asian(strike: f64, method: Method) -> OptionBook {
+    let m = helix_math::option::Market { spot: 100.0, rate: 0.03, dividend: 0.01, vol: 0.25, maturity: 1.0 };
+    let c = Contract { style: Style::Asian, kind: helix_math::option::OptionType::Call, strike };
+    OptionBook::single(m, 12, c).unwrap().with_method(method).unwrap()
+}
+
+/// A deep out-of-the-money arithmetic Asian call (its geometric average ends in the money about
+/// once in 10^6) by importance sampling through the geometric average: at most 1% relative
+/// standard error at 200 000 paths, between the geometric price below it and the mean of the
+/// fixings' European prices above it; and a less deep one agrees with plain Monte Carlo on
+/// twenty times the paths, at a fifth of its variance per path or less.
+#[test]
+fn importance_sampling_prices_deep_out_of_the_money_asian_options() {
+    use helix_math::option::closed_form::{black_scholes, geometric_asian};
+    let deep = asian(175.0, Method::Auto);
+    assert!(matches!(deep.sampling(), Sampling::Tilted { .. }));
+    let p = option::run(&deep, 3, 200_000).unwrap().remove(0).estimate("price").unwrap();
+    let se = p.std_error.unwrap();
+    let m = *deep.market();
+    let geometric = geometric_asian(helix_math::option::OptionType::Call, 175.0, &m, 12);
+    let jensen = (1..=12)
+        .map(|i| {
+            let t = i as f64 / 12.0;
+            let at = helix_math::option::Market { maturity: t, ..m };
+            black_scholes(helix_math::option::OptionType::Call, 175.0, &at).price * libm::exp(-m.rate * (1.0 - t))
+        })
+        .sum::<f64>()
+        / 12.0;
+    assert!(se > 0.0 && se <= 0.01 * p.value, "{p:?}");
+    assert!(p.value > geometric && p.value < jensen, "{geometric} < {p:?} < {jensen}");
+    let tilted = option::run(&asian(135.0, Method::Importance), 4, 200_000).unwrap().remove(0);
+    let plain = option::run(&asian(135.0, Method::Plain), 5, 4_000_000).unwrap().remove(0);
+    let (a, b) = (tilted.estimate("price").unwrap(), plain.estimate("price").unwrap());
+    let combined = (a.std_error.unwrap().powi(2) + b.std_error.unwrap().powi(2)).sqrt();
+    assert!((a.value - b.value).abs() <= 4.0 * combined, "{a:?} vs plain {b:?}");
+    // Variance per path, both with the geometric control variate: measured 12.5 times less.
+    let ratio = (b.std_error.unwrap().powi(2) * 4_000_000.0) / (a.std_error.unwrap().powi(2) * 200_000.0);
+    assert!(ratio >= 5.0, "variance per path only {ratio} times less: {a:?} {b:?}");
+}

@@ -125,7 +125,7 @@ impl OptionBook {
 
     /// The book with its paths drawn as `method` asks (see `Method`).
     pub fn with_method(self, method: Method) -> Result<Self> {
-        let sampling = sampling::choose(method, &self.market, self.path_kind, &self.contracts)?;
+        let sampling = sampling::choose(method, &self.market, self.path_kind, self.steps, &self.contracts)?;
         Ok(OptionBook { sampling, ..self })
     }
 
@@ -198,7 +198,7 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
             (PathKind::Terminal, Sampling::Tilted { shift }) => {
                 tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
             }
-            (PathKind::Grid, _) => grid_block(book, &mut normals, n, &mut sums),
+            (PathKind::Grid, sampling) => grid_block(book, sampling, &mut normals, n, &mut sums),
         }
         blocks.push(sums.iter().map(Sums::finish).collect());
     }
@@ -301,11 +301,25 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     }
 }
 
-fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [Sums]) {
+fn grid_block<R: rand_core::Rng>(
+    book: &OptionBook,
+    sampling: Sampling,
+    normals: &mut Normals<R>,
+    n: u64,
+    sums: &mut [Sums],
+) {
+    // A tilted grid shifts step k's normal by `shift * c_k / |c|` (see `sampling`).
+    let shifts = match sampling {
+        Sampling::Plain => None,
+        Sampling::Tilted { shift } => {
+            Some((sampling::asian_directions(book.steps).iter().map(|d| shift * d).collect::<Vec<f64>>(), shift))
+        }
+    };
+    let tilt = shifts.as_ref().map(|(mu, shift)| (mu.as_slice(), 0.5 * shift * shift));
     if book.contracts.iter().any(|c| c.style == Style::Asian) {
-        grid_paths::<R, true>(book, normals, n, sums)
+        grid_paths::<R, true>(book, tilt, normals, n, sums)
     } else {
-        grid_paths::<R, false>(book, normals, n, sums)
+        grid_paths::<R, false>(book, tilt, normals, n, sums)
     }
 }
 
@@ -316,6 +330,7 @@ fn grid_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n:
 #[inline(never)]
 fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     book: &OptionBook,
+    tilt: Option<(&[f64], f64)>,
     normals: &mut Normals<R>,
     n: u64,
     sums: &mut [Sums],
@@ -339,6 +354,18 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     let mut z = vec![0.0; book.steps as usize];
     for _ in 0..n {
         normals.fill(&mut z);
+        // Under a tilt, z = mu + e, weighted by exp(-mu . e - |mu|^2 / 2).
+        let weight = match tilt {
+            None => 1.0,
+            Some((mu, half_sq)) => {
+                let mut dot = 0.0;
+                for (zk, &mk) in z.iter_mut().zip(mu) {
+                    dot += mk * *zk;
+                    *zk += mk;
+                }
+                libm::exp(-dot - half_sq)
+            }
+        };
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
         let mut step = |zk: f64| {
             x += drift + sd * zk;
@@ -382,8 +409,8 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
                 }
                 Style::European => [vanilla(st), 0.0],
             };
-            sum.moments.add(sample);
             sum.contributing += u64::from(sample[0] > 0.0);
+            sum.moments.add([weight * sample[0], weight * sample[1]]);
         }
     }
 }

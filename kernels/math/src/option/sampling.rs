@@ -10,6 +10,13 @@
 //! price peaks: for a call the root of `sd S(z) / (S(z) - K) = z`, for a put of
 //! `-sd S(z) / (K - S(z)) = z`, both unique (each side is monotone). The shift is a function of
 //! the parameters alone, computed with `libm`, so native and Wasm runs draw the same paths.
+//!
+//! An arithmetic Asian option is tilted the same way through its geometric average: the log of
+//! the geometric average is `mean + sd sum_k c_k z_k` with `c_k = (n - k + 1) / n` (step `k`'s
+//! normal moves every later fixing), so shifting the step normals by `shift * c / |c|` shifts
+//! the geometric average's own normal by `shift`, which is chosen as for a European option on
+//! that lognormal average. The arithmetic average follows the geometric one closely, and the
+//! control variate still holds: its weighted mean estimates the geometric price unbiasedly.
 
 use super::closed_form::black_scholes;
 use super::{Contract, Market, OptionType, PathKind, Style};
@@ -24,7 +31,7 @@ pub enum Method {
     Auto,
     /// Plain Monte Carlo (antithetic pairs for European options).
     Plain,
-    /// Importance sampling (European options only, so far).
+    /// Importance sampling (single European and Asian options).
     Importance,
 }
 
@@ -33,13 +40,13 @@ pub enum Method {
 pub enum Sampling {
     /// Plain Monte Carlo.
     Plain,
-    /// The terminal normal drawn about `shift` (in standard deviations), each path weighted by
-    /// its likelihood ratio.
+    /// The terminal normal (European), or the geometric average's normal (Asian, see the module
+    /// docs), drawn about `shift` standard deviations, each path weighted by its likelihood ratio.
     Tilted { shift: f64 },
 }
 
 /// Under `auto`, importance sampling prices a European option whose chance of ending in the
-/// money is below this. Near the money a plain antithetic estimate is as good, and the
+/// money (an Asian one: whose geometric average's chance) is below this. Near the money a plain antithetic estimate is as good, and the
 /// weights would cost a second `exp` a pair for little.
 pub const AUTO_ITM_PROBABILITY: f64 = 0.05;
 
@@ -48,34 +55,48 @@ pub const AUTO_ITM_PROBABILITY: f64 = 0.05;
 pub const FEW_CONTRIBUTING: u64 = 30;
 
 /// The sampling `method` gives a book of `contracts` on `market`.
-pub(super) fn choose(method: Method, market: &Market, path_kind: PathKind, contracts: &[Contract]) -> Result<Sampling> {
-    let single_european = match (path_kind, contracts) {
+pub(super) fn choose(
+    method: Method,
+    market: &Market,
+    path_kind: PathKind,
+    steps: u32,
+    contracts: &[Contract],
+) -> Result<Sampling> {
+    let single = match (path_kind, contracts) {
         (PathKind::Terminal, [c]) => Some(c),
+        (PathKind::Grid, [c]) if c.style == Style::Asian => Some(c),
         _ => None,
     };
-    Ok(match (method, single_european) {
+    Ok(match (method, single) {
         (Method::Plain, _) | (Method::Auto, None) => Sampling::Plain,
-        (Method::Auto, Some(c)) if itm_probability(market, c) >= AUTO_ITM_PROBABILITY => Sampling::Plain,
-        (Method::Auto | Method::Importance, Some(c)) => tilted(market, c),
+        (Method::Auto, Some(c)) if itm_probability(market, steps, c) >= AUTO_ITM_PROBABILITY => Sampling::Plain,
+        (Method::Auto | Method::Importance, Some(c)) => tilted(market, steps, c),
         (Method::Importance, None) => {
             return Err(KernelError::invalid(
                 "method",
-                "importance sampling prices European options so far: use auto or plain for Asian and barrier options",
+                "importance sampling prices single European and Asian options so far: use auto or plain for barrier options",
             ));
         }
     })
 }
 
-/// Where the strike sits, in standard deviations of the terminal normal, and that deviation.
-fn strike_z(m: &Market, strike: f64) -> (f64, f64) {
-    let sd = m.vol * m.maturity.sqrt();
-    let log_forward = libm::log(m.spot) + (m.rate - m.dividend - 0.5 * m.vol * m.vol) * m.maturity;
-    ((libm::log(strike) - log_forward) / sd, sd)
+/// Where the strike sits, in standard deviations of the normal that drives the payoff (the
+/// terminal one, or an Asian option's geometric average's), and that deviation.
+fn strike_z(m: &Market, steps: u32, c: &Contract) -> (f64, f64) {
+    let (log_mean, var) = match c.style {
+        Style::Asian => {
+            super::closed_form::log_geometric_average(m.spot, m.rate, m.dividend, m.vol, m.maturity, steps.max(1))
+        }
+        _ => (libm::log(m.spot) + (m.rate - m.dividend - 0.5 * m.vol * m.vol) * m.maturity, m.vol * m.vol * m.maturity),
+    };
+    let sd = var.sqrt();
+    ((libm::log(c.strike) - log_mean) / sd, sd)
 }
 
-/// The chance that a European option ends in the money.
-pub fn itm_probability(m: &Market, c: &Contract) -> f64 {
-    let (z_k, sd) = strike_z(m, c.strike);
+/// The chance that the option ends in the money (an Asian one: that its geometric average
+/// does).
+pub fn itm_probability(m: &Market, steps: u32, c: &Contract) -> f64 {
+    let (z_k, sd) = strike_z(m, steps, c);
     if sd <= 0.0 {
         return 1.0;
     }
@@ -85,8 +106,16 @@ pub fn itm_probability(m: &Market, c: &Contract) -> f64 {
     }
 }
 
-fn tilted(m: &Market, c: &Contract) -> Sampling {
-    let (z_k, sd) = strike_z(m, c.strike);
+/// Step `k`'s share of an Asian option's shift: `c_k / |c|`, `c_k = (n - k + 1) / n`.
+pub(super) fn asian_directions(steps: u32) -> Vec<f64> {
+    let n = steps.max(1) as f64;
+    let c: Vec<f64> = (1..=steps.max(1)).map(|k| (n - k as f64 + 1.0) / n).collect();
+    let norm = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+    c.iter().map(|x| x / norm).collect()
+}
+
+fn tilted(m: &Market, steps: u32, c: &Contract) -> Sampling {
+    let (z_k, sd) = strike_z(m, steps, c);
     if sd <= 0.0 || !z_k.is_finite() {
         // No randomness to tilt.
         return Sampling::Plain;
@@ -205,17 +234,27 @@ mod tests {
         let euro = |kind, strike| Contract { style: Style::European, kind, strike };
         let deep = [euro(OptionType::Call, 200.0)];
         let near = [euro(OptionType::Put, 95.0)];
-        assert!(matches!(choose(Method::Auto, &m, PathKind::Terminal, &deep).unwrap(), Sampling::Tilted { .. }));
-        assert_eq!(choose(Method::Auto, &m, PathKind::Terminal, &near).unwrap(), Sampling::Plain);
-        assert!(matches!(choose(Method::Importance, &m, PathKind::Terminal, &near).unwrap(), Sampling::Tilted { .. }));
-        assert_eq!(choose(Method::Plain, &m, PathKind::Terminal, &deep).unwrap(), Sampling::Plain);
-        let asian = [Contract { style: Style::Asian, kind: OptionType::Call, strike: 200.0 }];
-        assert_eq!(choose(Method::Auto, &m, PathKind::Grid, &asian).unwrap(), Sampling::Plain);
-        let err = choose(Method::Importance, &m, PathKind::Grid, &asian).unwrap_err();
+        assert!(matches!(choose(Method::Auto, &m, PathKind::Terminal, 1, &deep).unwrap(), Sampling::Tilted { .. }));
+        assert_eq!(choose(Method::Auto, &m, PathKind::Terminal, 1, &near).unwrap(), Sampling::Plain);
+        assert!(matches!(
+            choose(Method::Importance, &m, PathKind::Terminal, 1, &near).unwrap(),
+            Sampling::Tilted { .. }
+        ));
+        assert_eq!(choose(Method::Plain, &m, PathKind::Terminal, 1, &deep).unwrap(), Sampling::Plain);
+        let asian = |strike| [Contract { style: Style::Asian, kind: OptionType::Call, strike }];
+        assert!(matches!(
+            choose(Method::Auto, &m, PathKind::Grid, 12, &asian(200.0)).unwrap(),
+            Sampling::Tilted { .. }
+        ));
+        assert_eq!(choose(Method::Auto, &m, PathKind::Grid, 12, &asian(105.0)).unwrap(), Sampling::Plain);
+        let down_out = Style::Barrier { level: 80.0, kind: super::super::BarrierKind::DownOut };
+        let barrier = [Contract { style: down_out, kind: OptionType::Call, strike: 200.0 }];
+        assert_eq!(choose(Method::Auto, &m, PathKind::Grid, 12, &barrier).unwrap(), Sampling::Plain);
+        let err = choose(Method::Importance, &m, PathKind::Grid, 12, &barrier).unwrap_err();
         assert!(err.to_string().contains("use auto or plain"), "{err}");
         // No volatility: nothing to tilt.
         assert_eq!(
-            choose(Method::Importance, &market(100.0, 0.0, 1.0), PathKind::Terminal, &deep).unwrap(),
+            choose(Method::Importance, &market(100.0, 0.0, 1.0), PathKind::Terminal, 1, &deep).unwrap(),
             Sampling::Plain
         );
     }
