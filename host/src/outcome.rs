@@ -204,6 +204,12 @@ impl Outcome {
     }
 }
 
+/// A value as the text outcome prints it: eight decimals, or seven significant digits when that
+/// would hide them (a deep out-of-the-money price of 4.9e-8 is not `0.00000005`).
+fn shown(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e12) { format!("{v:.6e}") } else { format!("{v:.8}") }
+}
+
 /// A human-readable rendering for the terminal.
 pub fn render_text(o: &Outcome) -> String {
     use std::fmt::Write;
@@ -222,9 +228,10 @@ pub fn render_text(o: &Outcome) -> String {
         );
     }
     for (name, e) in &o.estimates {
+        let value = shown(e.value);
         match e.std_error {
-            Some(se) => _ = writeln!(s, "  {name:<16} {:>18.8} ± {se:.3e}", e.value),
-            None => _ = writeln!(s, "  {name:<16} {:>18.8}", e.value),
+            Some(se) => _ = writeln!(s, "  {name:<18} {value:>18} ± {se:.3e}"),
+            None => _ = writeln!(s, "  {name:<18} {value:>18}"),
         }
     }
     for (name, a) in &o.arrays {
@@ -255,4 +262,15 @@ pub fn render_text(o: &Outcome) -> String {
         if o.budget_met() { "met" } else { "missed" }
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tiny_and_huge_values_keep_their_digits() {
+        assert_eq!(super::shown(4.907_748e-8), "4.907748e-8");
+        assert_eq!(super::shown(12.5), "12.50000000");
+        assert_eq!(super::shown(0.0), "0.00000000");
+        assert_eq!(super::shown(-2.5e13), "-2.500000e13");
+    }
 }
