@@ -41,6 +41,18 @@ pub fn block_rng(seed: u64, block: u64) -> BlockStream {
     BlockStream::new(key, block)
 }
 
+/// Importance sampling's change of mean: moves the standard normals `z` to `z + shift` and
+/// returns the likelihood ratio `phi(z + shift) / phi(z)` under `N(shift, I)`, that is
+/// `exp(-shift . z - |shift|^2 / 2)`; `half_shift_sq` is `|shift|^2 / 2`, computed once.
+pub fn shift_normals(z: &mut [f64], shift: &[f64], half_shift_sq: f64) -> f64 {
+    let mut dot = 0.0;
+    for (zk, &mk) in z.iter_mut().zip(shift) {
+        dot += mk * *zk;
+        *zk += mk;
+    }
+    libm::exp(-dot - half_shift_sq)
+}
+
 const TWO_POW_MINUS_53: f64 = 1.0 / (1u64 << 53) as f64;
 const TWO_POW_MINUS_52: f64 = 1.0 / (1u64 << 52) as f64;
 

@@ -13,7 +13,7 @@ use crate::error::{KernelError, Result, all_finite, positive};
 use crate::linalg::{cholesky, lower_mul};
 use crate::option::Method;
 use crate::output::{Estimate, Output};
-use crate::rng::{Normals, block_rng};
+use crate::rng::{Normals, block_rng, shift_normals};
 use crate::special::{normal_pdf, normal_quantile};
 use std::ops::Range;
 
@@ -268,13 +268,7 @@ pub fn simulate(book: &VarBook, seed: u64, units: Range<u64>) -> Result<VarParti
         for _ in 0..n {
             normals.fill(&mut z);
             if let Some((mu, half_sq)) = shift {
-                // z = mu + e: weight phi(z) / phi(z - mu) = exp(-mu . e - |mu|^2 / 2).
-                let mut dot = 0.0;
-                for (zj, &mj) in z.iter_mut().zip(mu) {
-                    dot += mj * *zj;
-                    *zj += mj;
-                }
-                weights.push(libm::exp(-dot - half_sq));
+                weights.push(shift_normals(&mut z, mu, half_sq));
             }
             lower_mul(&book.chol, &z, &mut y);
             for (s, out) in book.scenarios.iter().zip(losses.iter_mut()) {

@@ -13,7 +13,7 @@ use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, finite, non_negative, positive};
 use crate::moments::{BlockSums, Comoments, fold};
 use crate::output::{Estimate, Output};
-use crate::rng::{Normals, block_rng};
+use crate::rng::{Normals, block_rng, shift_normals};
 use crate::select::{keep_if_greater, positive_part};
 use std::ops::Range;
 
@@ -190,6 +190,15 @@ impl Sums {
 /// Simulates the paths `units` (block-aligned start) for every contract of the book.
 pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<OptionPartial> {
     let mut blocks = Vec::new();
+    // A tilted grid shifts step k's normal by `shift * c_k / |c|` (see `sampling`).
+    let grid_shifts = match (book.path_kind, book.sampling) {
+        (PathKind::Grid, Sampling::Tilted { shift }) => {
+            let mu: Vec<f64> = sampling::asian_directions(book.steps).iter().map(|d| shift * d).collect();
+            Some((mu, 0.5 * shift * shift))
+        }
+        _ => None,
+    };
+    let grid_tilt = grid_shifts.as_ref().map(|(mu, half_sq)| (mu.as_slice(), *half_sq));
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
         let mut sums = vec![Sums::default(); book.contracts.len()];
@@ -198,7 +207,7 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
             (PathKind::Terminal, Sampling::Tilted { shift }) => {
                 tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
             }
-            (PathKind::Grid, sampling) => grid_block(book, sampling, &mut normals, n, &mut sums),
+            (PathKind::Grid, _) => grid_block(book, grid_tilt, &mut normals, n, &mut sums),
         }
         blocks.push(sums.iter().map(Sums::finish).collect());
     }
@@ -301,21 +310,14 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
     }
 }
 
+/// A grid block; `tilt`: the step normals' shift and half its squared length, if tilted.
 fn grid_block<R: rand_core::Rng>(
     book: &OptionBook,
-    sampling: Sampling,
+    tilt: Option<(&[f64], f64)>,
     normals: &mut Normals<R>,
     n: u64,
     sums: &mut [Sums],
 ) {
-    // A tilted grid shifts step k's normal by `shift * c_k / |c|` (see `sampling`).
-    let shifts = match sampling {
-        Sampling::Plain => None,
-        Sampling::Tilted { shift } => {
-            Some((sampling::asian_directions(book.steps).iter().map(|d| shift * d).collect::<Vec<f64>>(), shift))
-        }
-    };
-    let tilt = shifts.as_ref().map(|(mu, shift)| (mu.as_slice(), 0.5 * shift * shift));
     if book.contracts.iter().any(|c| c.style == Style::Asian) {
         grid_paths::<R, true>(book, tilt, normals, n, sums)
     } else {
@@ -354,18 +356,7 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     let mut z = vec![0.0; book.steps as usize];
     for _ in 0..n {
         normals.fill(&mut z);
-        // Under a tilt, z = mu + e, weighted by exp(-mu . e - |mu|^2 / 2).
-        let weight = match tilt {
-            None => 1.0,
-            Some((mu, half_sq)) => {
-                let mut dot = 0.0;
-                for (zk, &mk) in z.iter_mut().zip(mu) {
-                    dot += mk * *zk;
-                    *zk += mk;
-                }
-                libm::exp(-dot - half_sq)
-            }
-        };
+        let weight = tilt.map_or(1.0, |(mu, half_sq)| shift_normals(&mut z, mu, half_sq));
         let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
         let mut step = |zk: f64| {
             x += drift + sd * zk;
