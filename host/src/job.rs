@@ -62,6 +62,38 @@ pub struct Job {
     pub criticality: Criticality,
     /// A preferred build; `None` lets the registry pick.
     pub runtime: Option<Runtime>,
+    /// A standard error to reach instead of a unit count: the router sizes the units from
+    /// what it learnt of the kernel's variance, and the job's unit count becomes a ceiling.
+    pub target: Option<ErrorTarget>,
+}
+
+/// The precision an error-targeted job asks of one of its estimates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorTarget {
+    /// The estimate it is about; `None` means the kernel's own (its manifest's
+    /// `[units] estimate`, `price` for the option kernels).
+    pub estimate: Option<String>,
+    /// How small its standard error must be.
+    pub tolerance: Tolerance,
+}
+
+/// A standard error to reach: in the estimate's own units, or as a fraction of its size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tolerance {
+    /// At most this standard error.
+    Absolute(f64),
+    /// At most this fraction of the estimate's absolute value.
+    Relative(f64),
+}
+
+impl Tolerance {
+    /// The standard error reached at an estimate of `value`.
+    pub fn std_error_at(self, value: f64) -> f64 {
+        match self {
+            Tolerance::Absolute(se) => se,
+            Tolerance::Relative(r) => r * value.abs(),
+        }
+    }
 }
 
 impl Job {
@@ -75,6 +107,7 @@ impl Job {
             seed: None,
             criticality: Criticality::Critical,
             runtime: None,
+            target: None,
         }
     }
 

@@ -27,7 +27,8 @@
 //!
 //! 1. `job`, `machine`, `quarantine`, `wasm`: the job, `/proc`, a kernel's quarantine, the sandbox;
 //! 2. `manifest`, `policy`, `request`: the kernel contract, the pure decision, the JSON job;
-//! 3. `outcome`, `config`, `admission`: what a job ends as, the settings, checking a job;
+//! 3. `outcome`, `config`, `admission`, `precision`: what a job ends as, the settings, checking
+//!    a job, sizing an error-targeted one;
 //! 4. `metrics`: what the router counts, and the guards that keep paired counters balanced;
 //! 5. `registry`: the map of kernels serving now;
 //! 6. `execute`, `catalog`: running one decided piece of work; building kernels from
@@ -52,6 +53,7 @@ pub mod manifest;
 mod metrics;
 mod outcome;
 mod policy;
+mod precision;
 mod quarantine;
 pub mod registry;
 mod request;
@@ -62,10 +64,10 @@ pub mod wasm;
 
 pub use catalog::LoadError;
 pub use config::RouterConfig;
-pub use job::{ClassicJob, ClassicKind, Criticality, Job, Runtime};
+pub use job::{ClassicJob, ClassicKind, Criticality, ErrorTarget, Job, Runtime, Tolerance};
 pub use metrics::Percentiles;
 pub use outcome::{ErrorKind, JobError, Outcome, Status, Timings, render_text};
 pub use policy::{Admission, Decision, PolicyConfig, Pressure, Reason, Strategy};
 pub use quarantine::QuarantineConfig;
-pub use request::{JobRequest, ParamValue, RequestError};
+pub use request::{JobRequest, ParamValue, RequestError, TargetRequest};
 pub use router::{CountSnapshot, KernelSnapshot, Ration, Router, Snapshot};

@@ -5,6 +5,7 @@
 
 use crate::outcome::{Outcome, Status};
 use crate::policy::{Reason, Strategy};
+use crate::precision::Learnt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -27,6 +28,8 @@ pub struct KernelStats {
     /// and its 99th percentile, tracked online (f64 bits).
     error_p50: AtomicU64,
     error_p99: AtomicU64,
+    /// The variance per unit error-targeted jobs showed, per parameter class.
+    pub learnt: Learnt,
 }
 
 impl Default for KernelStats {
@@ -39,6 +42,7 @@ impl Default for KernelStats {
             quarantines: AtomicU64::new(0),
             error_p50: AtomicU64::new(1.0f64.to_bits()),
             error_p99: AtomicU64::new(1.0f64.to_bits()),
+            learnt: Learnt::default(),
         }
     }
 }

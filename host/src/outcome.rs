@@ -1,7 +1,7 @@
 //! Layer 3: every submitted job ends in exactly one `Outcome`: what happened, the decision behind
 //! it, the answer (named estimates with standard errors) and where the time went.
 
-use crate::job::{Criticality, Runtime};
+use crate::job::{Criticality, Runtime, Tolerance};
 use crate::policy::Decision;
 use helix_math::{Estimate, Output};
 use serde_json::{Map, Value, json};
@@ -132,6 +132,31 @@ pub struct Outcome {
     /// Jobs answered by the one run that answered this one, when it ran in a batch: the
     /// service time is the whole batch's.
     pub batch_size: Option<NonZeroU32>,
+    /// How an error-targeted job fared against its target.
+    pub target: Option<TargetReport>,
+}
+
+/// What an error-targeted job asked and reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetReport {
+    /// The estimate the target is about.
+    pub estimate: String,
+    /// The target as asked.
+    pub tolerance: Tolerance,
+    /// The standard error the target came to at the estimate's value.
+    pub std_error: f64,
+    /// The estimate's standard error reached.
+    pub reached: f64,
+    /// `reached <= std_error`.
+    pub met: bool,
+    /// The units the answer is from.
+    pub units: u64,
+    /// Runs it took (the first sized from a learnt variance or a pilot, each later one
+    /// continuing the last).
+    pub rounds: u32,
+    /// Whether the first round was sized from a variance learnt on earlier jobs (else it was
+    /// a pilot).
+    pub learnt: bool,
 }
 
 impl Outcome {
@@ -200,6 +225,23 @@ impl Outcome {
         if let Some(n) = self.batch_size {
             obj["batch_size"] = json!(n);
         }
+        if let Some(t) = &self.target {
+            let (absolute, relative) = match t.tolerance {
+                Tolerance::Absolute(x) => (Some(x), None),
+                Tolerance::Relative(x) => (None, Some(x)),
+            };
+            obj["target"] = json!({
+                "estimate": t.estimate,
+                "std_error": absolute,
+                "relative_error": relative,
+                "target_std_error": number(t.std_error),
+                "reached_std_error": number(t.reached),
+                "met": t.met,
+                "units": t.units,
+                "rounds": t.rounds,
+                "sized_from": if t.learnt { "learnt" } else { "pilot" },
+            });
+        }
         obj
     }
 }
@@ -238,6 +280,23 @@ pub fn render_text(o: &Outcome) -> String {
         let shown: Vec<String> = a.iter().take(8).map(|x| format!("{x:.6}")).collect();
         let more = if a.len() > 8 { format!(", ... ({} values)", a.len()) } else { String::new() };
         let _ = writeln!(s, "  {name:<16} [{}{more}]", shown.join(", "));
+    }
+    if let Some(t) = &o.target {
+        let asked = match t.tolerance {
+            Tolerance::Absolute(x) => format!("{x:.3e}"),
+            Tolerance::Relative(r) => format!("{r} of the value ({:.3e})", t.std_error),
+        };
+        let _ = writeln!(
+            s,
+            "  target: {} std error {asked}: {} at {:.3e} with {} units, {} round{} from a {}",
+            t.estimate,
+            if t.met { "met" } else { "not met" },
+            t.reached,
+            t.units,
+            t.rounds,
+            if t.rounds == 1 { "" } else { "s" },
+            if t.learnt { "learnt variance" } else { "pilot" }
+        );
     }
     if let Some(f) = o.fuel_used {
         let _ = writeln!(s, "  fuel used: {f}");

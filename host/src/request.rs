@@ -1,7 +1,7 @@
 //! Layer 2: the JSON form of a job, as `POST /v1/jobs` takes it: decoded with errors that name the
 //! field at fault, so a client learns what to fix without reading the server's logs.
 
-use crate::job::{Criticality, Job, Runtime};
+use crate::job::{Criticality, ErrorTarget, Job, Runtime, Tolerance};
 use helix_math::{Params, Value};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Longest budget a job may ask for: beyond it a "budget" is no budget at all.
 pub const MAX_BUDGET_MS: f64 = 3_600_000.0;
 
-/// `{"kernel", "params", "budget_ms", "seed"?, "criticality"?, "runtime"?}`
+/// `{"kernel", "params", "budget_ms", "seed"?, "criticality"?, "runtime"?, "target"?}`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
@@ -30,6 +30,51 @@ pub struct JobRequest {
     /// The build to run, where the kernel has both.
     #[serde(default)]
     pub runtime: Option<Runtime>,
+    /// A standard error to reach instead of a unit count (the unit count is then a ceiling).
+    #[serde(default)]
+    pub target: Option<TargetRequest>,
+}
+
+/// `{"std_error": 0.01}` or `{"relative_error": 0.001}`, and optionally `"estimate": "es"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRequest {
+    /// The standard error to reach, in the estimate's units.
+    #[serde(default)]
+    pub std_error: Option<f64>,
+    /// The standard error to reach, as a fraction of the estimate's absolute value.
+    #[serde(default)]
+    pub relative_error: Option<f64>,
+    /// The estimate the target is about (default: the kernel's own, such as `price`).
+    #[serde(default)]
+    pub estimate: Option<String>,
+}
+
+impl TargetRequest {
+    /// The target this asks for, or what is wrong with it.
+    pub fn into_target(self) -> Result<ErrorTarget, RequestError> {
+        let invalid = |field: &str, message: String| RequestError { field: Some(format!("target.{field}")), message };
+        let tolerance = match (self.std_error, self.relative_error) {
+            (Some(se), None) => Tolerance::Absolute(se),
+            (None, Some(r)) => Tolerance::Relative(r),
+            _ => {
+                return Err(RequestError {
+                    field: Some("target".into()),
+                    message:
+                        "give exactly one of `std_error` (absolute) and `relative_error` (a fraction of the estimate)"
+                            .into(),
+                });
+            }
+        };
+        let (field, x) = match tolerance {
+            Tolerance::Absolute(x) => ("std_error", x),
+            Tolerance::Relative(x) => ("relative_error", x),
+        };
+        if !(x.is_finite() && x > 0.0) {
+            return Err(invalid(field, format!("must be a number above 0 (got {x})")));
+        }
+        Ok(ErrorTarget { estimate: self.estimate, tolerance })
+    }
 }
 
 /// A parameter: a number, a list of numbers, a matrix as a list of rows (flattened row-major,
@@ -107,6 +152,7 @@ impl JobRequest {
         job.seed = self.seed;
         job.criticality = self.criticality.unwrap_or_default();
         job.runtime = self.runtime;
+        job.target = self.target.map(TargetRequest::into_target).transpose()?;
         Ok(job)
     }
 }
@@ -155,6 +201,24 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("params.cov"), "{e}");
         let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "seed": -1}"#);
         assert_eq!(e.field.as_deref(), Some("seed"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "target": {"std_error": 0}}"#);
+        assert_eq!(e.field.as_deref(), Some("target.std_error"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "target": {"std_error": 1, "relative_error": 0.1}}"#);
+        assert!(e.field.as_deref() == Some("target") && e.message.contains("exactly one"), "{e}");
+        let e = error_of(r#"{"kernel": "mc-var", "budget_ms": 5, "target": {"error": 1}}"#);
+        assert!(e.message.contains("unknown field `error`"), "{e}");
+    }
+
+    #[test]
+    fn a_target_replaces_the_unit_count() {
+        let body =
+            br#"{"kernel": "mc-option", "budget_ms": 20, "target": {"relative_error": 0.001, "estimate": "delta"}}"#;
+        let job = JobRequest::decode(body).unwrap().into_job(1).unwrap();
+        let want = ErrorTarget { estimate: Some("delta".into()), tolerance: Tolerance::Relative(0.001) };
+        assert_eq!(job.target, Some(want));
+        let body = br#"{"kernel": "mc-option", "budget_ms": 20, "target": {"std_error": 0.01}}"#;
+        let job = JobRequest::decode(body).unwrap().into_job(1).unwrap();
+        assert_eq!(job.target.unwrap().tolerance, Tolerance::Absolute(0.01));
     }
 
     #[test]

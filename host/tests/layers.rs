@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["job", "machine", "quarantine", "wasm"],
     &["manifest", "policy", "request"],
-    &["outcome", "config", "admission"],
+    &["outcome", "config", "admission", "precision"],
     &["metrics"],
     &["registry"],
     &["execute", "catalog"],

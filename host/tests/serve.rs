@@ -268,6 +268,19 @@ fn every_status_code_and_admin_auth() {
     let ok = json!({"kernel": "mc-option", "params": option_params(10000), "budget_ms": 5000});
     assert_eq!(server.job(&ok).0, 200);
 
+    // An error-targeted job: its outcome says what it asked and reached; a bad target is a 400
+    // naming the field.
+    let targeted = json!({"kernel": "mc-option", "params": option_params(1_000_000), "budget_ms": 5000,
+        "target": {"relative_error": 0.01}});
+    let (status, body) = server.job(&targeted);
+    assert_eq!(status, 200, "{body}");
+    let (price, target) = (&body["estimates"]["price"], &body["target"]);
+    assert_eq!((target["met"].as_bool(), target["estimate"].as_str()), (Some(true), Some("price")), "{body}");
+    assert!(price["std_error"].as_f64().unwrap() <= 0.01 * price["value"].as_f64().unwrap(), "{body}");
+    let (status, body) = server.job(&json!({"kernel": "mc-option", "params": {}, "budget_ms": 50,
+        "target": {"relative_error": -1}}));
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("target.relative_error")), "{body}");
+
     let (status, body) = server.job(&json!({"kernel": "mc-option", "params": {"spot": -1}, "budget_ms": 50}));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "spot");

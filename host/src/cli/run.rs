@@ -2,7 +2,7 @@
 
 use super::{init_logs, router};
 use helix_host::serve::LogFormat;
-use helix_host::{Criticality, Job, Runtime, Status};
+use helix_host::{Criticality, Job, Runtime, Status, TargetRequest};
 use helix_math::{Params, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,16 @@ pub(super) struct RunArgs {
     /// Which build to run where a kernel has both.
     #[arg(long, value_enum)]
     runtime: Option<RuntimeArg>,
+    /// Run until the target estimate's standard error is at most this, instead of a fixed unit
+    /// count; the unit parameter (`paths`, default 100000) becomes the most it may use.
+    #[arg(long, value_name = "SE", conflicts_with = "target_relative")]
+    target_error: Option<f64>,
+    /// As --target-error, as a fraction of the estimate (0.001: a tenth of a percent).
+    #[arg(long, value_name = "FRACTION")]
+    target_relative: Option<f64>,
+    /// The estimate a target is about (default: the kernel's own, such as `price` or `var`).
+    #[arg(long, value_name = "NAME")]
+    target_estimate: Option<String>,
     /// Print the outcome as one JSON object.
     #[arg(long)]
     json: bool,
@@ -58,6 +68,17 @@ pub(super) async fn run(a: RunArgs) -> Result<ExitCode, String> {
         RuntimeArg::Native => Runtime::Native,
         RuntimeArg::Wasm => Runtime::Wasm,
     });
+    if a.target_error.is_some() || a.target_relative.is_some() {
+        let target =
+            TargetRequest { std_error: a.target_error, relative_error: a.target_relative, estimate: a.target_estimate };
+        job.target = Some(target.into_target().map_err(|e| {
+            e.to_string()
+                .replace("`target.std_error`", "--target-error")
+                .replace("`target.relative_error`", "--target-relative")
+        })?);
+    } else if a.target_estimate.is_some() {
+        return Err("--target-estimate needs --target-error or --target-relative".into());
+    }
     let outcome = router.submit(job).await;
     if a.json {
         println!("{}", outcome.to_json());

@@ -6,6 +6,7 @@
 mod batch;
 mod guest;
 mod native;
+mod targeted;
 
 pub(crate) use batch::BatchRun;
 
@@ -15,6 +16,7 @@ use crate::job::Criticality;
 use crate::metrics::{Metrics, WorkGauge};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Decision, JobProfile, Reason, Strategy};
+use crate::precision::Plan;
 use crate::registry::{Entry, Kernel};
 use helix_math::Output;
 use std::cell::Cell;
@@ -50,6 +52,8 @@ pub(crate) struct Pending {
     pub(crate) profile: JobProfile,
     /// The kernel's cost correction when `profile` was built: the factor its costs carry.
     pub(crate) correction: f64,
+    /// How an error-targeted job runs its rounds; `None` for a job that names its units.
+    pub(crate) plan: Option<Plan>,
     pub(crate) submitted: Instant,
     pub(crate) deadline: Instant,
     /// Where a caller waits for the outcome; `None` when the caller runs the job itself.
@@ -75,6 +79,7 @@ impl Pending {
             budget_us: (self.deadline - self.submitted).as_micros() as u64,
             fuel_used: None,
             batch_size: None,
+            target: None,
         }
     }
 
@@ -142,24 +147,32 @@ impl Pending {
         self.decision.chunks = 1 + extra.len();
         let held = running.map(|r| r.hold_on(self.decision.predicted_cost_us as u64, self.decision.chunks));
         let start = Instant::now();
-        let outcome = match &self.kernel.entry {
-            Entry::Wasm(guest) => match self.guest_job(units) {
+        let (outcome, units_run) = match (&self.kernel.entry, self.plan.clone()) {
+            (Entry::Native(_), Some(plan)) => {
+                let r = self.native_rounds(&plan, units, extra);
+                (r.outcome, r.units_run)
+            }
+            (Entry::Wasm(guest), Some(plan)) => {
+                let r = self.guest_rounds(guest, &plan, units);
+                (r.outcome, r.units_run)
+            }
+            (Entry::Wasm(guest), None) => match self.guest_job(units) {
                 Ok(job) => {
                     let run = guest.run(std::slice::from_ref(&job), self.guest_limits(units));
                     let fuel = run.as_ref().ok().and_then(|r| r.fuel_used);
                     let answer = run.map(|mut r| r.answers.swap_remove(0));
-                    self.guest_outcome(answer, fuel, units)
+                    (self.guest_outcome(answer, fuel, units), units)
                 }
-                Err(e) => self.failed(e),
+                Err(e) => (self.failed(e), units),
             },
-            Entry::Native(_) => match native::run_chunks(&self.work, self.seed, units, extra, &self.ctx) {
-                Ok(mut outputs) => self.completed(units, outputs.swap_remove(0)),
-                Err(e) => self.failed(e),
+            (Entry::Native(_), None) => match native::run_chunks(&self.work, self.seed, units, extra, &self.ctx) {
+                Ok(mut outputs) => (self.completed(units, outputs.swap_remove(0)), units),
+                Err(e) => (self.failed(e), units),
             },
         };
         let service_us = start.elapsed().as_micros() as u64;
         drop(held);
-        self.observe_cost(units, service_us);
+        self.observe_cost(units_run, service_us);
         self.finish(outcome, Some(start), service_us)
     }
 
@@ -256,6 +269,7 @@ mod tests {
             decision,
             profile,
             correction: 1.0,
+            plan: None,
             submitted: now,
             deadline: now + std::time::Duration::from_secs(1),
             reply: None,

@@ -5,7 +5,8 @@ use super::{Context, mark_cpu_lane_thread, mismatched_work};
 use crate::admission::Work;
 use crate::outcome::{ErrorKind, JobError};
 use helix_math::chunk::split;
-use helix_math::{KernelError, Output};
+use helix_math::{Chunk, KernelError, Output};
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -20,13 +21,26 @@ pub(super) fn run_chunks(
     ctx: &Arc<Context>,
 ) -> Result<Vec<Output>, JobError> {
     let Work::Native(prepared) = &**work else { return Err(mismatched_work(work)) };
+    let chunks = simulate_chunks(work, seed, 0..units, extra, ctx)?;
+    prepared.finish(chunks).map_err(kernel_error)
+}
+
+/// Simulates units `range` of a native job (block-aligned start), split as `run_chunks` says,
+/// without finishing: the chunks of a run that may continue.
+pub(super) fn simulate_chunks(
+    work: &Arc<Work>,
+    seed: u64,
+    range: Range<u64>,
+    extra: Vec<OwnedSemaphorePermit>,
+    ctx: &Arc<Context>,
+) -> Result<Vec<Chunk>, JobError> {
+    let Work::Native(prepared) = &**work else { return Err(mismatched_work(work)) };
     if extra.is_empty() || !prepared.splittable() {
-        let chunk = guarded(&|| prepared.simulate(seed, 0..units))?;
-        return prepared.finish(vec![chunk]).map_err(kernel_error);
+        return Ok(vec![guarded(&|| prepared.simulate(seed, range.clone()))?]);
     }
-    let ranges = split(units, 1 + extra.len() as u64, prepared.block());
+    let ranges = split(range.end - range.start, 1 + extra.len() as u64, prepared.block());
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut ranges = ranges.into_iter();
+    let mut ranges = ranges.into_iter().map(|r| r.start + range.start..r.end + range.start);
     let mine = ranges.next().expect("split gives at least one range");
     for (range, permit) in ranges.zip(extra) {
         let (w, tx, ctx) = (work.clone(), tx.clone(), ctx.clone());
@@ -46,15 +60,15 @@ pub(super) fn run_chunks(
     for r in rx {
         chunks.push(r?);
     }
-    prepared.finish(chunks).map_err(kernel_error)
+    Ok(chunks)
 }
 
 /// Runs kernel code with panics caught: a panic becomes the job's failure, never the host's.
-fn guarded<T>(f: &dyn Fn() -> Result<T, KernelError>) -> Result<T, JobError> {
+pub(super) fn guarded<T>(f: &dyn Fn() -> Result<T, KernelError>) -> Result<T, JobError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(panic_error)?.map_err(kernel_error)
 }
 
-fn kernel_error(e: KernelError) -> JobError {
+pub(super) fn kernel_error(e: KernelError) -> JobError {
     match e {
         KernelError::InvalidInput { param, reason } => {
             JobError { kind: ErrorKind::InvalidInput, field: Some(param.to_string()), message: reason }

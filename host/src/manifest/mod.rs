@@ -74,6 +74,9 @@ pub struct Units {
     /// by (requested / granted)^exponent.
     #[serde(default = "half")]
     pub error_exponent: f64,
+    /// The estimate an error-targeted job is about when it names none (`price`, `var`).
+    #[serde(default)]
+    pub estimate: Option<String>,
 }
 
 fn one() -> u64 {

@@ -5,10 +5,11 @@ use super::Router;
 use crate::admission::{Admitted, Rejection, admit_native, admit_wasm};
 use crate::execute::Pending;
 use crate::job::Criticality;
-use crate::job::Job;
+use crate::job::{ErrorTarget, Job};
 use crate::lanes::{LaneWork, MEMBER_SHARE, Member};
 use crate::outcome::{ErrorKind, JobError, Outcome, Status, Timings};
 use crate::policy::{self, Admission, Decision, JobProfile, Placement, Reason, Strategy};
+use crate::precision::{self, Plan};
 use crate::registry::{Entry, Kernel};
 use helix_math::{Params, Value};
 use std::hash::{Hash, Hasher};
@@ -40,7 +41,7 @@ impl Router {
             metrics.total.record(o.timings.total_us);
             return o;
         };
-        let admitted = match admit(&kernel, std::mem::take(&mut job.params)) {
+        let mut admitted = match admit(&kernel, std::mem::take(&mut job.params)) {
             Ok(a) => a,
             Err(r) => {
                 let err = JobError { kind: ErrorKind::InvalidInput, field: r.field, message: r.message };
@@ -50,7 +51,22 @@ impl Router {
                 return o;
             }
         };
-        let batch_key = self.batch_key(&kernel, &admitted, job.seed());
+        let plan = match job.target.as_ref().map(|t| plan_target(t, &kernel, &admitted)) {
+            None => None,
+            Some(Ok(plan)) => {
+                // The units the target needs replace the count, which stays as the ceiling.
+                admitted.units = plan.requested;
+                Some(plan)
+            }
+            Some(Err(message)) => {
+                let err = JobError { kind: ErrorKind::InvalidInput, field: Some("target".into()), message };
+                let o = rejected(&job, Some(&kernel), err, submitted);
+                metrics.record(&kernel.stats, &o);
+                return o;
+            }
+        };
+        // A targeted job's units are its own: it never shares a batch.
+        let batch_key = plan.is_none().then(|| self.batch_key(&kernel, &admitted, job.seed())).flatten();
         let correction = kernel.stats.correction();
         let mut profile = self.profile(&kernel, &admitted, &job, submitted, batch_key.is_some(), correction);
         profile.batch_open = batch_key.is_some_and(|k| self.batchers.is_open(&kernel, k));
@@ -74,6 +90,7 @@ impl Router {
             decision,
             profile,
             correction,
+            plan,
             submitted,
             deadline: submitted + job.budget,
             reply: None,
@@ -223,6 +240,15 @@ impl Router {
     }
 }
 
+/// An error-targeted job's plan: its units sized from what the kernel learnt of its class.
+fn plan_target(target: &ErrorTarget, kernel: &Kernel, a: &Admitted) -> Result<Plan, String> {
+    if !a.work.degradable() {
+        let param = kernel.manifest.units.as_ref().map_or("the unit count", |u| u.param.as_str());
+        return Err(format!("kernel {} takes a target only with `{param}`, its ceiling", kernel.name));
+    }
+    precision::plan(target, &kernel.name, kernel.manifest.units.as_ref(), &a.params, a.units, &kernel.stats.learnt)
+}
+
 fn admit(kernel: &Kernel, params: Params) -> Result<Admitted, Rejection> {
     match &kernel.entry {
         Entry::Native(kind) => admit_native(&kernel.manifest, *kind, params),
@@ -247,5 +273,6 @@ fn rejected(job: &Job, kernel: Option<&Kernel>, err: JobError, submitted: Instan
         budget_us: job.budget.as_micros() as u64,
         fuel_used: None,
         batch_size: None,
+        target: None,
     }
 }
