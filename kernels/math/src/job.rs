@@ -320,7 +320,7 @@ fn parse_option(p: &Params) -> Result<(Prepared, u64)> {
     let method = p.choice(
         "method",
         "auto",
-        &[("auto", Method::Auto), ("plain", Method::Plain), ("importance", Method::Importance)],
+        &[("auto", Method::Auto), ("plain", Method::Plain), ("importance", Method::Importance), ("qmc", Method::Quasi)],
     )?;
     let book = OptionBook::single(market, steps, Contract { style, kind, strike: p.number("strike")? })?;
     Ok((Prepared::Option(book.with_method(method)?), p.count_or("paths", DEFAULT_PATHS)?))

@@ -21,6 +21,7 @@ pub mod option;
 pub mod output;
 pub mod params;
 pub mod particle;
+pub mod qmc;
 pub mod rng;
 pub mod select;
 pub mod special;

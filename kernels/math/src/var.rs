@@ -167,6 +167,9 @@ impl VarBook {
             (Method::Importance, None) => {
                 return Err(KernelError::invalid("method", "importance sampling answers one query at a time"));
             }
+            (Method::Quasi, _) => {
+                return Err(KernelError::invalid("method", "qmc prices options only: use auto, plain or importance"));
+            }
         };
         let sampling = match (tilt, confidence) {
             (true, Some(c)) => self.tail_shift(c).map_or(VarSampling::Plain, |shift| VarSampling::Shifted { shift }),

@@ -5,8 +5,10 @@
 //! bar from a bound, not from a sample too small to show its spread.
 
 pub mod closed_form;
+mod quasi;
 mod sampling;
 
+pub use quasi::{MAX_QMC_STEPS, RANDOMISATIONS};
 pub use sampling::{AUTO_ITM_PROBABILITY, Method, Sampling};
 
 use crate::chunk::{self, BLOCK, Partial};
@@ -167,23 +169,31 @@ impl OptionBook {
 pub type OptionPartial = Partial<Vec<ContractBlock>>;
 
 /// One contract's sums over one block.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ContractBlock {
     pub moments: Comoments<2>,
     /// Paths with a non-zero payoff.
     pub contributing: u64,
+    /// Under QMC, the sums of the two quantities over each randomisation's paths (see
+    /// `quasi`); empty otherwise.
+    pub by_randomisation: Vec<[f64; 2]>,
 }
 
 /// A block's running sums for one contract.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sums {
     moments: BlockSums<2>,
     contributing: u64,
+    by_randomisation: Vec<[f64; 2]>,
 }
 
 impl Sums {
     fn finish(&self) -> ContractBlock {
-        ContractBlock { moments: self.moments.finish(), contributing: self.contributing }
+        ContractBlock {
+            moments: self.moments.finish(),
+            contributing: self.contributing,
+            by_randomisation: self.by_randomisation.clone(),
+        }
     }
 }
 
@@ -199,10 +209,18 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
         _ => None,
     };
     let grid_tilt = grid_shifts.as_ref().map(|(mu, half_sq)| (mu.as_slice(), *half_sq));
+    let quasi = match book.sampling {
+        Sampling::Quasi => Some(quasi::QuasiPaths::new(book, seed)?),
+        _ => None,
+    };
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
         let mut sums = vec![Sums::default(); book.contracts.len()];
         match (book.path_kind, book.sampling) {
+            (_, Sampling::Quasi) => {
+                let q = quasi.as_ref().expect("built above");
+                quasi::quasi_block(book, q, block * BLOCK, n, &mut sums)
+            }
             (PathKind::Terminal, Sampling::Plain) => terminal_block(book, &mut normals, n, &mut sums),
             (PathKind::Terminal, Sampling::Tilted { shift }) => {
                 tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
@@ -343,14 +361,7 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
     let sd = m.vol * dt.sqrt();
     let log_spot = libm::log(m.spot);
     let inv_steps = 1.0 / book.steps as f64;
-    let log_levels: Vec<f64> = book
-        .contracts
-        .iter()
-        .map(|c| match c.style {
-            Style::Barrier { level, .. } => libm::log(level),
-            _ => 0.0,
-        })
-        .collect();
+    let log_levels = log_levels(book);
     // A path's normals are drawn first and walked after: the walk has no call in it (see
     // `Normals::fill`), and in Wasm one loop header per step (fuel is metered per basic block).
     let mut z = vec![0.0; book.steps as usize];
@@ -385,24 +396,43 @@ fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
         }
         let st = libm::exp(x);
         for ((c, sum), &log_level) in book.contracts.iter().zip(sums.iter_mut()).zip(&log_levels) {
-            let vanilla = |s: f64| match c.kind {
-                OptionType::Call => positive_part(s - c.strike),
-                OptionType::Put => positive_part(c.strike - s),
-            };
-            let sample = match c.style {
-                Style::Asian => [vanilla(sum_s * inv_steps), vanilla(libm::exp(sum_x * inv_steps))],
-                Style::Barrier { kind, .. } => {
-                    let out = match kind {
-                        BarrierKind::DownOut => lo <= log_level,
-                        BarrierKind::UpOut => hi >= log_level,
-                    };
-                    [if out { 0.0 } else { vanilla(st) }, 0.0]
-                }
-                Style::European => [vanilla(st), 0.0],
-            };
+            let sample = grid_sample(c, log_level, st, lo, hi, sum_s * inv_steps, sum_x * inv_steps);
             sum.contributing += u64::from(sample[0] > 0.0);
             sum.moments.add([weight * sample[0], weight * sample[1]]);
         }
+    }
+}
+
+/// Each contract's log barrier level (0 for contracts without one).
+fn log_levels(book: &OptionBook) -> Vec<f64> {
+    book.contracts
+        .iter()
+        .map(|c| match c.style {
+            Style::Barrier { level, .. } => libm::log(level),
+            _ => 0.0,
+        })
+        .collect()
+}
+
+/// A grid path's sample for contract `c`: (payoff, geometric-average payoff) for an Asian
+/// option, (payoff, 0) otherwise; from the path's terminal price, its lowest and highest log
+/// price, its mean price and its mean log price.
+#[inline(always)]
+fn grid_sample(c: &Contract, log_level: f64, st: f64, lo: f64, hi: f64, mean_s: f64, mean_x: f64) -> [f64; 2] {
+    let vanilla = |s: f64| match c.kind {
+        OptionType::Call => positive_part(s - c.strike),
+        OptionType::Put => positive_part(c.strike - s),
+    };
+    match c.style {
+        Style::Asian => [vanilla(mean_s), vanilla(libm::exp(mean_x))],
+        Style::Barrier { kind, .. } => {
+            let out = match kind {
+                BarrierKind::DownOut => lo <= log_level,
+                BarrierKind::UpOut => hi >= log_level,
+            };
+            [if out { 0.0 } else { vanilla(st) }, 0.0]
+        }
+        Style::European => [vanilla(st), 0.0],
     }
 }
 
@@ -420,6 +450,7 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
         let contributing: u64 = partial.blocks.iter().map(|b| b[i].contributing).sum();
         let mut estimates = Vec::new();
         match c.style {
+            _ if book.sampling == Sampling::Quasi => estimates = quasi::estimates(book, c, partial, i)?,
             Style::European => {
                 estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
                 estimates.push(("delta", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
@@ -450,8 +481,10 @@ pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>>
             }
         }
         estimates.push(("contributing_paths", Estimate::exact(contributing as f64)));
-        if let Sampling::Tilted { shift } = book.sampling {
-            estimates.push(("importance_shift", Estimate::exact(shift)));
+        match book.sampling {
+            Sampling::Tilted { shift } => estimates.push(("importance_shift", Estimate::exact(shift))),
+            Sampling::Quasi => estimates.push(("qmc_randomisations", Estimate::exact(RANDOMISATIONS as f64))),
+            Sampling::Plain => {}
         }
         if estimates.iter().any(|(_, e)| !e.value.is_finite()) {
             return Err(KernelError::NumericFailure(format!("non-finite price for contract {i}")));

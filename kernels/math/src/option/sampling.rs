@@ -33,6 +33,8 @@ pub enum Method {
     Plain,
     /// Importance sampling (single European and Asian options).
     Importance,
+    /// Randomised quasi-Monte Carlo: scrambled Sobol points, a Brownian bridge for grids.
+    Quasi,
 }
 
 /// How a book's paths are drawn.
@@ -43,6 +45,8 @@ pub enum Sampling {
     /// The terminal normal (European), or the geometric average's normal (Asian, see the module
     /// docs), drawn about `shift` standard deviations, each path weighted by its likelihood ratio.
     Tilted { shift: f64 },
+    /// Scrambled Sobol points (see `quasi`).
+    Quasi,
 }
 
 /// Under `auto`, importance sampling prices a European option whose chance of ending in the
@@ -67,7 +71,20 @@ pub(super) fn choose(
         (PathKind::Grid, [c]) if c.style == Style::Asian => Some(c),
         _ => None,
     };
+    if method == Method::Quasi {
+        if path_kind == PathKind::Grid && steps > super::MAX_QMC_STEPS {
+            return Err(KernelError::invalid(
+                "steps",
+                format!(
+                    "qmc paths take at most {} steps (one Sobol dimension a step): use plain",
+                    super::MAX_QMC_STEPS
+                ),
+            ));
+        }
+        return Ok(Sampling::Quasi);
+    }
     Ok(match (method, single) {
+        (Method::Quasi, _) => unreachable!("returned above"),
         (Method::Plain, _) | (Method::Auto, None) => Sampling::Plain,
         (Method::Auto, Some(c)) if itm_probability(market, steps, c) >= AUTO_ITM_PROBABILITY => Sampling::Plain,
         (Method::Auto | Method::Importance, Some(c)) => tilted(market, steps, c),
