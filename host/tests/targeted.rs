@@ -4,17 +4,13 @@
 //! reach is reported as not met.
 
 use helix_host::{ErrorTarget, Job, Outcome, RouterConfig, Runtime, Status, Tolerance};
+use helix_math::Params;
 use helix_math::option::closed_form::black_scholes;
 use helix_math::option::{Market, OptionType};
-use helix_math::{Params, Value};
 use std::time::Duration;
 
 mod support;
-use support::bundled_router;
-
-fn num(x: f64) -> Value {
-    Value::Number(x)
-}
+use support::{bundled_router, num};
 
 /// A European call 5% out of the money, and its Black-Scholes price.
 fn call(paths: u64) -> (Params, f64) {

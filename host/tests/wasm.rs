@@ -6,34 +6,24 @@
 
 use helix_host::ErrorKind;
 use helix_host::{Job, Outcome, Router, RouterConfig, Runtime, Status};
-use helix_math::{KernelKind, Params, Prepared, Value};
+use helix_math::{KernelKind, Params, Prepared};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod support;
-use support::{bundled_router, guest_module, stage_wasm, staged, temp_dir};
+use support::{arr, bundled_router, choice, guest_module, num, stage_wasm, staged, temp_dir};
 
 /// An at-the-money European call: spot and strike 100, vol 0.2, one year.
 fn atm_option() -> Params {
     Params::new().with("spot", num(100.0)).with("strike", num(100.0)).with("vol", num(0.2)).with("maturity", num(1.0))
 }
 
-fn num(x: f64) -> Value {
-    Value::Number(x)
-}
-fn arr(x: &[f64]) -> Value {
-    Value::Array(x.to_vec())
-}
-fn text(x: &str) -> Value {
-    Value::Text(x.into())
-}
-
 /// Parameter sets covering every bundled kernel and mode.
 fn cases() -> Vec<(&'static str, KernelKind, Params)> {
     let option = |style: &str, kind: &str| {
         Params::new()
-            .with("style", text(style))
-            .with("type", text(kind))
+            .with("style", choice(style))
+            .with("type", choice(kind))
             .with("spot", num(100.0))
             .with("strike", num(97.0))
             .with("vol", num(0.3))
@@ -50,7 +40,7 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
             .with("vols", arr(&[0.2, 0.35, 0.25]))
             .with("correlation", arr(&corr))
             .with("horizon", num(0.04))
-            .with("mode", text(mode))
+            .with("mode", choice(mode))
             .with("paths", num(9_000.0))
     };
     let obs: Vec<f64> = (0..40).map(|t| (t as f64 * 0.3).sin() * 1.5).collect();
@@ -63,7 +53,7 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
         (
             "mc-option",
             KernelKind::McOption,
-            option("barrier", "put").with("barrier", num(130.0)).with("barrier_kind", text("up-out")),
+            option("barrier", "put").with("barrier", num(130.0)).with("barrier_kind", choice("up-out")),
         ),
         ("mc-var", KernelKind::McVar, var("full")),
         ("mc-var", KernelKind::McVar, var("linear")),
@@ -84,9 +74,22 @@ fn cases() -> Vec<(&'static str, KernelKind, Params)> {
         ),
         // Importance sampling: chosen by `auto` five standard deviations out, asked for near the money.
         ("mc-option", KernelKind::McOption, option("european", "call").set("strike", num(450.0))),
-        ("mc-option", KernelKind::McOption, option("european", "put").with("method", text("importance"))),
+        ("mc-option", KernelKind::McOption, option("european", "put").with("method", choice("importance"))),
         ("mc-var", KernelKind::McVar, var("full").with("confidence", num(0.999))),
         ("mc-option", KernelKind::McOption, option("asian", "call").set("strike", num(170.0))),
+        (
+            "mc-option",
+            KernelKind::McOption,
+            option("barrier", "call").with("barrier", num(80.0)).set("strike", num(190.0)),
+        ),
+        // Randomised QMC: scrambled Sobol points, a Brownian bridge for the grids.
+        ("mc-option", KernelKind::McOption, option("european", "call").with("method", choice("qmc"))),
+        ("mc-option", KernelKind::McOption, option("asian", "call").with("method", choice("qmc"))),
+        (
+            "mc-option",
+            KernelKind::McOption,
+            option("barrier", "call").with("barrier", num(80.0)).with("method", choice("qmc")),
+        ),
     ]
 }
 

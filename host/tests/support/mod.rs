@@ -7,8 +7,24 @@
 #![allow(dead_code)]
 
 use helix_host::{Router, RouterConfig};
+use helix_math::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// A number parameter.
+pub fn num(x: f64) -> Value {
+    Value::Number(x)
+}
+
+/// An array parameter.
+pub fn arr(x: &[f64]) -> Value {
+    Value::Array(x.to_vec())
+}
+
+/// A choice parameter (`style = "asian"`).
+pub fn choice(x: &str) -> Value {
+    Value::Text(x.into())
+}
 
 /// The repository's root.
 pub fn repo() -> PathBuf {

@@ -33,6 +33,9 @@ fn books() -> Vec<OptionBook> {
         one(Style::European, OptionType::Call).with_method(Method::Importance).unwrap(),
         one(Style::European, OptionType::Put).with_method(Method::Importance).unwrap(),
         one(Style::Asian, OptionType::Call).with_method(Method::Importance).unwrap(),
+        one(Style::Barrier { level: 80.0, kind: BarrierKind::DownOut }, OptionType::Call)
+            .with_method(Method::Importance)
+            .unwrap(),
         // Randomised QMC: each block holds its own rounds of scrambled Sobol points.
         one(Style::European, OptionType::Call).with_method(Method::Quasi).unwrap(),
         one(Style::Asian, OptionType::Call).with_method(Method::Quasi).unwrap(),

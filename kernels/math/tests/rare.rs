@@ -151,3 +151,35 @@ fn importance_sampling_prices_deep_out_of_the_money_asian_options() {
     let ratio = (b.std_error.unwrap().powi(2) * 4_000_000.0) / (a.std_error.unwrap().powi(2) * 200_000.0);
     assert!(ratio >= 5.0, "variance per path only {ratio} times less: {a:?} {b:?}");
 }
+
+/// Knock-out barriers far out of the money by importance sampling through the terminal normal:
+/// a down-and-out call (the shift also moves paths away from the barrier) and an up-and-out
+/// call (shifted no further than halfway to its barrier) agree with plain Monte Carlo on ten
+/// times the paths, at a tenth of its variance per path or less (measured 129 and 27 times
+/// less), below the European price that bounds them.
+#[test]
+fn importance_sampling_prices_deep_out_of_the_money_barrier_options() {
+    use helix_math::option::closed_form::black_scholes;
+    use helix_math::option::{BarrierKind, Market, OptionType};
+    let m = Market { spot: 100.0, rate: 0.03, dividend: 0.01, vol: 0.25, maturity: 1.0 };
+    for (level, kind, strike, min_ratio) in
+        [(80.0, BarrierKind::DownOut, 170.0, 10.0), (200.0, BarrierKind::UpOut, 160.0, 10.0)]
+    {
+        let c = Contract { style: Style::Barrier { level, kind }, kind: OptionType::Call, strike };
+        let book = |method| OptionBook::single(m, 50, c).unwrap().with_method(method).unwrap();
+        let auto = book(Method::Auto);
+        assert!(matches!(auto.sampling(), Sampling::Tilted { .. }), "{kind:?}: {:?}", auto.sampling());
+        let tilted = option::run(&auto, 6, 200_000).unwrap().remove(0).estimate("price").unwrap();
+        let plain = option::run(&book(Method::Plain), 7, 2_000_000).unwrap().remove(0).estimate("price").unwrap();
+        let (st, sp) = (tilted.std_error.unwrap(), plain.std_error.unwrap());
+        assert!(
+            (tilted.value - plain.value).abs() <= 4.0 * (st * st + sp * sp).sqrt(),
+            "{kind:?}: {tilted:?} vs {plain:?}"
+        );
+        assert!(st > 0.0 && st <= 0.01 * tilted.value, "{kind:?}: {tilted:?}");
+        let ratio = (sp * sp * 2_000_000.0) / (st * st * 200_000.0);
+        eprintln!("{kind:?} call K={strike} B={level}: {tilted:?}, variance per path {ratio:.1} times less");
+        assert!(ratio >= min_ratio, "{kind:?}: variance per path only {ratio} times less");
+        assert!(tilted.value < black_scholes(OptionType::Call, strike, &m).price);
+    }
+}

@@ -203,7 +203,8 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
     // A tilted grid shifts step k's normal by `shift * c_k / |c|` (see `sampling`).
     let grid_shifts = match (book.path_kind, book.sampling) {
         (PathKind::Grid, Sampling::Tilted { shift }) => {
-            let mu: Vec<f64> = sampling::asian_directions(book.steps).iter().map(|d| shift * d).collect();
+            let directions = sampling::grid_directions(book.contracts[0].style, book.steps);
+            let mu: Vec<f64> = directions.iter().map(|d| shift * d).collect();
             Some((mu, 0.5 * shift * shift))
         }
         _ => None,

@@ -17,9 +17,13 @@
 //! the geometric average's own normal by `shift`, which is chosen as for a European option on
 //! that lognormal average. The arithmetic average follows the geometric one closely, and the
 //! control variate still holds: its weighted mean estimates the geometric price unbiasedly.
+//!
+//! A knock-out barrier option is tilted through its terminal normal, `sum_k z_k / sqrt(n)`:
+//! every step normal is shifted by `shift / sqrt(n)`, the shift chosen as for the European
+//! option, but no further than halfway (in logs) to a barrier on the side where it pays.
 
 use super::closed_form::black_scholes;
-use super::{Contract, Market, OptionType, PathKind, Style};
+use super::{BarrierKind, Contract, Market, OptionType, PathKind, Style};
 use crate::error::{KernelError, Result};
 use crate::special::normal_cdf;
 
@@ -31,7 +35,7 @@ pub enum Method {
     Auto,
     /// Plain Monte Carlo (antithetic pairs for European options).
     Plain,
-    /// Importance sampling (single European and Asian options).
+    /// Importance sampling (one contract at a time).
     Importance,
     /// Randomised quasi-Monte Carlo: scrambled Sobol points, a Brownian bridge for grids.
     Quasi,
@@ -67,8 +71,7 @@ pub(super) fn choose(
     contracts: &[Contract],
 ) -> Result<Sampling> {
     let single = match (path_kind, contracts) {
-        (PathKind::Terminal, [c]) => Some(c),
-        (PathKind::Grid, [c]) if c.style == Style::Asian => Some(c),
+        (PathKind::Terminal, [c]) | (PathKind::Grid, [c]) => Some(c),
         _ => None,
     };
     if method == Method::Quasi {
@@ -91,7 +94,7 @@ pub(super) fn choose(
         (Method::Importance, None) => {
             return Err(KernelError::invalid(
                 "method",
-                "importance sampling prices single European and Asian options so far: use auto or plain for barrier options",
+                "importance sampling prices one contract at a time: use auto or plain for a book of several",
             ));
         }
     })
@@ -123,8 +126,18 @@ pub fn itm_probability(m: &Market, steps: u32, c: &Contract) -> f64 {
     }
 }
 
+/// Step `k`'s share of a grid option's shift: an Asian option's through its geometric average
+/// (`asian_directions`), a barrier option's through its terminal normal, which every step
+/// moves alike (`1 / sqrt(n)` each).
+pub(super) fn grid_directions(style: Style, steps: u32) -> Vec<f64> {
+    match style {
+        Style::Asian => asian_directions(steps),
+        _ => vec![1.0 / (steps.max(1) as f64).sqrt(); steps.max(1) as usize],
+    }
+}
+
 /// Step `k`'s share of an Asian option's shift: `c_k / |c|`, `c_k = (n - k + 1) / n`.
-pub(super) fn asian_directions(steps: u32) -> Vec<f64> {
+fn asian_directions(steps: u32) -> Vec<f64> {
     let n = steps.max(1) as f64;
     let c: Vec<f64> = (1..=steps.max(1)).map(|k| (n - k as f64 + 1.0) / n).collect();
     let norm = c.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -137,7 +150,25 @@ fn tilted(m: &Market, steps: u32, c: &Contract) -> Sampling {
         // No randomness to tilt.
         return Sampling::Plain;
     }
-    Sampling::Tilted { shift: optimal_shift(c.kind, z_k, sd) }
+    let shift = optimal_shift(c.kind, z_k, sd);
+    // A knock-out barrier beyond the strike, on the side where the option pays (an up-and-out
+    // call, a down-and-out put): paths that pay end between the two, so the terminal normal is
+    // shifted no further than their geometric midpoint, where driving paths into the barrier
+    // would undo the gain. A barrier on the other side only knocks out paths the shift moves
+    // away from it.
+    let shift = match (c.style, c.kind) {
+        (Style::Barrier { level, kind: BarrierKind::UpOut }, OptionType::Call) if level > c.strike => {
+            shift.min(z_k + 0.5 * libm::log(level / c.strike) / sd)
+        }
+        (Style::Barrier { level, kind: BarrierKind::DownOut }, OptionType::Put) if level < c.strike => {
+            shift.max(z_k + 0.5 * libm::log(level / c.strike) / sd)
+        }
+        // The barrier knocks out every path that pays: the price is 0, and nothing to tilt.
+        (Style::Barrier { kind: BarrierKind::UpOut, .. }, OptionType::Call)
+        | (Style::Barrier { kind: BarrierKind::DownOut, .. }, OptionType::Put) => return Sampling::Plain,
+        _ => shift,
+    };
+    Sampling::Tilted { shift }
 }
 
 /// The mode of `payoff(z) phi(z)` (see the module docs), by bisection on the side of the strike
@@ -246,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_tilts_only_far_out_of_the_money_european_options() {
+    fn auto_tilts_only_far_out_of_the_money_options() {
         let m = market(100.0, 0.2, 1.0);
         let euro = |kind, strike| Contract { style: Style::European, kind, strike };
         let deep = [euro(OptionType::Call, 200.0)];
@@ -264,10 +295,26 @@ mod tests {
             Sampling::Tilted { .. }
         ));
         assert_eq!(choose(Method::Auto, &m, PathKind::Grid, 12, &asian(105.0)).unwrap(), Sampling::Plain);
-        let down_out = Style::Barrier { level: 80.0, kind: super::super::BarrierKind::DownOut };
-        let barrier = [Contract { style: down_out, kind: OptionType::Call, strike: 200.0 }];
-        assert_eq!(choose(Method::Auto, &m, PathKind::Grid, 12, &barrier).unwrap(), Sampling::Plain);
-        let err = choose(Method::Importance, &m, PathKind::Grid, 12, &barrier).unwrap_err();
+        let barrier =
+            |level, kind, option, strike| [Contract { style: Style::Barrier { level, kind }, kind: option, strike }];
+        let down_out = barrier(80.0, BarrierKind::DownOut, OptionType::Call, 200.0);
+        let Sampling::Tilted { shift } = choose(Method::Auto, &m, PathKind::Grid, 12, &down_out).unwrap() else {
+            panic!("a deep out-of-the-money down-and-out call is tilted")
+        };
+        let european = [euro(OptionType::Call, 200.0)];
+        assert_eq!(choose(Method::Auto, &m, PathKind::Terminal, 1, &european).unwrap(), Sampling::Tilted { shift });
+        // An up-and-out call is shifted no further than halfway (in logs) from strike to barrier.
+        let up_out = barrier(220.0, BarrierKind::UpOut, OptionType::Call, 200.0);
+        let Sampling::Tilted { shift: capped } = choose(Method::Auto, &m, PathKind::Grid, 12, &up_out).unwrap() else {
+            panic!("a deep out-of-the-money up-and-out call is tilted")
+        };
+        let (z_k, sd) = strike_z(&m, 12, &up_out[0]);
+        assert!(capped < shift && (capped - (z_k + 0.5 * libm::log(1.1) / sd)).abs() < 1e-12, "{capped} {shift}");
+        // Knocked out wherever it pays: nothing to tilt.
+        let dead = barrier(180.0, BarrierKind::UpOut, OptionType::Call, 200.0);
+        assert_eq!(choose(Method::Importance, &m, PathKind::Grid, 12, &dead).unwrap(), Sampling::Plain);
+        let two = [down_out[0], down_out[0]];
+        let err = choose(Method::Importance, &m, PathKind::Grid, 12, &two).unwrap_err();
         assert!(err.to_string().contains("use auto or plain"), "{err}");
         // No volatility: nothing to tilt.
         assert_eq!(
