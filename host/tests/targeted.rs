@@ -101,6 +101,16 @@ async fn unreachable_targets_are_reported_and_bad_ones_refused() {
     let o = router.submit(targeted(1, "mc-option", params.clone(), Tolerance::Absolute(1e-4), None)).await;
     let report = o.target.clone().unwrap();
     assert!(!report.met && report.units == 8192 && report.reached > 1e-4, "{report:?}");
+    // Under a budget that pays for a third of the ceiling, the router grants fewer units: the
+    // job is degraded, and says its target was not met.
+    let (params_1m, _) = call(1_000_000);
+    let mut tight = targeted(4, "mc-option", params_1m, Tolerance::Absolute(1e-4), None);
+    tight.budget = Duration::from_millis(4);
+    let o = router.submit(tight).await;
+    let report = o.target.clone().unwrap_or_else(|| panic!("{o:?}"));
+    let granted = o.decision.unwrap().units_granted;
+    assert_eq!(o.status, Status::Degraded, "{o:?}");
+    assert!(!report.met && report.units == granted && granted < 1_000_000, "{report:?} {o:?}");
     let primes = Params::new().with("compute_cost", num(1000.0));
     let o = router.submit(targeted(2, "primecount", primes, Tolerance::Absolute(1.0), None)).await;
     assert_eq!(o.status, Status::Rejected);

@@ -1,6 +1,8 @@
-//! The cost model: `fixed_us + per_unit_ns * units * product(scale terms)`, where a scale term is
-//! a parameter's value or length, optionally clamped and raised to a power (`"steps"`,
-//! `"len(positions)^2"`, `"compute_cost[10000..250000]"`).
+//! The cost model: `fixed_us + per_unit_ns * units * product(scale terms) * product(choice
+//! factors)`, where a scale term is a parameter's value or length, optionally clamped and raised
+//! to a power (`"steps"`, `"len(positions)^2"`, `"compute_cost[10000..250000]"`), and a choice
+//! factor what one value of an enum parameter costs against the others (`[cost.choice.method]
+//! qmc = 2.5`: a quasi-Monte Carlo path costs two and a half plain ones).
 
 use super::ParamRule;
 use helix_math::{Params, Value};
@@ -17,6 +19,10 @@ pub struct CostModel {
     pub per_unit_ns: f64,
     #[serde(default)]
     scale: Vec<ScaleTerm>,
+    /// Per enum parameter, the factor each of its values multiplies the per-unit cost by (a
+    /// value not listed: 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    choice: BTreeMap<String, BTreeMap<String, f64>>,
     /// Wasm kernels: fuel per unit (scaled like the time), which sets the per-job fuel limit.
     #[serde(default)]
     pub fuel_per_unit: Option<f64>,
@@ -42,7 +48,7 @@ pub struct ScaleTerm {
 impl CostModel {
     /// A cost model with these terms and no fuel rate.
     pub fn new(fixed_us: f64, per_unit_ns: f64, scale: Vec<ScaleTerm>) -> Self {
-        CostModel { fixed_us, per_unit_ns, scale, fuel_per_unit: None }
+        CostModel { fixed_us, per_unit_ns, scale, choice: BTreeMap::new(), fuel_per_unit: None }
     }
 
     /// The scale terms, in the order written.
@@ -55,10 +61,24 @@ impl CostModel {
         if !valid(self.fixed_us) || !valid(self.per_unit_ns) {
             return Err("cost.fixed_us and cost.per_unit_ns must be finite and >= 0".into());
         }
-        match self.scale.iter().find(|t| !params.contains_key(&t.param)) {
-            Some(t) => Err(format!("cost.scale names unknown parameter {:?}", t.param)),
-            None => Ok(()),
+        if let Some(t) = self.scale.iter().find(|t| !params.contains_key(&t.param)) {
+            return Err(format!("cost.scale names unknown parameter {:?}", t.param));
         }
+        for (name, factors) in &self.choice {
+            let values = match params.get(name) {
+                Some(rule) if !rule.values.is_empty() => &rule.values,
+                _ => return Err(format!("cost.choice.{name} needs an enum parameter {name:?}")),
+            };
+            for (value, factor) in factors {
+                if !values.contains(value) {
+                    return Err(format!("cost.choice.{name} names {value:?}, not one of {values:?}"));
+                }
+                if !(factor.is_finite() && *factor > 0.0) {
+                    return Err(format!("cost.choice.{name}.{value} must be a number above 0"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Per-unit cost in microseconds for these parameters.
@@ -72,7 +92,11 @@ impl CostModel {
     }
 
     fn scale_factor(&self, params: &Params) -> f64 {
-        self.scale.iter().map(|t| t.value(params)).product()
+        let chosen = |(name, factors): (&String, &BTreeMap<String, f64>)| match params.get(name) {
+            Some(Value::Text(v)) => factors.get(v).copied().unwrap_or(1.0),
+            _ => 1.0,
+        };
+        self.scale.iter().map(|t| t.value(params)).product::<f64>() * self.choice.iter().map(chosen).product::<f64>()
     }
 }
 
@@ -156,5 +180,31 @@ mod tests {
         for bad in ["", "len(x", "x^9", "x[5..1]", "a b"] {
             assert!(ScaleTerm::try_from(bad.to_string()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_choice_factor_scales_the_cost_of_its_value_only() {
+        let m: CostModel = toml::from_str(
+            "fixed_us = 1.0\nper_unit_ns = 10.0\nscale = [\"steps\"]\n[choice.method]\nqmc = 2.5\nimportance = 1.5\n",
+        )
+        .unwrap();
+        let p =
+            |method: &str| Params::new().with("steps", Value::Number(4.0)).with("method", Value::Text(method.into()));
+        assert!((m.per_unit_us(&p("qmc")) - 0.1).abs() < 1e-12);
+        assert!((m.per_unit_us(&p("importance")) - 0.06).abs() < 1e-12);
+        assert!((m.per_unit_us(&p("plain")) - 0.04).abs() < 1e-12);
+        let rule = |values: &[&str]| -> ParamRule {
+            let list = values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+            toml::from_str(&format!("type = \"enum\"\nvalues = [{list}]\n")).unwrap()
+        };
+        let steps: ParamRule = toml::from_str("type = \"integer\"\n").unwrap();
+        let mut params =
+            BTreeMap::from([("steps".to_string(), steps), ("method".to_string(), rule(&["plain", "qmc"]))]);
+        let err = m.validate(&params).unwrap_err();
+        assert!(err.contains("\"importance\", not one of"), "{err}");
+        params.insert("method".into(), rule(&["plain", "qmc", "importance"]));
+        assert_eq!(m.validate(&params), Ok(()));
+        params.remove("method");
+        assert!(m.validate(&params).unwrap_err().contains("needs an enum parameter"));
     }
 }
