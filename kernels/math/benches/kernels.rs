@@ -22,23 +22,20 @@ fn options(c: &mut Criterion) {
         ("asian-64", 64, Style::Asian),
         ("barrier-do-252", 252, Style::Barrier { level: 80.0, kind: BarrierKind::DownOut }),
     ];
+    // Each style by plain Monte Carlo (the names without a suffix, as before), importance
+    // sampling (the weights) and randomised QMC (a scrambled Sobol coordinate and a normal
+    // quantile a step): the cost of a unit of each method, side by side in one run.
     for (name, steps, style) in cases {
-        let book =
-            OptionBook::single(market(), steps, Contract { style, kind: OptionType::Call, strike: 100.0 }).unwrap();
         let paths = if steps == 1 { PATHS * 10 } else { PATHS / 10 };
         g.throughput(Throughput::Elements(paths));
-        g.bench_function(BenchmarkId::new(name, paths), |b| {
-            b.iter(|| option::run(&book, black_box(7), paths).unwrap())
-        });
+        for (suffix, method) in [("", Method::Plain), ("-importance", Method::Importance), ("-qmc", Method::Quasi)] {
+            let contract = Contract { style, kind: OptionType::Call, strike: 100.0 };
+            let book = OptionBook::single(market(), steps, contract).unwrap().with_method(method).unwrap();
+            g.bench_function(BenchmarkId::new(format!("{name}{suffix}"), paths), |b| {
+                b.iter(|| option::run(&book, black_box(7), paths).unwrap())
+            });
+        }
     }
-    // The cost of a path under importance sampling, beside the plain European's above: a second
-    // `exp` a pair for the weights.
-    let contract = Contract { style: Style::European, kind: OptionType::Call, strike: 100.0 };
-    let tilted = OptionBook::single(market(), 1, contract).unwrap().with_method(Method::Importance).unwrap();
-    g.throughput(Throughput::Elements(PATHS * 10));
-    g.bench_function(BenchmarkId::new("european-1step-importance", PATHS * 10), |b| {
-        b.iter(|| option::run(&tilted, black_box(7), PATHS * 10).unwrap())
-    });
     g.finish();
 }
 
@@ -58,6 +55,13 @@ fn var(c: &mut Criterion) {
     for (name, mode) in [("10-assets-full", VarMode::Full), ("10-assets-linear", VarMode::Linear)] {
         let book = VarBook::single(portfolio(10), VarQuery { horizon: 10.0 / 252.0, confidence: 0.99, mode }).unwrap();
         g.throughput(Throughput::Elements(PATHS));
+        g.bench_function(BenchmarkId::new(name, PATHS), |b| b.iter(|| var::run(&book, black_box(7), PATHS).unwrap()));
+    }
+    // A 99.9% query by plain Monte Carlo and by importance sampling: the weighted quantile's cost.
+    let query = VarQuery { horizon: 10.0 / 252.0, confidence: 0.999, mode: VarMode::Full };
+    for (name, method) in [("10-assets-full-999", Method::Plain), ("10-assets-full-999-importance", Method::Importance)]
+    {
+        let book = VarBook::single(portfolio(10), query).unwrap().with_method(method).unwrap();
         g.bench_function(BenchmarkId::new(name, PATHS), |b| b.iter(|| var::run(&book, black_box(7), PATHS).unwrap()));
     }
     g.finish();
