@@ -30,6 +30,8 @@ pub struct KernelStats {
     error_p99: AtomicU64,
     /// The variance per unit error-targeted jobs showed, per parameter class.
     pub learnt: Learnt,
+    /// Error-targeted jobs answered, by whether they met their target: `[met, missed]`.
+    pub targets: [AtomicU64; 2],
 }
 
 impl Default for KernelStats {
@@ -43,6 +45,7 @@ impl Default for KernelStats {
             error_p50: AtomicU64::new(1.0f64.to_bits()),
             error_p99: AtomicU64::new(1.0f64.to_bits()),
             learnt: Learnt::default(),
+            targets: Default::default(),
         }
     }
 }
@@ -238,6 +241,9 @@ impl Metrics {
     /// Counts one outcome of a kernel whose counters are `stats`: exactly once per submitted job.
     pub(crate) fn record(&self, stats: &KernelStats, o: &Outcome) {
         stats.count(o.decision.map(|d| d.strategy), o.status);
+        if let Some(t) = &o.target {
+            stats.targets[usize::from(!t.met)].fetch_add(1, Relaxed);
+        }
         if let Some(d) = o.decision {
             self.decisions[d.strategy.index()][d.reason.index()].fetch_add(1, Relaxed);
         }

@@ -63,6 +63,10 @@ async fn over_200_seeds_the_target_is_met_and_the_error_is_what_it_says() {
     let median = units[units.len() / 2];
     eprintln!("target met in {met}/200, error within 2x target in {within_twice}/200, median units {median}");
     assert!(met >= 190, "the target was met in {met} of 200 runs");
+    // The router counts them (`helix_kernel_targets_total`).
+    let snap = router.snapshot();
+    let k = snap.kernels.iter().find(|k| k.kernel == "mc-option" && k.runtime == "native").unwrap();
+    assert_eq!((k.targets_met, k.targets_missed), (met as u64, 200 - met as u64));
     assert!(within_twice >= 190, "the error was within twice the target in {within_twice} of 200 runs");
     // Sized, not run to the ceiling of 10 million: this call's variance per path is about
     // 106, so 0.02 needs about 265 000 paths, 330 000 with the margin.

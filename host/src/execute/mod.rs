@@ -110,6 +110,7 @@ impl Pending {
                 service_us,
                 total_us = outcome.timings.total_us,
                 budget_met = outcome.budget_met(),
+                target_met = outcome.target.as_ref().map(|t| t.met),
                 "job finished"
             )
         });

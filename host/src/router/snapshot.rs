@@ -27,6 +27,8 @@ impl Router {
                 fuel_per_unit: rec.stats.fuel_per_unit(),
                 quarantined: rec.current.as_ref().is_some_and(|k| k.quarantine.is_closed(Instant::now())),
                 quarantines: rec.stats.quarantines.load(Relaxed),
+                targets_met: rec.stats.targets[0].load(Relaxed),
+                targets_missed: rec.stats.targets[1].load(Relaxed),
                 counts: Strategy::ALL
                     .into_iter()
                     .map(Some)
@@ -108,6 +110,10 @@ pub struct KernelSnapshot {
     pub quarantined: bool,
     /// Times a version of this kernel was quarantined.
     pub quarantines: u64,
+    /// Error-targeted jobs that met their target.
+    pub targets_met: u64,
+    /// Error-targeted jobs answered short of their target (their ceiling or grant too small).
+    pub targets_missed: u64,
     /// Its outcomes, by strategy and status (the non-zero ones).
     pub counts: Vec<CountSnapshot>,
 }

@@ -173,6 +173,20 @@ pub fn render(app: &App) -> String {
     for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
         e.sample("helix_kernel_quarantines_total", &[("kernel", &k.kernel)], k.quarantines as f64);
     }
+    e.family(
+        "helix_kernel_targets_total",
+        Kind::Counter,
+        "Error-targeted jobs answered, by whether their standard error reached the target.",
+    );
+    for k in &snap.kernels {
+        for (met, n) in [("true", k.targets_met), ("false", k.targets_missed)] {
+            e.sample(
+                "helix_kernel_targets_total",
+                &[("kernel", &k.kernel), ("runtime", k.runtime), ("met", met)],
+                n as f64,
+            );
+        }
+    }
     e.family("helix_wasm_fuel_consumed_total", Kind::Counter, "Fuel burnt by Wasm kernels.");
     for k in snap.kernels.iter().filter(|k| k.runtime == "wasm") {
         e.sample("helix_wasm_fuel_consumed_total", &[("kernel", &k.kernel)], k.fuel_used as f64);
