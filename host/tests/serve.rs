@@ -303,12 +303,15 @@ fn every_status_code_and_admin_auth() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["kind"], "payload_too_large");
 
-    // A 1e8-path job cannot fit 1 ms even at its degrade floor: dropped, with a Retry-After.
+    // A 1e8-path job cannot fit 1 ms even at its degrade floor on an idle server: no retry
+    // can help, so it is a 422 without a Retry-After (a balancer must not retry it), with the fix.
     let hopeless = json!({"kernel": "mc-option", "params": option_params(100_000_000), "budget_ms": 1});
     let (status, retry, body) = server.post_raw("/v1/jobs", hopeless.to_string().as_bytes(), &[]);
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["decision"]["reason"], "budget_unreachable");
-    assert!(retry.expect("Retry-After").parse::<u64>().unwrap() >= 1);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["decision"]["reason"], "budget_too_small");
+    assert_eq!(body["error"]["field"], "budget_ms");
+    assert!(body["error"]["message"].as_str().unwrap().contains("raise budget_ms"), "{body}");
+    assert_eq!(retry, None, "{body}");
 
     // X-Request-Start: a job stamped 10 s ago with 5 s of budget has none left; a stamp just
     // now leaves it its budget; a malformed stamp is refused with the form to send.

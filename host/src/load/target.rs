@@ -250,8 +250,9 @@ pub fn request_body(job: &Job) -> Json {
 }
 
 /// Maps a response to an outcome: 200 is completed or degraded (the body says which), 429
-/// dropped, 400 and 404 rejected, 500 failed, 503 dropped (by a quarantined kernel, or by a
-/// draining server).
+/// dropped, 422 dropped as too small a budget for any server (or a refused upload: rejected),
+/// 400 and 404 rejected, 500 failed, 503 dropped (by a quarantined kernel, or by a draining
+/// server).
 pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
     let json: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
     let status = match code.as_u16() {
@@ -263,7 +264,8 @@ pub fn observe_response(code: StatusCode, body: &[u8]) -> Observed {
             }
         },
         429 => Status::Dropped,
-        400 | 404 => Status::Rejected,
+        422 if json["status"] == "dropped" => Status::Dropped,
+        400 | 404 | 422 => Status::Rejected,
         // A quarantined kernel's drop; any other 503 is a draining server.
         503 if json["status"] == "dropped" => Status::Dropped,
         503 => return Observed::failed(Failure::Draining),
@@ -338,6 +340,8 @@ mod tests {
         let o = observe_response(StatusCode::TOO_MANY_REQUESTS, body("dropped", "drop").as_bytes());
         assert_eq!((o.status, o.strategy, o.queue_us), (Status::Dropped, Some(Strategy::Drop), None));
         assert_eq!(observe_response(StatusCode::BAD_REQUEST, b"{}").status, Status::Rejected);
+        let o = observe_response(StatusCode::UNPROCESSABLE_ENTITY, body("dropped", "drop").as_bytes());
+        assert_eq!(o.status, Status::Dropped);
         assert_eq!(observe_response(StatusCode::NOT_FOUND, b"{}").status, Status::Rejected);
         assert_eq!(observe_response(StatusCode::INTERNAL_SERVER_ERROR, b"{}").status, Status::Failed);
         let o = observe_response(StatusCode::SERVICE_UNAVAILABLE, b"{}");

@@ -76,6 +76,9 @@ pub enum Reason {
     ShedToFloor,
     /// Even the floor cannot meet the budget.
     BudgetUnreachable,
+    /// Even the floor would miss the budget on an idle lane with every permit: no wait, no
+    /// retry and no other replica can answer it in time (HTTP 422, never retried).
+    NeverFits,
     /// Sheddable work under pressure, not degradable to fit.
     ShedUnderPressure,
     /// The CPU lane's queue is at its cap.
@@ -100,7 +103,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of `index`.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::CheapInline,
         Reason::CheapSpawn,
         Reason::FitsBudget,
@@ -117,6 +120,7 @@ impl Reason {
         Reason::DisplacesSheddable,
         Reason::Displaced,
         Reason::Rationed,
+        Reason::NeverFits,
     ];
 
     /// The reason's place in `ALL`.
@@ -164,6 +168,7 @@ impl Reason {
             Reason::DisplacesSheddable => "displaces_sheddable",
             Reason::Displaced => "displaced",
             Reason::Rationed => "rationed",
+            Reason::NeverFits => "budget_too_small",
         }
     }
 }
@@ -477,6 +482,16 @@ pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Deci
         }
     }
     Decision::drop(job, Reason::BudgetUnreachable, wait)
+}
+
+/// A drop for an unreachable budget that no lane state could have avoided: even the floor (the
+/// whole job, if it cannot degrade), spread over all `permits`, costs more than the budget
+/// lets it use. Such a drop is the job's own fault, not the lane's load: it says so
+/// (`NeverFits`), and is no sign of overload.
+pub fn never_fits(job: &JobProfile, permits: usize, cfg: &PolicyConfig) -> bool {
+    let units = job.floor_units().unwrap_or(job.units);
+    let chunks = if job.splittable { permits.max(1) } else { 1 };
+    job.on_chunks(chunks).cost_us(units) > job.remaining_budget_us * cfg.budget_use
 }
 
 /// Re-checks a queued job's decision when it reaches the CPU lane holding `permits` permits

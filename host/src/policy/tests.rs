@@ -368,3 +368,23 @@ fn amdahl_shares_only_the_parallel_part() {
     assert!((job().error_factor(25_000) - 2.0).abs() < 1e-15);
     assert_eq!(job().error_factor(0), f64::INFINITY);
 }
+
+/// A drop the job's own budget causes, whatever the lane's state, is told apart from one the
+/// load causes: only the first can never succeed on retry.
+#[test]
+fn never_fits_only_when_even_an_idle_lane_misses_the_floor() {
+    let cfg = PolicyConfig::default();
+    // Floor 5 120 units at 0.01 us each on two chunks: about 27 us; the budget leaves 0.8 of it.
+    let j = JobProfile { remaining_budget_us: 30.0, ..job() };
+    assert_eq!(decide(&j, &idle(), &cfg).reason, Reason::BudgetUnreachable);
+    assert!(never_fits(&j, 2, &cfg));
+    // Behind a queue, a job whose floor fits an idle lane is dropped, but only for now.
+    let j = JobProfile { remaining_budget_us: 1_000.0, ..job() };
+    assert_eq!(decide(&j, &busy(10, 5_000.0), &cfg).reason, Reason::BudgetUnreachable);
+    assert!(!never_fits(&j, 2, &cfg));
+    // A job that cannot degrade must fit whole; one that cannot split gets one permit.
+    let whole = JobProfile { floor_fraction: None, remaining_budget_us: 500.0, ..job() };
+    assert!(never_fits(&whole, 2, &cfg) && !never_fits(&JobProfile { remaining_budget_us: 2_000.0, ..whole }, 2, &cfg));
+    let serial = JobProfile { splittable: false, remaining_budget_us: 60.0, ..job() };
+    assert!(never_fits(&serial, 2, &cfg) && !never_fits(&JobProfile { splittable: true, ..serial }, 2, &cfg));
+}

@@ -109,8 +109,14 @@ impl Router {
             )
         });
         let answered = "a job without a reply channel returns its outcome";
+        let own_fault = (decision.reason == Reason::NeverFits)
+            .then(|| never_fits_error(&pending.profile, self.cpu.state.pressure().permits, &self.ctx.config.policy));
         match decision.strategy {
-            Strategy::Drop => return pending.drop_with(decision.reason).expect(answered),
+            Strategy::Drop => {
+                let mut o = pending.drop_with(decision.reason).expect(answered);
+                o.error = own_fault;
+                return o;
+            }
             Strategy::Inline => return pending.run_now(Vec::new(), None).expect(answered),
             _ => {}
         }
@@ -162,6 +168,12 @@ impl Router {
     fn decide(&self, profile: &JobProfile, deadline: Instant) -> (Decision, f64) {
         let cfg = &self.ctx.config.policy;
         let pressure = self.cpu.state.pressure();
+        let own_fault = |d: Decision| match d.reason {
+            Reason::BudgetUnreachable if policy::never_fits(profile, pressure.permits, cfg) => {
+                Decision { reason: Reason::NeverFits, ..d }
+            }
+            _ => d,
+        };
         match cfg.admission {
             Admission::Deadline if !profile.is_cheap(cfg) => {
                 // A job joining an open batch adds only its share of the batch's cost.
@@ -174,7 +186,7 @@ impl Router {
                     ration: if critical { rations.critical } else { rations.sheddable },
                     ..self.cpu.state.place(deadline)
                 };
-                let d = policy::decide_placed(profile, &pressure, &place, cfg);
+                let d = own_fault(policy::decide_placed(profile, &pressure, &place, cfg));
                 // Overload starts with a refusal and lasts while the ration still cuts; refusals
                 // of critical jobs steer how much the ration lets in.
                 if d.reason.refuses_room() {
@@ -184,7 +196,7 @@ impl Router {
                 }
                 (d, policy::displacement(profile, &d, &place, pressure.permits, cfg))
             }
-            _ => (policy::decide(profile, &pressure, cfg), 0.0),
+            _ => (own_fault(policy::decide(profile, &pressure, cfg)), 0.0),
         }
     }
 
@@ -237,6 +249,22 @@ impl Router {
         }
         // Non-zero: zero marks an empty slot in the open-batch hint.
         Some(h.finish() | 1)
+    }
+}
+
+/// What a job that can never fit its budget is told: what its floor costs, what its budget
+/// leaves, and the fix.
+fn never_fits_error(p: &JobProfile, permits: usize, cfg: &policy::PolicyConfig) -> JobError {
+    let units = p.floor_units().unwrap_or(p.units);
+    let chunks = if p.splittable { permits.max(1) } else { 1 };
+    let cost = p.on_chunks(chunks).cost_us(units);
+    let usable = p.remaining_budget_us * cfg.budget_use;
+    JobError {
+        kind: ErrorKind::InvalidInput,
+        field: Some("budget_ms".into()),
+        message: format!(
+            "even on an idle server its smallest run ({units} units) needs about {cost:.0} us, more than the {usable:.0} us its budget leaves for work: raise budget_ms or ask for fewer units (retrying cannot help)"
+        ),
     }
 }
 

@@ -47,6 +47,10 @@ pub fn status_of(o: &Outcome) -> StatusCode {
         Status::Dropped if o.decision.is_some_and(|d| d.reason == Reason::Quarantined) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        // Not even an idle replica could answer it in time: retrying cannot help.
+        Status::Dropped if o.decision.is_some_and(|d| d.reason == Reason::NeverFits) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         Status::Dropped => StatusCode::TOO_MANY_REQUESTS,
         Status::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         Status::Rejected => match o.error.as_ref().map(|e| e.kind) {
@@ -121,7 +125,7 @@ async fn submit(
         body["timings_us"]["reserved_for_reply"] = json!(reserve.as_micros() as u64);
     }
     let mut response = (status, Json(body)).into_response();
-    if outcome.status == Status::Dropped {
+    if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s(&outcome)));
     }
     response
