@@ -523,6 +523,33 @@ fn a_client_that_goes_away_frees_its_queued_job() {
     }
 }
 
+/// The capacity signals move with load: while one permit is held by a long job, short jobs
+/// with tight budgets are shed, and the next window's shed share says so; the work per permit
+/// counts the job running.
+#[test]
+fn capacity_signals_show_a_replica_shedding() {
+    let dir = bundled_copy("capacity");
+    let server = Server::start("capacity", &dir, "capacity_window_s = 1\n[router]\ncpu_permits = 1\n");
+    assert_eq!(metric(&server.metrics(), "helix_capacity_shed_ratio", &[]), 0.0);
+    let busy = busy_job(&server, 900);
+    let start = Instant::now();
+    while metric(&server.metrics(), "helix_cpu_permits_in_use", &[]) < 1.0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the busy job never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(metric(&server.metrics(), "helix_cpu_work_per_permit_seconds", &[]) > 0.1);
+    // Jobs of a few milliseconds with 20 ms budgets cannot wait out the busy one.
+    let short = json!({"kernel": "mc-option", "params": option_params(400_000), "budget_ms": 20});
+    let shed = (0..20).filter(|_| server.job(&short).0 == 429).count();
+    assert!(shed >= 15, "only {shed} of 20 shed");
+    let start = Instant::now();
+    while metric(&server.metrics(), "helix_capacity_shed_ratio", &[]) < 0.5 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the shed share never rose");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(busy.join().unwrap().0, 200);
+}
+
 #[test]
 fn sigterm_drains_every_accepted_job_then_exits_zero() {
     let dir = bundled_copy("drain");

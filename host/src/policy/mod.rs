@@ -142,6 +142,20 @@ impl Reason {
         )
     }
 
+    /// A drop the lane's load caused: on a replica with room the job would have run. What an
+    /// autoscaler counts (`helix_capacity_shed_ratio`).
+    pub fn sheds_for_load(self) -> bool {
+        matches!(
+            self,
+            Reason::BudgetUnreachable
+                | Reason::ShedUnderPressure
+                | Reason::QueueFull
+                | Reason::DeadlinePassed
+                | Reason::Displaced
+                | Reason::Rationed
+        )
+    }
+
     /// For a critical job: a refusal that left the job itself with less than it asked (not
     /// one that queued sheddable work made room for). The ration lets in too much critical
     /// work while these happen.

@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub body_timeout_ms: u64,
     /// Seconds between one-line summaries in the log; 0 turns them off.
     pub summary_interval_s: u64,
+    /// The window of `helix_capacity_shed_ratio`, seconds (at least 1).
+    pub capacity_window_s: u64,
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Lanes, queue caps, policy thresholds and the Wasm sandbox (including its cache folder).
@@ -70,6 +72,7 @@ impl Default for ServeConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             summary_interval_s: 10,
+            capacity_window_s: 10,
             log_format: LogFormat::Text,
             router: RouterConfig::default(),
         }

@@ -78,6 +78,18 @@ pub fn render(app: &App) -> String {
         "Predicted wait for a CPU-lane permit now.",
         p.predicted_wait_us() / 1e6,
     );
+    e.single(
+        "helix_cpu_work_per_permit_seconds",
+        Kind::Gauge,
+        "Predicted CPU-lane work queued and running, per permit: how far behind the lane is.",
+        (p.queued_work_us + p.running_work_us) / p.permits.max(1) as f64 / 1e6,
+    );
+    e.single(
+        "helix_capacity_shed_ratio",
+        Kind::Gauge,
+        "Share of the jobs decided in the last capacity window (10 s) that were dropped for this replica's load: the signal to scale on.",
+        app.shed_share.get(),
+    );
     e.single("helix_cpu_lane_running", Kind::Gauge, "Kernels running in the CPU lane now.", snap.lane_running as f64);
     e.single(
         "helix_cpu_queued_work_seconds",

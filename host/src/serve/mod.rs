@@ -3,6 +3,7 @@
 
 mod admin;
 mod api;
+mod capacity;
 mod config;
 mod exposition;
 mod lifecycle;
@@ -35,6 +36,8 @@ pub struct App {
     http: HttpCounts,
     /// The reserve for the way back of stamped requests.
     transit: transit::Transit,
+    /// The share of jobs shed for load in the last window: the signal to scale on.
+    shed_share: Arc<capacity::ShedShare>,
     started_unix_s: f64,
 }
 
@@ -92,12 +95,15 @@ pub async fn serve(config: ServeConfig) -> Result<bool, String> {
         next_id: AtomicU64::new(1),
         http: HttpCounts { counts: Default::default() },
         transit: Default::default(),
+        shed_share: Arc::default(),
         started_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
         config,
     });
     banner(&app, addr);
+    let window = Duration::from_secs(app.config.capacity_window_s.max(1));
+    tokio::spawn(capacity::run(Arc::downgrade(&router), app.shed_share.clone(), window));
     if app.config.summary_interval_s > 0 {
         tokio::spawn(summary::run(Arc::downgrade(&router), Duration::from_secs(app.config.summary_interval_s)));
     }
