@@ -36,7 +36,8 @@
 //! 7. `lanes`: the CPU lane (earliest deadline first, under the semaphore) and the batchers;
 //! 8. `router`: the submit pipeline;
 //! 9. `serve`, `load`, `bench`: the HTTP service, the load generator, the kernel benchmark;
-//! 10. `soak`: the soak under attack; and the `helix` binary's `cli`.
+//! 10. `soak`: the soak under attack;
+//! 11. `fleet`: replicas behind a real nginx; and the `helix` binary's `cli`.
 
 #![warn(missing_docs)]
 
@@ -45,6 +46,7 @@ pub mod bench;
 pub mod catalog;
 mod config;
 mod execute;
+pub mod fleet;
 mod job;
 mod lanes;
 pub mod load;

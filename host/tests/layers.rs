@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["router"],
     &["serve", "load", "bench"],
     &["soak"],
+    &["fleet"],
     &["cli"],
 ];
 

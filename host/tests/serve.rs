@@ -13,29 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{guest_module, repo, stage_wasm, temp_dir};
+use support::{bundled_copy, guest_module, metric, stage_wasm, temp_dir};
 
 const TOKEN: &str = "test-admin-token";
-
-/// A copy of the bundled manifests (native and staged Wasm), so a test may change its folder.
-fn bundled_copy(tag: &str) -> PathBuf {
-    let src = repo().join("manifests");
-    assert!(
-        src.join("wasm/mc-option.toml").exists(),
-        "manifests/wasm is missing: run `cargo xtask test`, which stages the Wasm kernels"
-    );
-    let dir = temp_dir(tag);
-    for sub in ["", "wasm"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-        for e in std::fs::read_dir(src.join(sub)).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_file() {
-                std::fs::copy(&p, dir.join(sub).join(p.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    dir
-}
 
 struct Server {
     child: Child,
@@ -163,21 +143,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The sum of a metric's samples whose labels include every `(name, value)` in `labels`.
-fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(x)
-            | prometheus_parse::Value::Gauge(x)
-            | prometheus_parse::Value::Untyped(x) => x,
-            _ => 0.0,
-        })
-        .sum()
 }
 
 fn histogram_count(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {

@@ -1,10 +1,13 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
-//! - `cargo xtask test`: installs the wasm32-wasip2 target, builds the Wasm kernels, and runs
-//!   the whole test suite.
+//! - `cargo xtask test`: installs the wasm32-wasip2 target (and Debian's nginx-light, which the
+//!   fleet tests run, when nginx is missing), builds the Wasm kernels, and runs the whole test
+//!   suite.
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
 //!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
 //! - `cargo xtask kernels`: builds the Wasm kernels only.
+//!
+//! `cargo xtask helix fleet` installs nginx-light first when nginx is missing, as the tests do.
 //!
 //! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
 //! that has a `kernel.toml` into `manifests/wasm/`: the module, and its manifest with the
@@ -50,14 +53,51 @@ fn ensure_wasm_target() -> Result<(), String> {
     run("rustup", &["target", "add", WASM_TARGET])
 }
 
+/// nginx, for the fleet tests and `helix fleet`: `HELIX_NGINX`, `nginx` on the PATH, or
+/// Debian's (`/usr/sbin`, off a non-root PATH); when there is none, Debian's `nginx-light` is
+/// installed, with its service kept from starting (a `policy-rc.d` that denies it, as in
+/// containers), since the fleet runs its own nginx on loopback.
+fn ensure_nginx() -> Result<std::path::PathBuf, String> {
+    let works = |p: &std::path::Path| Command::new(p).arg("-v").output().is_ok_and(|o| o.status.success());
+    let candidates = std::env::var_os("HELIX_NGINX")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(["nginx", "/usr/sbin/nginx"].map(std::path::PathBuf::from));
+    if let Some(found) = candidates.clone().find(|p| works(p)) {
+        return Ok(found);
+    }
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let added_policy = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
+    if added_policy {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755));
+    }
+    let installed = run("apt-get", &["update", "-qq"]).and_then(|()| {
+        eprintln!("+ apt-get install -y -qq nginx-light");
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "nginx-light"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot start apt-get: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("apt-get install nginx-light failed with {status}")) }
+    });
+    if added_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed.map_err(|e| format!("{e}: install nginx (Debian: apt-get install nginx-light) or set HELIX_NGINX"))?;
+    candidates.into_iter().find(|p| works(p)).ok_or_else(|| "nginx-light installed, but no nginx runs".to_string())
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     build_kernels()?;
+    let nginx = ensure_nginx()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     eprintln!("+ cargo {}", args.join(" "));
     // Stream the output and total the per-binary results into one closing line.
     let mut child = Command::new("cargo")
         .args(&args)
+        .env("HELIX_NGINX", &nginx)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start cargo: {e}"))?;
@@ -97,8 +137,12 @@ fn helix(args: &[String]) -> Result<(), String> {
     run("cargo", &["build", "--release", "--package", "helix-host", "--bin", "helix"])?;
     let root = root();
     let bin = root.join("target/release/helix");
+    let mut command = Command::new(&bin);
+    if args.first().is_some_and(|a| a == "fleet") {
+        command.env("HELIX_NGINX", ensure_nginx()?);
+    }
     eprintln!("+ {} {}", bin.display(), args.join(" "));
-    let status = Command::new(&bin)
+    let status = command
         .args(args)
         .env("HELIX_MANIFESTS", root.join("manifests"))
         .status()

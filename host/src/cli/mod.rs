@@ -1,6 +1,7 @@
-//! Layer 11: the `helix` command line: the subcommands (one file each) and what they share.
+//! Layer 12: the `helix` command line: the subcommands (one file each) and what they share.
 
 mod bench;
+mod fleet;
 mod kernels;
 mod load;
 mod run;
@@ -40,6 +41,9 @@ enum Command {
     Soak(soak::SoakArgs),
     /// List the registered kernels, or check one manifest.
     Kernels(kernels::KernelsArgs),
+    /// Several `helix serve` replicas behind a real nginx on this machine, sharing one
+    /// manifests folder, until SIGTERM or Ctrl-C.
+    Fleet(fleet::FleetArgs),
 }
 
 /// Parses the command line and runs the subcommand on a multi-threaded runtime.
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Fleet(args) => fleet::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Load(args) => load::run(args).await,

@@ -11,15 +11,15 @@ mod chaos;
 mod http;
 mod report;
 mod scrape;
-mod server;
+pub(crate) mod server;
 mod swap;
 
+pub(crate) use http::Http;
 pub use report::SoakReport;
 
 use crate::load::mix::Mix;
 use crate::load::target::{HttpTarget, Target};
 use crate::load::{RunConfig, Source};
-use http::Http;
 use report::{Phase, Sample};
 use scrape::Scrape;
 use server::Server;

@@ -12,12 +12,25 @@ pub const ADMIN_TOKEN: &str = "soak-admin-token";
 pub struct Server {
     child: Child,
     pub base: String,
+    port: u16,
     pub log: PathBuf,
 }
 
 impl Server {
-    /// Starts `binary serve` on `manifests` with `config` (TOML) and waits until it is ready.
+    /// Starts `binary serve` on `manifests` with `config` (TOML) and the soak's admin token, and
+    /// waits until it is ready.
     pub async fn start(binary: &Path, work: &Path, manifests: &Path, config: &str) -> Result<Server, String> {
+        Self::start_with(binary, work, manifests, config, Some(ADMIN_TOKEN)).await
+    }
+
+    /// The same with `token` as the admin token (`None`: the admin API is off).
+    pub async fn start_with(
+        binary: &Path,
+        work: &Path,
+        manifests: &Path,
+        config: &str,
+        token: Option<&str>,
+    ) -> Result<Server, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
@@ -26,20 +39,24 @@ impl Server {
         std::fs::write(&config_path, config).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
         let log = work.join("serve.log");
         let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        match token {
+            Some(t) => command.env("HELIX_ADMIN_TOKEN", t),
+            None => command.env_remove("HELIX_ADMIN_TOKEN"),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--manifests")
             .arg(manifests)
-            .env("HELIX_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
+        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), port, log };
         let http = Http::new(&server.base);
         let start = Instant::now();
         loop {
@@ -55,6 +72,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     pub fn pid(&self) -> u32 {

@@ -87,3 +87,38 @@ pub fn stage_wasm(dir: &Path, name: &str, module_bytes: &[u8], extra: &str) {
     );
     std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
 }
+
+/// A copy of the bundled manifests (native and staged Wasm), so a test may change its folder.
+pub fn bundled_copy(tag: &str) -> PathBuf {
+    let src = repo().join("manifests");
+    assert!(
+        src.join("wasm/mc-option.toml").exists(),
+        "manifests/wasm is missing: run `cargo xtask test`, which stages the Wasm kernels"
+    );
+    let dir = temp_dir(tag);
+    for sub in ["", "wasm"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::copy(&p, dir.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// The sum of a metric's samples whose labels include every `(name, value)` in `labels`.
+pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(x)
+            | prometheus_parse::Value::Gauge(x)
+            | prometheus_parse::Value::Untyped(x) => x,
+            _ => 0.0,
+        })
+        .sum()
+}

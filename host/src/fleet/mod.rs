@@ -1,0 +1,146 @@
+//! Layer 11: `helix fleet`: several `helix serve` replicas on loopback ports behind a real nginx,
+//! sharing one manifests folder (the kernel store every replica watches), started and stopped
+//! together. The balancer's configuration is `deploy/nginx/helix.conf.template`, filled in
+//! (`nginx`).
+
+pub mod nginx;
+
+use crate::soak::Http;
+use crate::soak::server::Server;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start a fleet.
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    /// The `helix` binary the replicas run.
+    pub binary: PathBuf,
+    /// Replicas behind the balancer.
+    pub replicas: usize,
+    /// Where the balancer listens.
+    pub listen: SocketAddr,
+    /// The manifests folder every replica serves and watches.
+    pub manifests: PathBuf,
+    /// `helix serve` configuration (TOML) for every replica.
+    pub server_config: String,
+    /// The admin token every replica takes (`None`: admin API off).
+    pub admin_token: Option<String>,
+    /// The nginx binary.
+    pub nginx: PathBuf,
+    /// Replicas one request may try (nginx's `proxy_next_upstream_tries`).
+    pub tries: usize,
+    /// Where the replicas' logs and nginx's configuration, pid and logs go.
+    pub run_dir: PathBuf,
+}
+
+/// A running fleet: the replicas and the balancer in front of them.
+pub struct Fleet {
+    replicas: Vec<Server>,
+    nginx: Child,
+    /// `http://HOST:PORT` of the balancer.
+    pub balancer: String,
+    run_dir: PathBuf,
+}
+
+impl Fleet {
+    /// Starts every replica, waits until each is ready, then starts nginx in front of them and
+    /// waits until a request through it is answered.
+    pub async fn start(cfg: &FleetConfig) -> Result<Fleet, String> {
+        if cfg.replicas == 0 {
+            return Err("a fleet needs at least one replica (--replicas)".into());
+        }
+        std::fs::create_dir_all(&cfg.run_dir).map_err(|e| format!("cannot create {}: {e}", cfg.run_dir.display()))?;
+        let mut replicas = Vec::with_capacity(cfg.replicas);
+        for i in 0..cfg.replicas {
+            let work = cfg.run_dir.join(format!("replica-{i}"));
+            std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+            let token = cfg.admin_token.as_deref();
+            replicas.push(Server::start_with(&cfg.binary, &work, &cfg.manifests, &cfg.server_config, token).await?);
+        }
+        let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
+        let conf = cfg.run_dir.join("nginx.conf");
+        let text = nginx::render(cfg.listen, &addrs, cfg.tries, &cfg.run_dir);
+        std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        let stderr = std::fs::File::create(cfg.run_dir.join("nginx.stderr")).map_err(|e| e.to_string())?;
+        let nginx = Command::new(&cfg.nginx)
+            .arg("-p")
+            .arg(&cfg.run_dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "nginx not found at {:?}: install it (Debian: apt-get install nginx-light; `cargo xtask helix fleet` does) or pass --nginx PATH",
+                    cfg.nginx
+                ),
+                _ => format!("cannot start {}: {e}", cfg.nginx.display()),
+            })?;
+        let mut fleet =
+            Fleet { replicas, nginx, balancer: format!("http://{}", cfg.listen), run_dir: cfg.run_dir.clone() };
+        fleet.wait_for_balancer().await?;
+        Ok(fleet)
+    }
+
+    async fn wait_for_balancer(&mut self) -> Result<(), String> {
+        let http = Http::new(&self.balancer);
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = http.get("/readyz", Duration::from_secs(2)).await {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.nginx.try_wait() {
+                let log = std::fs::read_to_string(self.run_dir.join("nginx.stderr")).unwrap_or_default();
+                return Err(format!("nginx exited with {status} before it answered:\n{log}"));
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("nginx did not answer on {} within 30 s", self.balancer));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `http://HOST:PORT` of each replica, in the order started.
+    pub fn replicas(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| r.base.clone()).collect()
+    }
+
+    /// The folder holding the configuration and the logs.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Stops the balancer gracefully (SIGQUIT: it finishes the requests it holds), then drains
+    /// every replica (SIGTERM); the replicas' exit codes.
+    pub async fn stop(mut self, deadline: Duration) -> Result<Vec<i32>, String> {
+        let _ = Command::new("kill").args(["-QUIT", &self.nginx.id().to_string()]).status();
+        let start = Instant::now();
+        while matches!(self.nginx.try_wait(), Ok(None)) {
+            if start.elapsed() > deadline {
+                let _ = self.nginx.kill();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut codes = Vec::new();
+        for r in std::mem::take(&mut self.replicas) {
+            codes.push(r.stop(deadline).await?);
+        }
+        Ok(codes)
+    }
+}
+
+impl Drop for Fleet {
+    /// A fleet that ends early (an error) must not leave nginx running; the replicas stop
+    /// themselves as they drop.
+    fn drop(&mut self) {
+        if matches!(self.nginx.try_wait(), Ok(None)) {
+            let _ = self.nginx.kill();
+            let _ = self.nginx.wait();
+        }
+    }
+}

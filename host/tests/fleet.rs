@@ -1,0 +1,135 @@
+//! A fleet on loopback: the real `helix` binary as replicas behind a real nginx (Debian's
+//! `nginx-light`; `cargo xtask test` installs it when missing), started and stopped by each
+//! test, every request to 127.0.0.1, bounded in requests and time.
+
+use helix_host::fleet::{Fleet, FleetConfig};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod support;
+use support::{bundled_copy, metric, temp_dir};
+
+/// The nginx the tests run: `HELIX_NGINX`, or `nginx` on the PATH.
+fn nginx() -> PathBuf {
+    let path = std::env::var_os("HELIX_NGINX").map_or_else(|| PathBuf::from("nginx"), PathBuf::from);
+    let found = std::process::Command::new(&path).arg("-v").output().is_ok_and(|o| o.status.success());
+    assert!(found, "{} is missing: run `cargo xtask test`, which installs nginx-light when it is", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fleet of `replicas` on a copy of the bundled manifests, each replica with `config`.
+fn start(tag: &str, replicas: usize, config: &str, rt: &tokio::runtime::Runtime) -> Fleet {
+    let cfg = FleetConfig {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_helix")),
+        replicas,
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        manifests: bundled_copy(tag),
+        server_config: config.into(),
+        admin_token: None,
+        nginx: nginx(),
+        tries: 2,
+        run_dir: temp_dir(&format!("{tag}-run")),
+    };
+    rt.block_on(Fleet::start(&cfg)).unwrap_or_else(|e| panic!("the fleet did not start: {e}"))
+}
+
+/// POSTs a job; its status, Retry-After and body.
+fn post(agent: &ureq::Agent, base: &str, job: &Value) -> (u16, Option<String>, Value) {
+    let mut r = agent.post(format!("{base}/v1/jobs")).send(job.to_string().as_bytes()).expect("POST answered");
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let text = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), retry, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn scrape(agent: &ureq::Agent, base: &str) -> prometheus_parse::Scrape {
+    let text = agent.get(format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn option_job(paths: u64, budget_ms: u64) -> Value {
+    json!({"kernel": "mc-option", "budget_ms": budget_ms,
+        "params": {"spot": 100, "strike": 105, "vol": 0.2, "maturity": 1, "paths": paths}})
+}
+
+/// Two replicas each serve 35-65% of 2 000 jobs sent through the balancer by 8 clients, and no
+/// answer is a 5xx.
+#[test]
+fn the_balancer_spreads_jobs_over_both_replicas() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = start("fleet-spread", 2, "", &rt);
+    let balancer = fleet.balancer.clone();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let base = balancer.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                (0..250).map(|_| post(&agent, &base, &option_job(2000, 1000)).0).collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert_eq!(codes.len(), 2000);
+    assert!(codes.iter().all(|&c| c < 500), "5xx answers: {:?}", codes.iter().filter(|&&c| c >= 500).count());
+    let agent = agent();
+    let served: Vec<f64> =
+        fleet.replicas().iter().map(|r| metric(&scrape(&agent, r), "helix_jobs_submitted_total", &[])).collect();
+    assert_eq!(served.iter().sum::<f64>(), 2000.0, "{served:?}");
+    eprintln!("2000 jobs through the balancer: {served:?} per replica");
+    for s in &served {
+        assert!((700.0..=1300.0).contains(s), "a replica served {s} of 2000: {served:?}");
+    }
+    let codes = rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
+    assert_eq!(codes, vec![0, 0], "every replica drains and exits 0");
+}
+
+/// One replica's only permit is held by a long job: short jobs it sheds (429) are retried by
+/// the balancer on the other replica, so the client sees fewer 429s than the busy replica
+/// sent; with both busy, the client gets the 429 and its Retry-After.
+#[test]
+fn a_job_one_replica_sheds_is_retried_on_the_other() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = start("fleet-failover", 2, "[router]\ncpu_permits = 1\n", &rt);
+    let replicas = fleet.replicas();
+    let occupy = |base: &str| {
+        let base = base.to_string();
+        std::thread::spawn(move || post(&agent(), &base, &option_job(90_000_000, 60_000)).0)
+    };
+    let wait_busy = |base: &str| {
+        let start = std::time::Instant::now();
+        while metric(&scrape(&agent(), base), "helix_cpu_permits_in_use", &[]) < 1.0 {
+            assert!(start.elapsed() < Duration::from_secs(20), "{base} never got busy");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let busy = occupy(&replicas[0]);
+    wait_busy(&replicas[0]);
+    let agent = agent();
+    // A few milliseconds of work in 30 ms: it cannot wait out the busy replica's long job.
+    let short = option_job(200_000, 30);
+    let client_429 = (0..30).filter(|_| post(&agent, &fleet.balancer, &short).0 == 429).count();
+    let sent_429 = metric(&scrape(&agent, &replicas[0]), "helix_http_responses_total", &[("code", "429")]);
+    assert!(sent_429 >= 1.0, "the balancer never tried the busy replica");
+    eprintln!("one replica busy: the busy replica sent {sent_429} 429s, the client saw {client_429} of 30");
+    assert!((client_429 as f64) < sent_429, "the client saw {client_429} 429s, the busy replica sent {sent_429}");
+    // Both busy: the balancer has nowhere to retry, and passes the 429 on.
+    let other = occupy(&replicas[1]);
+    wait_busy(&replicas[1]);
+    let (status, retry, body) = post(&agent, &fleet.balancer, &short);
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.expect("Retry-After").parse::<u64>().unwrap() >= 1);
+    assert_eq!((busy.join().unwrap(), other.join().unwrap()), (200, 200));
+    rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
+}
