@@ -133,3 +133,84 @@ fn a_job_one_replica_sheds_is_retried_on_the_other() {
     assert_eq!((busy.join().unwrap(), other.join().unwrap()), (200, 200));
     rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
 }
+
+/// Clients sending jobs through the balancer until `stop`: each answer's status, or 0 for a
+/// request that got no HTTP answer at all.
+fn load(
+    balancer: &str,
+    clients: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<u16>>> {
+    (0..clients)
+        .map(|_| {
+            let (base, stop) = (balancer.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut codes = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent =
+                        agent.post(format!("{base}/v1/jobs")).send(option_job(200_000, 5_000).to_string().as_bytes());
+                    codes.push(sent.map_or(0, |r| r.status().as_u16()));
+                }
+                codes
+            })
+        })
+        .collect()
+}
+
+fn finish(stop: &std::sync::atomic::AtomicBool, clients: Vec<std::thread::JoinHandle<Vec<u16>>>) -> Vec<u16> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+}
+
+/// A replica killed with SIGKILL under load: every request gets an answer, and only jobs that
+/// were in flight on it may fail (the balancer retries even those: they never answered); once
+/// restarted on its port, it serves again.
+#[test]
+fn a_killed_replica_costs_at_most_its_jobs_in_flight_and_serves_again_after_a_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut fleet = start("fleet-kill", 2, "", &rt);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = load(&fleet.balancer, 4, &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    fleet.kill(0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let codes = finish(&stop, clients);
+    let unanswered = codes.iter().filter(|&&c| c == 0).count();
+    let failed: Vec<u16> = codes.iter().copied().filter(|&c| c != 200 && c != 0).collect();
+    eprintln!("killed under load: {} requests, {unanswered} without an answer, failures {failed:?}", codes.len());
+    assert_eq!(unanswered, 0, "every request gets an answer");
+    // At most the 4 clients' requests were in flight on the killed replica.
+    assert!(failed.len() <= 4, "{} failures: {failed:?}", failed.len());
+    assert!(codes.len() >= 100, "the load ran: {} requests", codes.len());
+    rt.block_on(fleet.restart(0)).unwrap();
+    let agent = agent();
+    let after: Vec<u16> = (0..100).map(|_| post(&agent, &fleet.balancer, &option_job(2000, 1000)).0).collect();
+    assert!(after.iter().all(|&c| c == 200), "{after:?}");
+    let served = metric(&scrape(&agent, &fleet.replicas()[0]), "helix_jobs_submitted_total", &[]);
+    assert!(served >= 20.0, "the restarted replica served {served} of 100");
+    rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
+}
+
+/// A rolling restart under continuous load (SIGTERM one replica, wait for its drain and exit,
+/// start it again, wait until ready, then the next) loses no request: a draining replica
+/// refuses new jobs with 503, which the balancer retries on the other.
+#[test]
+fn a_rolling_restart_under_load_loses_no_request() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut fleet = start("fleet-rolling", 2, "", &rt);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = load(&fleet.balancer, 4, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..2 {
+        assert_eq!(rt.block_on(fleet.drain(i, Duration::from_secs(30))).unwrap(), 0, "replica {i} drains and exits 0");
+        rt.block_on(fleet.restart(i)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let codes = finish(&stop, clients);
+    let lost: Vec<u16> = codes.iter().copied().filter(|&c| c != 200).collect();
+    eprintln!("rolling restart under load: {} requests, not answered 200: {lost:?}", codes.len());
+    assert!(lost.is_empty(), "{} of {} requests lost: {lost:?}", lost.len(), codes.len());
+    assert!(codes.len() >= 100, "the load ran: {} requests", codes.len());
+    rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
+}

@@ -38,6 +38,7 @@ pub struct FleetConfig {
 /// A running fleet: the replicas and the balancer in front of them.
 pub struct Fleet {
     replicas: Vec<Server>,
+    cfg: FleetConfig,
     nginx: Child,
     /// `http://HOST:PORT` of the balancer.
     pub balancer: String,
@@ -57,7 +58,8 @@ impl Fleet {
             let work = cfg.run_dir.join(format!("replica-{i}"));
             std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
             let token = cfg.admin_token.as_deref();
-            replicas.push(Server::start_with(&cfg.binary, &work, &cfg.manifests, &cfg.server_config, token).await?);
+            replicas
+                .push(Server::start_with(&cfg.binary, &work, &cfg.manifests, &cfg.server_config, token, None).await?);
         }
         let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
         let conf = cfg.run_dir.join("nginx.conf");
@@ -80,8 +82,13 @@ impl Fleet {
                 ),
                 _ => format!("cannot start {}: {e}", cfg.nginx.display()),
             })?;
-        let mut fleet =
-            Fleet { replicas, nginx, balancer: format!("http://{}", cfg.listen), run_dir: cfg.run_dir.clone() };
+        let mut fleet = Fleet {
+            replicas,
+            cfg: cfg.clone(),
+            nginx,
+            balancer: format!("http://{}", cfg.listen),
+            run_dir: cfg.run_dir.clone(),
+        };
         fleet.wait_for_balancer().await?;
         Ok(fleet)
     }
@@ -107,6 +114,28 @@ impl Fleet {
     /// `http://HOST:PORT` of each replica, in the order started.
     pub fn replicas(&self) -> Vec<String> {
         self.replicas.iter().map(|r| r.base.clone()).collect()
+    }
+
+    /// SIGKILLs replica `i`: it dies with its jobs in flight (what a crash or an OOM kill does).
+    pub fn kill(&mut self, i: usize) {
+        self.replicas[i].kill();
+    }
+
+    /// Drains replica `i` (SIGTERM: it refuses new jobs with 503 and finishes those it holds)
+    /// and waits for its exit code.
+    pub async fn drain(&mut self, i: usize, deadline: Duration) -> Result<i32, String> {
+        self.replicas[i].terminate(deadline).await
+    }
+
+    /// Starts replica `i` again on its port and waits until it is ready.
+    pub async fn restart(&mut self, i: usize) -> Result<(), String> {
+        let port = self.replicas[i].addr().port();
+        let work = self.cfg.run_dir.join(format!("replica-{i}"));
+        let c = &self.cfg;
+        let token = c.admin_token.as_deref();
+        self.replicas[i] =
+            Server::start_with(&c.binary, &work, &c.manifests, &c.server_config, token, Some(port)).await?;
+        Ok(())
     }
 
     /// The folder holding the configuration and the logs.

@@ -20,21 +20,26 @@ impl Server {
     /// Starts `binary serve` on `manifests` with `config` (TOML) and the soak's admin token, and
     /// waits until it is ready.
     pub async fn start(binary: &Path, work: &Path, manifests: &Path, config: &str) -> Result<Server, String> {
-        Self::start_with(binary, work, manifests, config, Some(ADMIN_TOKEN)).await
+        Self::start_with(binary, work, manifests, config, Some(ADMIN_TOKEN), None).await
     }
 
-    /// The same with `token` as the admin token (`None`: the admin API is off).
+    /// The same with `token` as the admin token (`None`: the admin API is off), on `port` (a
+    /// replica restarted where its balancer expects it), or a free one.
     pub async fn start_with(
         binary: &Path,
         work: &Path,
         manifests: &Path,
         config: &str,
         token: Option<&str>,
+        port: Option<u16>,
     ) -> Result<Server, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let port = match port {
+            Some(p) => p,
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("no free port: {e}"))?
+                .port(),
+        };
         let config_path = work.join("helix.toml");
         std::fs::write(&config_path, config).map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
         let log = work.join("serve.log");
@@ -88,6 +93,12 @@ impl Server {
         crate::machine::resident_bytes_of(&self.pid().to_string())
     }
 
+    /// SIGKILL: the process dies at once, its jobs in flight with it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -106,6 +117,11 @@ impl Server {
 
     /// SIGTERM, then waits for the exit: its code, or an error past `deadline`.
     pub async fn stop(mut self, deadline: Duration) -> Result<i32, String> {
+        self.terminate(deadline).await
+    }
+
+    /// `stop`, keeping the (exited) server: a replica a fleet restarts in its place.
+    pub async fn terminate(&mut self, deadline: Duration) -> Result<i32, String> {
         let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
         if !sent.is_ok_and(|s| s.success()) {
             let _ = self.child.kill();
