@@ -214,3 +214,28 @@ fn a_rolling_restart_under_load_loses_no_request() {
     assert!(codes.len() >= 100, "the load ran: {} requests", codes.len());
     rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
 }
+
+/// A process still running (a zombie, dead but not yet reaped, is not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        !state.starts_with('Z') && !state.starts_with('X')
+    })
+}
+
+/// A fleet dropped without `stop` (a test that fails, a supervisor that errors) leaves no
+/// nginx behind: neither its master nor the workers, which outlive a killed master.
+#[test]
+fn a_dropped_fleet_leaves_no_nginx_running() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = start("fleet-drop", 1, "", &rt);
+    let master: u32 = std::fs::read_to_string(fleet.run_dir().join("nginx.pid")).unwrap().trim().parse().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
+    let workers: Vec<u32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert!(running(master) && !workers.is_empty() && workers.iter().all(|&w| running(w)), "{master} {workers:?}");
+    drop(fleet);
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in std::iter::once(master).chain(workers) {
+        assert!(!running(pid), "nginx process {pid} still runs");
+    }
+}

@@ -8,6 +8,7 @@ pub mod nginx;
 use crate::soak::Http;
 use crate::soak::server::Server;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +67,10 @@ impl Fleet {
         let text = nginx::render(cfg.listen, &addrs, cfg.tries, &cfg.run_dir);
         std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let stderr = std::fs::File::create(cfg.run_dir.join("nginx.stderr")).map_err(|e| e.to_string())?;
+        // Its own process group: nginx's workers outlive a killed master, so a fleet that ends
+        // early stops the whole group (see `Drop`).
         let nginx = Command::new(&cfg.nginx)
+            .process_group(0)
             .arg("-p")
             .arg(&cfg.run_dir)
             .arg("-c")
@@ -150,7 +154,7 @@ impl Fleet {
         let start = Instant::now();
         while matches!(self.nginx.try_wait(), Ok(None)) {
             if start.elapsed() > deadline {
-                let _ = self.nginx.kill();
+                // `Drop` stops the whole group.
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -167,9 +171,9 @@ impl Drop for Fleet {
     /// A fleet that ends early (an error) must not leave nginx running; the replicas stop
     /// themselves as they drop.
     fn drop(&mut self) {
-        if matches!(self.nginx.try_wait(), Ok(None)) {
-            let _ = self.nginx.kill();
-            let _ = self.nginx.wait();
-        }
+        // The group: its workers too, which a SIGKILL of the master alone left running.
+        let group = format!("-{}", self.nginx.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.nginx.wait();
     }
 }
