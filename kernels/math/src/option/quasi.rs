@@ -28,8 +28,8 @@ use crate::special::normal_quantile;
 /// Independent randomisations of the point set. Fewer would leave each more points, which QMC
 /// rewards, but the randomisations' averages are not quite normal (a net always puts a point
 /// in the last stratum of every coordinate), and their mean needs enough of them to be: with
-/// 16, 2000 seeds of a European put's 95% interval covered 93.8% at 2^16 points, with 32
-/// 95.2%. The error bar is widened by Student's `t` for 31 degrees of freedom, so that
+/// 16, 2000 seeds of a European call's (sampled as its put) 95% interval covered 93.8% at
+/// 2^16 points, with 32 95.2%. The error bar is widened by Student's `t` for 31 degrees of freedom, so that
 /// `+- 1.96` error bars stay a 95% interval. A block is 32 rounds of one point each.
 pub const RANDOMISATIONS: u64 = 32;
 
