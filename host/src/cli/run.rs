@@ -72,9 +72,11 @@ pub(super) async fn run(a: RunArgs) -> Result<ExitCode, String> {
         let target =
             TargetRequest { std_error: a.target_error, relative_error: a.target_relative, estimate: a.target_estimate };
         job.target = Some(target.into_target().map_err(|e| {
-            e.to_string()
-                .replace("`target.std_error`", "--target-error")
-                .replace("`target.relative_error`", "--target-relative")
+            let flag = match e.field.as_deref() {
+                Some("target.relative_error") => "--target-relative",
+                _ => "--target-error",
+            };
+            format!("{flag}: {}", e.message)
         })?);
     } else if a.target_estimate.is_some() {
         return Err("--target-estimate needs --target-error or --target-relative".into());

@@ -148,13 +148,13 @@ impl Pending {
         self.decision.chunks = 1 + extra.len();
         let held = running.map(|r| r.hold_on(self.decision.predicted_cost_us as u64, self.decision.chunks));
         let start = Instant::now();
-        let (outcome, units_run) = match (&self.kernel.entry, self.plan.clone()) {
+        let (outcome, units_run) = match (&self.kernel.entry, &self.plan) {
             (Entry::Native(_), Some(plan)) => {
-                let r = self.native_rounds(&plan, units, extra);
+                let r = self.native_rounds(plan, units, extra);
                 (r.outcome, r.units_run)
             }
             (Entry::Wasm(guest), Some(plan)) => {
-                let r = self.guest_rounds(guest, &plan, units);
+                let r = self.guest_rounds(guest, plan, units);
                 (r.outcome, r.units_run)
             }
             (Entry::Wasm(guest), None) => match self.guest_job(units) {

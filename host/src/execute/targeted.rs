@@ -26,15 +26,15 @@ impl Pending {
         };
         let block = prepared.block();
         let mut upto = plan.first_round.min(cap);
-        let run = || -> Result<(Output, u64, u32), JobError> {
+        let run = || -> Result<(Output, Estimate, u64, u32), JobError> {
             // Extra permits speed the first round only; later rounds run on this one.
             let mut chunks = simulate_chunks(&self.work, self.seed, 0..upto, extra, &self.ctx)?;
             let mut round = 1;
             loop {
                 let out = prepared.finish(chunks.clone()).map_err(kernel_error)?.swap_remove(0);
-                let e = target_estimate(&out, plan, &self.kernel.name)?;
+                let e = target_estimate(&out.estimates, plan, &self.kernel.name)?;
                 let Some(next) = next_std(plan, upto, e, round, block, cap) else {
-                    return Ok((out, upto, round));
+                    return Ok((out, e, upto, round));
                 };
                 chunks.push(guarded(&|| prepared.simulate(self.seed, upto..next))?);
                 upto = next;
@@ -42,10 +42,10 @@ impl Pending {
             }
         };
         match run() {
-            Ok((out, units, rounds)) => {
-                let report = self.learn(plan, &out, units, rounds);
+            Ok((out, e, units, rounds)) => {
+                self.learn_estimate(plan, e, units);
                 let mut o = self.completed(cap, out);
-                o.target = report;
+                o.target = Some(self.report(plan, e, units, rounds));
                 Rounds { outcome: o, units_run: units }
             }
             Err(e) => Rounds { outcome: self.failed(e), units_run: upto },
@@ -68,16 +68,13 @@ impl Pending {
             }
             let answer = run.map(|mut r| r.answers.swap_remove(0));
             let found = match &answer {
-                Ok(Ok(out)) => out.estimates.iter().find(|(n, _)| *n == plan.estimate).map(|(_, e)| *e),
+                Ok(Ok(out)) => target_estimate(&out.estimates, plan, &self.kernel.name),
                 // A failure ends the job as a plain run's would.
                 _ => return Rounds { outcome: self.guest_outcome(answer, fuel_used, cap), units_run },
             };
-            let Some(e) = found else {
-                let names = match &answer {
-                    Ok(Ok(out)) => out.estimates.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-                    _ => String::new(),
-                };
-                return Rounds { outcome: self.failed(missing_estimate(plan, &self.kernel.name, &names)), units_run };
+            let e = match found {
+                Ok(e) => e,
+                Err(missing) => return Rounds { outcome: self.failed(missing), units_run },
             };
             match next_std(plan, upto, e, round, block, cap) {
                 Some(next) => {
@@ -94,13 +91,7 @@ impl Pending {
         }
     }
 
-    /// Records what the run showed of its class, and reports on the target.
-    fn learn(&self, plan: &Plan, out: &Output, units: u64, rounds: u32) -> Option<TargetReport> {
-        let (_, e) = out.estimates.iter().find(|(n, _)| *n == plan.estimate)?;
-        self.learn_estimate(plan, *e, units);
-        Some(self.report(plan, *e, units, rounds))
-    }
-
+    /// Records what the run showed of its class.
     fn learn_estimate(&self, plan: &Plan, e: Estimate, units: u64) {
         if let Some(spread) = e.std_error.and_then(|se| Spread::observed(e.value, se, units)) {
             self.kernel.stats.learnt.learn(plan.class, spread);
@@ -130,17 +121,18 @@ fn next_std(plan: &Plan, upto: u64, e: Estimate, round: u32, block: u64, cap: u6
     next_round(plan.tolerance, upto, e.value, se, round - 1, block, cap)
 }
 
-fn target_estimate(out: &Output, plan: &Plan, kernel: &str) -> Result<Estimate, JobError> {
-    out.estimates.iter().find(|(n, _)| *n == plan.estimate).map(|(_, e)| *e).ok_or_else(|| {
-        let names: Vec<&str> = out.estimates.iter().map(|(n, _)| *n).collect();
-        missing_estimate(plan, kernel, &names.join(", "))
+/// The estimate a target is about, from a native (`&str`) or a guest's (`String`) answer.
+fn target_estimate<N: AsRef<str>>(
+    estimates: &[(N, Estimate)],
+    plan: &Plan,
+    kernel: &str,
+) -> Result<Estimate, JobError> {
+    estimates.iter().find(|(n, _)| n.as_ref() == plan.estimate).map(|(_, e)| *e).ok_or_else(|| {
+        let names: Vec<&str> = estimates.iter().map(|(n, _)| n.as_ref()).collect();
+        JobError {
+            kind: ErrorKind::InvalidInput,
+            field: Some("target.estimate".into()),
+            message: format!("kernel {kernel} gives no estimate {:?}; it gives: {}", plan.estimate, names.join(", ")),
+        }
     })
-}
-
-fn missing_estimate(plan: &Plan, kernel: &str, names: &str) -> JobError {
-    JobError {
-        kind: ErrorKind::InvalidInput,
-        field: Some("target.estimate".into()),
-        message: format!("kernel {kernel} gives no estimate {:?}; it gives: {names}", plan.estimate),
-    }
 }

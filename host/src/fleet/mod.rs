@@ -43,7 +43,6 @@ pub struct Fleet {
     nginx: Child,
     /// `http://HOST:PORT` of the balancer.
     pub balancer: String,
-    run_dir: PathBuf,
 }
 
 impl Fleet {
@@ -86,13 +85,7 @@ impl Fleet {
                 ),
                 _ => format!("cannot start {}: {e}", cfg.nginx.display()),
             })?;
-        let mut fleet = Fleet {
-            replicas,
-            cfg: cfg.clone(),
-            nginx,
-            balancer: format!("http://{}", cfg.listen),
-            run_dir: cfg.run_dir.clone(),
-        };
+        let mut fleet = Fleet { replicas, cfg: cfg.clone(), nginx, balancer: format!("http://{}", cfg.listen) };
         fleet.wait_for_balancer().await?;
         Ok(fleet)
     }
@@ -105,7 +98,7 @@ impl Fleet {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.nginx.try_wait() {
-                let log = std::fs::read_to_string(self.run_dir.join("nginx.stderr")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.cfg.run_dir.join("nginx.stderr")).unwrap_or_default();
                 return Err(format!("nginx exited with {status} before it answered:\n{log}"));
             }
             if start.elapsed() > Duration::from_secs(30) {
@@ -144,7 +137,7 @@ impl Fleet {
 
     /// The folder holding the configuration and the logs.
     pub fn run_dir(&self) -> &Path {
-        &self.run_dir
+        &self.cfg.run_dir
     }
 
     /// Stops the balancer gracefully (SIGQUIT: it finishes the requests it holds), then drains

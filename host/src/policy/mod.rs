@@ -503,9 +503,15 @@ pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Deci
 /// lets it use. Such a drop is the job's own fault, not the lane's load: it says so
 /// (`NeverFits`), and is no sign of overload.
 pub fn never_fits(job: &JobProfile, permits: usize, cfg: &PolicyConfig) -> bool {
+    idle_floor(job, permits).1 > job.remaining_budget_us * cfg.budget_use
+}
+
+/// The job's smallest run (its floor, or all of it if it cannot degrade) and what it costs,
+/// microseconds, on an idle lane spread over all `permits`.
+pub fn idle_floor(job: &JobProfile, permits: usize) -> (u64, f64) {
     let units = job.floor_units().unwrap_or(job.units);
     let chunks = if job.splittable { permits.max(1) } else { 1 };
-    job.on_chunks(chunks).cost_us(units) > job.remaining_budget_us * cfg.budget_use
+    (units, job.on_chunks(chunks).cost_us(units))
 }
 
 /// Re-checks a queued job's decision when it reaches the CPU lane holding `permits` permits

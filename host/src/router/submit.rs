@@ -109,12 +109,12 @@ impl Router {
             )
         });
         let answered = "a job without a reply channel returns its outcome";
-        let own_fault = (decision.reason == Reason::NeverFits)
+        let refusal = (decision.reason == Reason::NeverFits)
             .then(|| never_fits_error(&pending.profile, self.cpu.state.pressure().permits, &self.ctx.config.policy));
         match decision.strategy {
             Strategy::Drop => {
                 let mut o = pending.drop_with(decision.reason).expect(answered);
-                o.error = own_fault;
+                o.error = refusal;
                 return o;
             }
             Strategy::Inline => return pending.run_now(Vec::new(), None).expect(answered),
@@ -255,9 +255,7 @@ impl Router {
 /// What a job that can never fit its budget is told: what its floor costs, what its budget
 /// leaves, and the fix.
 fn never_fits_error(p: &JobProfile, permits: usize, cfg: &policy::PolicyConfig) -> JobError {
-    let units = p.floor_units().unwrap_or(p.units);
-    let chunks = if p.splittable { permits.max(1) } else { 1 };
-    let cost = p.on_chunks(chunks).cost_us(units);
+    let (units, cost) = policy::idle_floor(p, permits);
     let usable = p.remaining_budget_us * cfg.budget_use;
     JobError {
         kind: ErrorKind::InvalidInput,

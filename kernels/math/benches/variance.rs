@@ -84,29 +84,48 @@ fn tail_var_table(rare: &serde_json::Value) {
     }
 }
 
-/// Arithmetic Asian calls (12 fixings, spot 100, vol 0.25, one year), both with the geometric
-/// control variate.
-fn asian_table() {
+/// Grid options far out of the money (spot 100, vol 0.25, one year): plain on 4 x 10^6 paths
+/// against importance sampling on 400 000, one table titled `title` with a row per case.
+fn grid_importance_table(title: &str, steps: u32, cases: &[(String, Contract)]) {
     println!();
     println!(
-        "| Asian call, 12 fixings | plain: paying paths of 4 x 10^6 | plain ns/path | importance ns/path | variance per path, plain / importance | gain at equal CPU time |"
+        "| {title} | plain: paying paths of 4 x 10^6 | plain ns/path | importance ns/path | variance per path, plain / importance | gain at equal CPU time |"
     );
     println!("|---|---|---|---|---|---|");
     let m = Market { spot: 100.0, rate: 0.03, dividend: 0.01, vol: 0.25, maturity: 1.0 };
-    for strike in [135.0, 150.0, 165.0] {
-        let c = Contract { style: Style::Asian, kind: OptionType::Call, strike };
-        let book = |method| OptionBook::single(m, 12, c).unwrap().with_method(method).unwrap();
+    for (name, c) in cases {
+        let book = |method| OptionBook::single(m, steps, *c).unwrap().with_method(method).unwrap();
         let plain = measure(&book(Method::Plain), 4_000_000);
         let tilted = measure(&book(Method::Importance), 400_000);
         let ratio = plain.variance_per_path / tilted.variance_per_path;
         println!(
-            "| K={strike} | {:.0} | {:.1} | {:.1} | {ratio:.1} | {:.1} |",
+            "| {name} | {:.0} | {:.1} | {:.1} | {ratio:.1} | {:.1} |",
             plain.contributing,
             plain.seconds_per_path * 1e9,
             tilted.seconds_per_path * 1e9,
             ratio * plain.seconds_per_path / tilted.seconds_per_path
         );
     }
+}
+
+/// Arithmetic Asian calls, 12 fixings, both with the geometric control variate.
+fn asian_table() {
+    let cases: Vec<(String, Contract)> = [135.0, 150.0, 165.0]
+        .map(|strike| (format!("K={strike}"), Contract { style: Style::Asian, kind: OptionType::Call, strike }))
+        .into();
+    grid_importance_table("Asian call, 12 fixings", 12, &cases);
+}
+
+/// Knock-out calls, 50 monitoring dates.
+fn barrier_table() {
+    let knock_out = |name: &str, level, kind, strike| {
+        (name.to_string(), Contract { style: Style::Barrier { level, kind }, kind: OptionType::Call, strike })
+    };
+    let cases = [
+        knock_out("down-and-out K=170 B=80", 80.0, option::BarrierKind::DownOut, 170.0),
+        knock_out("up-and-out K=160 B=200", 200.0, option::BarrierKind::UpOut, 160.0),
+    ];
+    grid_importance_table("knock-out call, 50 dates", 50, &cases);
 }
 
 /// Randomised QMC against plain Monte Carlo at 2^16 points: QMC's variance is the mean of its
@@ -160,33 +179,6 @@ fn qmc_table() {
             tq * 1e9,
             plain_var / qmc_var,
             plain_var * tp / (qmc_var * tq)
-        );
-    }
-}
-
-/// Knock-out calls far out of the money (50 monitoring dates, spot 100, vol 0.25, one year).
-fn barrier_table() {
-    println!();
-    println!(
-        "| knock-out call, 50 dates | plain: paying paths of 4 x 10^6 | plain ns/path | importance ns/path | variance per path, plain / importance | gain at equal CPU time |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let m = Market { spot: 100.0, rate: 0.03, dividend: 0.01, vol: 0.25, maturity: 1.0 };
-    for (name, level, kind, strike) in [
-        ("down-and-out K=170 B=80", 80.0, option::BarrierKind::DownOut, 170.0),
-        ("up-and-out K=160 B=200", 200.0, option::BarrierKind::UpOut, 160.0),
-    ] {
-        let c = Contract { style: Style::Barrier { level, kind }, kind: OptionType::Call, strike };
-        let book = |method| OptionBook::single(m, 50, c).unwrap().with_method(method).unwrap();
-        let plain = measure(&book(Method::Plain), 4_000_000);
-        let tilted = measure(&book(Method::Importance), 400_000);
-        let ratio = plain.variance_per_path / tilted.variance_per_path;
-        println!(
-            "| {name} | {:.0} | {:.1} | {:.1} | {ratio:.1} | {:.1} |",
-            plain.contributing,
-            plain.seconds_per_path * 1e9,
-            tilted.seconds_per_path * 1e9,
-            ratio * plain.seconds_per_path / tilted.seconds_per_path
         );
     }
 }

@@ -437,39 +437,49 @@ fn grid_sample(c: &Contract, log_level: f64, st: f64, lo: f64, hi: f64, mean_s: 
     }
 }
 
+/// Contract `i`'s estimates from the moments of its paths (plain or importance-weighted): the
+/// mean and its standard error, an Asian price through its geometric control variate.
+fn moment_estimates(
+    book: &OptionBook,
+    c: &Contract,
+    partial: &OptionPartial,
+    i: usize,
+) -> Vec<(&'static str, Estimate)> {
+    let (df, m) = (book.discount(), &book.market);
+    let per_block: Vec<Comoments<2>> = partial.blocks.iter().map(|b| b[i].moments).collect();
+    let mo = fold(&per_block);
+    let mean = |k: usize| Estimate::new(df * mo.mean[k], df * mo.std_error(k));
+    match c.style {
+        Style::European => vec![("price", mean(0)), ("delta", mean(1))],
+        Style::Asian => {
+            let geo = closed_form::geometric_asian(c.kind, c.strike, m, book.steps) / df;
+            let (var_a, var_g, cov) = (mo.variance(0), mo.variance(1), mo.covariance(0, 1));
+            let beta = if var_g > 0.0 { cov / var_g } else { 0.0 };
+            let residual = if var_g > 0.0 { (var_a - cov * cov / var_g).max(0.0) } else { var_a };
+            let price = mo.mean[0] - beta * (mo.mean[1] - geo);
+            vec![
+                ("price", Estimate::new(df * price, df * (residual / mo.n).sqrt())),
+                ("price_plain", mean(0)),
+                ("geometric_price", mean(1)),
+            ]
+        }
+        Style::Barrier { .. } => vec![("price", mean(0))],
+    }
+}
+
 /// Prices every contract of the book from its simulated paths.
 pub fn finish(book: &OptionBook, partial: &OptionPartial) -> Result<Vec<Output>> {
     if partial.is_empty() {
         return Err(KernelError::invalid("paths", "must be at least 1"));
     }
-    let df = book.discount();
     let m = &book.market;
     let mut outputs = Vec::with_capacity(book.contracts.len());
     for (i, c) in book.contracts.iter().enumerate() {
-        let per_block: Vec<Comoments<2>> = partial.blocks.iter().map(|b| b[i].moments).collect();
-        let mo = fold(&per_block);
         let contributing: u64 = partial.blocks.iter().map(|b| b[i].contributing).sum();
-        let mut estimates = Vec::new();
-        match c.style {
-            _ if book.sampling == Sampling::Quasi => estimates = quasi::estimates(book, c, partial, i)?,
-            Style::European => {
-                estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
-                estimates.push(("delta", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
-            }
-            Style::Asian => {
-                let geo = closed_form::geometric_asian(c.kind, c.strike, m, book.steps) / df;
-                let (var_a, var_g, cov) = (mo.variance(0), mo.variance(1), mo.covariance(0, 1));
-                let beta = if var_g > 0.0 { cov / var_g } else { 0.0 };
-                let residual = if var_g > 0.0 { (var_a - cov * cov / var_g).max(0.0) } else { var_a };
-                let price = mo.mean[0] - beta * (mo.mean[1] - geo);
-                estimates.push(("price", Estimate::new(df * price, df * (residual / mo.n).sqrt())));
-                estimates.push(("price_plain", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
-                estimates.push(("geometric_price", Estimate::new(df * mo.mean[1], df * mo.std_error(1))));
-            }
-            Style::Barrier { .. } => {
-                estimates.push(("price", Estimate::new(df * mo.mean[0], df * mo.std_error(0))));
-            }
-        }
+        let mut estimates = match book.sampling {
+            Sampling::Quasi => quasi::estimates(book, c, partial, i)?,
+            Sampling::Plain | Sampling::Tilted { .. } => moment_estimates(book, c, partial, i),
+        };
         if contributing < sampling::FEW_CONTRIBUTING {
             // Too few paths paid for their spread to show: the price's error bar becomes a bound
             // that holds whatever the sample (see `sampling::price_bound`).

@@ -36,13 +36,18 @@ pub const RANDOMISATIONS: u64 = 32;
 /// The most steps a QMC path may have: one Sobol dimension a step.
 pub const MAX_QMC_STEPS: u32 = MAX_DIMENSIONS as u32;
 
-/// What a block's QMC paths need: the points, the scramble seeds and the bridge.
+/// What a block's QMC paths need, built once a run: the points, the scramble seeds, the
+/// bridge, the walk over the grid and the contracts the paths sample (`sampled`).
 pub(super) struct QuasiPaths {
     sobol: Sobol,
     /// `seeds[r * d + k]`: randomisation `r`'s scramble seed and digital shift for coordinate
     /// `k`.
     seeds: Vec<(u32, u32)>,
     bridge: Bridge,
+    grid: GridWalk,
+    priced: Vec<Contract>,
+    /// A terminal path's log drift to maturity and its deviation per unit normal.
+    terminal: (f64, f64),
 }
 
 impl QuasiPaths {
@@ -59,7 +64,10 @@ impl QuasiPaths {
         let seeds = (0..RANDOMISATIONS as u32)
             .flat_map(|r| (0..d as u32).map(move |k| (scramble_seed(seed, r, k), shift_of(r, k))))
             .collect();
-        Ok(QuasiPaths { sobol, seeds, bridge: Bridge::new(d) })
+        let m = &book.market;
+        let terminal = ((m.rate - m.dividend - 0.5 * m.vol * m.vol) * m.maturity, m.vol * m.maturity.sqrt());
+        let priced = book.contracts.iter().map(sampled).collect();
+        Ok(QuasiPaths { sobol, seeds, bridge: Bridge::new(d), grid: GridWalk::new(book), priced, terminal })
     }
 }
 
@@ -72,13 +80,16 @@ pub(super) fn quasi_block(book: &OptionBook, q: &QuasiPaths, start: u64, n: u64,
     for s in sums.iter_mut() {
         s.by_randomisation = vec![[0.0; 2]; r_count];
     }
-    let m = &book.market;
-    let grid = GridWalk::new(book);
-    let priced: Vec<Contract> = book.contracts.iter().map(sampled).collect();
+    let (spot, inv_spot) = (book.market.spot, 1.0 / book.market.spot);
+    let (log_drift, sd) = q.terminal;
+    let priced = &q.priced;
     for u in start..start + n {
         let (point, r) = ((u / RANDOMISATIONS) as u32, (u % RANDOMISATIONS) as usize);
-        if r == 0 || u == start {
-            if u == start { q.sobol.point(point, &mut x) } else { q.sobol.next_from(point - 1, &mut x) }
+        // A round starts a new point; the block's first one is found from its index.
+        if u == start {
+            q.sobol.point(point, &mut x);
+        } else if r == 0 {
+            q.sobol.next_from(point - 1, &mut x);
         }
         let seeds = &q.seeds[r * d..(r + 1) * d];
         for ((zk, &xk), &sk) in z.iter_mut().zip(&x).zip(seeds) {
@@ -86,16 +97,15 @@ pub(super) fn quasi_block(book: &OptionBook, q: &QuasiPaths, start: u64, n: u64,
         }
         match book.path_kind {
             PathKind::Terminal => {
-                let t = m.maturity;
-                let st = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t + m.vol * t.sqrt() * z[0]);
-                for ((c, sum), p) in book.contracts.iter().zip(sums.iter_mut()).zip(&priced) {
-                    let x = european_payoff(st, p.strike, p.kind == OptionType::Call, 1.0 / m.spot);
+                let st = spot * libm::exp(log_drift + sd * z[0]);
+                for ((c, sum), p) in book.contracts.iter().zip(sums.iter_mut()).zip(priced) {
+                    let x = european_payoff(st, p.strike, p.kind == OptionType::Call, inv_spot);
                     add(sum, r, x, pays(c, p, x));
                 }
             }
             PathKind::Grid => {
                 q.bridge.increments(&z, &mut w);
-                grid.path(&priced, &w[1..], |i, x| add(&mut sums[i], r, x, pays(&book.contracts[i], &priced[i], x)));
+                q.grid.path(priced, &w[1..], |i, x| add(&mut sums[i], r, x, pays(&book.contracts[i], &priced[i], x)));
             }
         }
     }

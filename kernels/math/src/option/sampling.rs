@@ -70,12 +70,12 @@ pub(super) fn choose(
     steps: u32,
     contracts: &[Contract],
 ) -> Result<Sampling> {
-    let single = match (path_kind, contracts) {
-        (PathKind::Terminal, [c]) | (PathKind::Grid, [c]) => Some(c),
+    let single = match contracts {
+        [c] => Some(c),
         _ => None,
     };
-    if method == Method::Quasi {
-        if path_kind == PathKind::Grid && steps > super::MAX_QMC_STEPS {
+    Ok(match (method, single) {
+        (Method::Quasi, _) if path_kind == PathKind::Grid && steps > super::MAX_QMC_STEPS => {
             return Err(KernelError::invalid(
                 "steps",
                 format!(
@@ -84,10 +84,7 @@ pub(super) fn choose(
                 ),
             ));
         }
-        return Ok(Sampling::Quasi);
-    }
-    Ok(match (method, single) {
-        (Method::Quasi, _) => unreachable!("returned above"),
+        (Method::Quasi, _) => Sampling::Quasi,
         (Method::Plain, _) | (Method::Auto, None) => Sampling::Plain,
         (Method::Auto, Some(c)) if itm_probability(market, steps, c) >= AUTO_ITM_PROBABILITY => Sampling::Plain,
         (Method::Auto | Method::Importance, Some(c)) => tilted(market, steps, c),
