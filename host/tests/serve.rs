@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{bundled_copy, guest_module, metric, stage_wasm, temp_dir};
+use support::{bundled_copy, guest_module, metric, stage_wasm, temp_dir, upload_kernel};
 
 const TOKEN: &str = "test-admin-token";
 
@@ -90,29 +90,7 @@ impl Server {
 
     /// PUTs a kernel as multipart form data: a manifest and, optionally, a module.
     fn upload(&self, name: &str, manifest: &str, module: Option<&[u8]>, token: Option<&str>) -> (u16, Value) {
-        let boundary = "helix-test-boundary-7f3a";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"{name}.toml\"\r\n\r\n{manifest}\r\n"
-        )
-        .into_bytes();
-        if let Some(m) = module {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"{name}.wasm\"\r\nContent-Type: application/wasm\r\n\r\n").as_bytes(),
-            );
-            body.extend_from_slice(m);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let mut req = self
-            .agent
-            .put(format!("{}/v1/kernels/{name}", self.base))
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let mut r = req.send(&body[..]).expect("PUT answered");
-        let text = r.body_mut().read_to_string().unwrap();
-        (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        upload_kernel(&self.agent, &self.base, name, manifest, module, token)
     }
 
     fn metrics(&self) -> prometheus_parse::Scrape {

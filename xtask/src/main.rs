@@ -1,7 +1,8 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
-//! - `cargo xtask test`: installs the wasm32-wasip2 target (and Debian's nginx-light, which the
-//!   fleet tests run, when nginx is missing), builds the Wasm kernels, and runs the whole test
+//! - `cargo xtask test`: installs the wasm32-wasip2 target, Debian's nginx-light (which the
+//!   fleet tests run) when nginx is missing, and `moto[server]` (the S3-compatible server of the
+//!   store tests) in a venv under `target/py`; builds the Wasm kernels; runs the whole test
 //!   suite.
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
 //!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
@@ -53,10 +54,33 @@ fn ensure_wasm_target() -> Result<(), String> {
     run("rustup", &["target", "add", WASM_TARGET])
 }
 
+/// Installs Debian `package` with apt, its services kept from starting (a `policy-rc.d` that
+/// denies them, as in containers): the tests run their own servers on loopback.
+fn apt_install(package: &str) -> Result<(), String> {
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let added_policy = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
+    if added_policy {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755));
+    }
+    let installed = run("apt-get", &["update", "-qq"]).and_then(|()| {
+        eprintln!("+ apt-get install -y -qq {package}");
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-qq", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot start apt-get: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("apt-get install {package} failed with {status}")) }
+    });
+    if added_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed
+}
+
 /// nginx, for the fleet tests and `helix fleet`: `HELIX_NGINX`, `nginx` on the PATH, or
 /// Debian's (`/usr/sbin`, off a non-root PATH); when there is none, Debian's `nginx-light` is
-/// installed, with its service kept from starting (a `policy-rc.d` that denies it, as in
-/// containers), since the fleet runs its own nginx on loopback.
+/// installed.
 fn ensure_nginx() -> Result<std::path::PathBuf, String> {
     let works = |p: &std::path::Path| Command::new(p).arg("-v").output().is_ok_and(|o| o.status.success());
     let candidates = std::env::var_os("HELIX_NGINX")
@@ -66,31 +90,36 @@ fn ensure_nginx() -> Result<std::path::PathBuf, String> {
     if let Some(found) = candidates.clone().find(|p| works(p)) {
         return Ok(found);
     }
-    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
-    let added_policy = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
-    if added_policy {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755));
-    }
-    let installed = run("apt-get", &["update", "-qq"]).and_then(|()| {
-        eprintln!("+ apt-get install -y -qq nginx-light");
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "nginx-light"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot start apt-get: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("apt-get install nginx-light failed with {status}")) }
-    });
-    if added_policy {
-        let _ = std::fs::remove_file(policy);
-    }
-    installed.map_err(|e| format!("{e}: install nginx (Debian: apt-get install nginx-light) or set HELIX_NGINX"))?;
+    apt_install("nginx-light")
+        .map_err(|e| format!("{e}: install nginx (Debian: apt-get install nginx-light) or set HELIX_NGINX"))?;
     candidates.into_iter().find(|p| works(p)).ok_or_else(|| "nginx-light installed, but no nginx runs".to_string())
+}
+
+/// The S3-compatible server the store tests run (`moto_server`, from PyPI's `moto[server]`,
+/// pinned), in a virtual environment under `target/py`; Debian's `python3-venv` is installed
+/// when Python cannot make one.
+fn ensure_moto() -> Result<std::path::PathBuf, String> {
+    const MOTO: &str = "moto[server]==5.2.5";
+    let venv = root().join("target/py");
+    let moto = venv.join("bin/moto_server");
+    let works = |p: &std::path::Path| Command::new(p).arg("--help").output().is_ok_and(|o| o.status.success());
+    if works(&moto) {
+        return Ok(moto);
+    }
+    let venv_str = venv.to_str().ok_or("target path is not UTF-8")?;
+    if run("python3", &["-m", "venv", "--clear", venv_str]).is_err() {
+        apt_install("python3-venv").map_err(|e| format!("{e}: install python3-venv"))?;
+        run("python3", &["-m", "venv", "--clear", venv_str])?;
+    }
+    let pip = venv.join("bin/pip");
+    run(pip.to_str().ok_or("path is not UTF-8")?, &["install", "--quiet", "--disable-pip-version-check", MOTO])?;
+    if works(&moto) { Ok(moto) } else { Err(format!("{MOTO} installed, but {} does not run", moto.display())) }
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
     build_kernels()?;
     let nginx = ensure_nginx()?;
+    let moto = ensure_moto()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     eprintln!("+ cargo {}", args.join(" "));
@@ -98,6 +127,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     let mut child = Command::new("cargo")
         .args(&args)
         .env("HELIX_NGINX", &nginx)
+        .env("HELIX_MOTO", &moto)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start cargo: {e}"))?;

@@ -1,15 +1,24 @@
 //! Layer 6: where the registry's kernels come from: building kernels from manifests (`build`),
-//! keeping the registry in step with the manifests folder (`reload`, on request or on a watch) and
-//! installing uploaded kernels (`upload`). Everything here compiles, so it runs off the async
-//! threads and never on a job's path.
+//! keeping the registry in step with the manifests folder (`reload`, on request or on a watch),
+//! installing uploaded kernels (`upload`), and a shared store that replicas poll (`store`) and
+//! mirror into a local folder (`mirror`). Everything here compiles or waits on the store, so it
+//! runs off the async threads' critical work and never on a job's path.
 
 mod build;
+mod mirror;
+mod publish;
 mod reload;
+mod store;
 mod upload;
 
 pub use build::{load_kernel, manifest_paths, native_kernel};
+pub use mirror::StoreCounts;
+pub use publish::publish_folder;
 pub use reload::{ReloadCounts, ReloadReport};
+pub use store::{Store, StoreConfig, is_store_url};
 pub use upload::{Installed, Upload, UploadError};
+
+use mirror::{Mirror, MirrorState};
 
 use crate::manifest::ManifestError;
 use crate::registry::Registry;
@@ -38,13 +47,22 @@ pub(crate) struct Catalog {
     registry: Arc<Registry>,
     engine: Option<Arc<WasmEngine>>,
     reloader: Option<Arc<Reloader>>,
+    /// The shared store the folder mirrors, if the kernels come from one.
+    store: Option<Synced>,
     load_errors: Vec<ManifestError>,
+}
+
+/// A store's mirror and what it knows; the lock makes a sync and the scan after it one step,
+/// so the reloader never sees a half-written mirror. Held by the poll and by uploads only.
+struct Synced {
+    mirror: Mirror,
+    state: tokio::sync::Mutex<MirrorState>,
 }
 
 impl Catalog {
     /// No kernels and no folder: kernels are registered by hand.
     pub(crate) fn empty(engine: Option<Arc<WasmEngine>>) -> Catalog {
-        Catalog { registry: Arc::default(), engine, reloader: None, load_errors: Vec::new() }
+        Catalog { registry: Arc::default(), engine, reloader: None, store: None, load_errors: Vec::new() }
     }
 
     /// Every manifest in `dir`, registered; manifests that fail validation are skipped and kept
@@ -56,6 +74,25 @@ impl Catalog {
             reloader.scan(&catalog.registry).map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
         catalog.load_errors = report.refused;
         catalog.reloader = Some(reloader);
+        Ok(catalog)
+    }
+
+    /// Every manifest in the store at `url`, mirrored into `config.mirror` (or a temporary
+    /// folder of this process) and registered, as `from_dir` does for a folder.
+    pub(crate) async fn from_store(
+        url: &str,
+        config: &StoreConfig,
+        engine: Option<Arc<WasmEngine>>,
+    ) -> Result<Catalog, LoadError> {
+        let store = Store::open(url, &config.options).map_err(LoadError)?;
+        let own = || std::env::temp_dir().join(format!("helix-mirror-{}", std::process::id()));
+        let dir = config.mirror.clone().unwrap_or_else(own);
+        let mirror = Mirror::new(store, &dir, config.mirror.is_none()).map_err(LoadError)?;
+        let mut catalog = Catalog::empty(engine);
+        catalog.reloader = Some(Arc::new(Reloader::new(&dir, catalog.engine.clone())));
+        catalog.store = Some(Synced { mirror, state: Default::default() });
+        let report = catalog.reload().await?;
+        catalog.load_errors = report.refused;
         Ok(catalog)
     }
 
@@ -76,8 +113,24 @@ impl Catalog {
         self.reloader.as_deref().map(|r| &r.counts)
     }
 
-    /// Picks up new, changed and removed manifests now (compiling off the async threads).
+    /// Store traffic since start; `None` without a store.
+    pub(crate) fn store_counts(&self) -> Option<&StoreCounts> {
+        self.store.as_ref().map(|s| &s.mirror.counts)
+    }
+
+    /// Picks up new, changed and removed manifests now (syncing the store first, if there is
+    /// one; compiling off the async threads).
     pub(crate) async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        match &self.store {
+            Some(synced) => {
+                let mut state = synced.state.lock().await;
+                self.sync_and_scan(synced, &mut state).await
+            }
+            None => self.scan().await,
+        }
+    }
+
+    async fn scan(&self) -> Result<ReloadReport, LoadError> {
         let reloader = self.reloader.clone().ok_or_else(|| LoadError("this router has no manifests folder".into()))?;
         let registry = self.registry.clone();
         let dir = reloader.dir().display().to_string();
@@ -87,15 +140,45 @@ impl Catalog {
             .map_err(|e| LoadError(format!("cannot read {dir}: {e}")))
     }
 
+    /// Brings the mirror in step with the store, then registers what changed in it; the
+    /// store's refusals join the report. The caller holds the sync lock.
+    async fn sync_and_scan(&self, synced: &Synced, state: &mut MirrorState) -> Result<ReloadReport, LoadError> {
+        let refused = synced.mirror.sync(state).await.map_err(LoadError)?;
+        let mut report = self.scan().await?;
+        if let Some(r) = &self.reloader {
+            r.counts.refused.fetch_add(refused.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        report.refused.extend(refused);
+        Ok(report)
+    }
+
     /// Validates an uploaded kernel away from the manifests folder, then installs and registers
-    /// it (compiling off the async threads).
+    /// it (compiling off the async threads). With a store, the kernel is written there (module
+    /// first), so every replica polling it picks it up.
     pub(crate) async fn install(&self, name: &str, upload: Upload) -> Result<Installed, UploadError> {
         let reloader =
             self.reloader.clone().ok_or_else(|| UploadError::Io("this router has no manifests folder".into()))?;
         let (registry, engine, name) = (self.registry.clone(), self.engine.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || upload::install(&reloader, &registry, engine.as_ref(), &name, upload))
+        let Some(synced) = &self.store else {
+            return tokio::task::spawn_blocking(move || {
+                upload::install(&reloader, &registry, engine.as_ref(), &name, upload)
+            })
             .await
-            .map_err(|e| UploadError::Io(format!("install panicked: {e}")))?
+            .map_err(|e| UploadError::Io(format!("install panicked: {e}")))?;
+        };
+        let (manifest, upload) =
+            tokio::task::spawn_blocking(move || upload::validate(engine.as_ref(), &name, &upload).map(|m| (m, upload)))
+                .await
+                .map_err(|e| UploadError::Io(format!("install panicked: {e}")))??;
+        let (name, runtime) = (manifest.name.clone(), manifest.runtime);
+        let mut state = synced.state.lock().await;
+        let (key, replaced) = Mirror::key_for(&state, &name, runtime).map_err(UploadError::Invalid)?;
+        let store = &synced.mirror.store;
+        store.publish(&key, &upload.manifest_text, upload.module).await.map_err(UploadError::Io)?;
+        let report = self.sync_and_scan(synced, &mut state).await.map_err(|e| UploadError::Io(e.0))?;
+        upload::registered(&report, &name, &manifest)?;
+        let location = store.location(&key);
+        Ok(Installed { name, version: manifest.version, runtime, location, replaced, report })
     }
 
     /// Reloads what changed in the manifests folder every `period`, until the catalog is dropped.

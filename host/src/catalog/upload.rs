@@ -1,7 +1,7 @@
 //! Installing a kernel uploaded through the admin API: the manifest and module are validated in
 //! a staging folder first (schema, sha256, contract exports, imports, compilation), and only
-//! then moved into the manifests folder and registered. A refused upload leaves the folder and
-//! the serving version untouched.
+//! then moved into the manifests folder (or written to the shared store, by the catalog) and
+//! registered. A refused upload leaves the folder, the store and the serving version untouched.
 
 use super::build::load_kernel;
 use super::reload::{ReloadReport, Reloader};
@@ -47,33 +47,23 @@ pub struct Installed {
     pub version: String,
     /// The kernel's runtime.
     pub runtime: Runtime,
-    /// Where the manifest now lives.
-    pub path: PathBuf,
+    /// Where the manifest now lives: a file, or its URL in the shared store.
+    pub location: String,
     /// An earlier version was registered and is now replaced.
     pub replaced: bool,
     /// What the rescan after installing changed in the registry.
     pub report: ReloadReport,
 }
 
-/// Validates `upload` as kernel `name` and installs it. Blocking: it compiles the module.
-pub fn install(
-    reloader: &Reloader,
-    registry: &Registry,
-    engine: Option<&Arc<WasmEngine>>,
-    name: &str,
-    upload: Upload,
-) -> Result<Installed, UploadError> {
+/// Checks `upload` as kernel `name` in a private folder: the manifest's schema, the module's
+/// sha256 and contract, its compilation. Blocking: it compiles the module.
+pub fn validate(engine: Option<&Arc<WasmEngine>>, name: &str, upload: &Upload) -> Result<Manifest, UploadError> {
     let invalid = UploadError::Invalid;
     let manifest = Manifest::parse(&upload.manifest_text, "manifest").map_err(|e| invalid(e.to_string()))?;
     if manifest.name != name {
         return Err(invalid(format!("the manifest names kernel {:?}, not {name:?}", manifest.name)));
     }
-    let module_file = match (&manifest.module, &upload.module) {
-        (Some(m), Some(_)) => Some(plain_file_name(&m.path).map_err(invalid)?),
-        (None, None) => None,
-        (Some(_), None) => return Err(invalid("a wasm manifest needs its module uploaded beside it".into())),
-        (None, Some(_)) => return Err(invalid("a native manifest takes no module".into())),
-    };
+    let module_file = module_file(&manifest, upload)?;
     let staging = Staging::new().map_err(UploadError::Io)?;
     let staged_manifest = staging.dir.join(format!("{name}.toml"));
     write(&staged_manifest, upload.manifest_text.as_bytes())?;
@@ -81,7 +71,31 @@ pub fn install(
         write(&staging.dir.join(file), bytes)?;
     }
     load_kernel(&staged_manifest, engine).map_err(|e| invalid(format!("refused: {}", e.message)))?;
+    Ok(manifest)
+}
 
+/// The module's file name beside the manifest, when the upload has one as it must.
+fn module_file(manifest: &Manifest, upload: &Upload) -> Result<Option<String>, UploadError> {
+    let invalid = UploadError::Invalid;
+    match (&manifest.module, &upload.module) {
+        (Some(m), Some(_)) => Ok(Some(plain_file_name(&m.path).map_err(invalid)?)),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid("a wasm manifest needs its module uploaded beside it".into())),
+        (None, Some(_)) => Err(invalid("a native manifest takes no module".into())),
+    }
+}
+
+/// Validates `upload` as kernel `name` and installs it in the manifests folder. Blocking: it
+/// compiles the module.
+pub fn install(
+    reloader: &Reloader,
+    registry: &Registry,
+    engine: Option<&Arc<WasmEngine>>,
+    name: &str,
+    upload: Upload,
+) -> Result<Installed, UploadError> {
+    let manifest = validate(engine, name, &upload)?;
+    let module_file = module_file(&manifest, &upload)?;
     let runtime = manifest.runtime;
     let (installed, report) = reloader
         .apply(registry, name, runtime, |current| {
@@ -99,8 +113,9 @@ pub fn install(
                     return Err(format!("{} already exists and is not this kernel's module", path.display()));
                 }
                 // Module first: the manifest that names it appears only once it is complete.
-                std::fs::rename(staging.dir.join(file), &path)
-                    .or_else(|_| std::fs::copy(staging.dir.join(file), &path).map(drop))
+                let tmp = dir.join(format!(".{file}.upload"));
+                std::fs::write(&tmp, upload.module.as_deref().unwrap_or_default())
+                    .and_then(|()| std::fs::rename(&tmp, &path))
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
             let tmp = dir.join(format!(".{name}.toml.upload"));
@@ -115,16 +130,30 @@ pub fn install(
         })
         .map_err(UploadError::Io)?;
     let (path, replaced) = installed;
-    let id = format!("{name}@{} ({})", manifest.version, runtime.as_str());
-    if !report.loaded.contains(&id) {
-        let why: Vec<String> = report.refused.iter().map(ToString::to_string).collect();
-        return Err(UploadError::Io(format!("{id} was written but not registered: {}", why.join("; "))));
+    registered(&report, name, &manifest)?;
+    let location = path.display().to_string();
+    Ok(Installed {
+        name: name.to_string(),
+        version: manifest.version,
+        runtime: manifest.runtime,
+        location,
+        replaced,
+        report,
+    })
+}
+
+/// Whether the rescan after writing registered the uploaded version, and why not otherwise.
+pub fn registered(report: &ReloadReport, name: &str, manifest: &Manifest) -> Result<(), UploadError> {
+    let id = format!("{name}@{} ({})", manifest.version, manifest.runtime.as_str());
+    if report.loaded.contains(&id) {
+        return Ok(());
     }
-    Ok(Installed { name: name.to_string(), version: manifest.version, runtime, path, replaced, report })
+    let why: Vec<String> = report.refused.iter().map(ToString::to_string).collect();
+    Err(UploadError::Io(format!("{id} was written but not registered: {}", why.join("; "))))
 }
 
 /// Modules sit next to their manifest: a path that leaves the folder is refused.
-fn plain_file_name(path: &str) -> Result<String, String> {
+pub fn plain_file_name(path: &str) -> Result<String, String> {
     let mut parts = Path::new(path).components();
     match (parts.next(), parts.next()) {
         (Some(Component::Normal(f)), None) if path.ends_with(".wasm") => Ok(f.to_string_lossy().into_owned()),

@@ -1,8 +1,10 @@
 //! `helix fleet`: replicas behind nginx on this machine, until SIGTERM or Ctrl-C.
 
 use super::init_logs;
+use helix_host::catalog::{Store, publish_folder};
 use helix_host::fleet::{Fleet, FleetConfig};
 use helix_host::serve::LogFormat;
+use helix_host::wasm::WasmEngine;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,9 +32,13 @@ pub(super) struct FleetArgs {
     /// under the system's temporary folder].
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
-    /// The shared kernel store: the manifests folder every replica serves and watches.
+    /// The manifests folder: without --store, every replica serves and watches it.
     #[arg(long, default_value = "manifests", env = "HELIX_MANIFESTS")]
     manifests: PathBuf,
+    /// A shared kernel store (s3://BUCKET/PREFIX or file:///FOLDER): the manifests folder is
+    /// published to it first, then every replica serves it and polls it ([store] in --config).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 pub(super) async fn run(a: FleetArgs) -> Result<ExitCode, String> {
@@ -41,11 +47,21 @@ pub(super) async fn run(a: FleetArgs) -> Result<ExitCode, String> {
         Some(p) => std::fs::read_to_string(p).map_err(|e| format!("cannot read --config {}: {e}", p.display()))?,
         None => String::new(),
     };
+    let source = match &a.store {
+        Some(url) => {
+            let store = Store::open(url, &Default::default())?;
+            let engine = WasmEngine::new(Default::default()).ok();
+            let keys = publish_folder(&a.manifests, &store, engine).await?;
+            tracing::info!(store = %url, manifests = keys.len(), "published the manifests folder");
+            PathBuf::from(url)
+        }
+        None => std::path::absolute(&a.manifests).map_err(|e| e.to_string())?,
+    };
     let cfg = FleetConfig {
         binary: std::env::current_exe().map_err(|e| e.to_string())?,
         replicas: a.replicas,
         listen: a.listen,
-        manifests: std::path::absolute(&a.manifests).map_err(|e| e.to_string())?,
+        manifests: source,
         server_config,
         admin_token: std::env::var("HELIX_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
         nginx: a.nginx,

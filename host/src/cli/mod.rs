@@ -4,6 +4,7 @@ mod bench;
 mod fleet;
 mod kernels;
 mod load;
+mod publish;
 mod run;
 mod serve;
 mod soak;
@@ -42,8 +43,10 @@ enum Command {
     /// List the registered kernels, or check one manifest.
     Kernels(kernels::KernelsArgs),
     /// Several `helix serve` replicas behind a real nginx on this machine, sharing one
-    /// manifests folder, until SIGTERM or Ctrl-C.
+    /// manifests folder or store, until SIGTERM or Ctrl-C.
     Fleet(fleet::FleetArgs),
+    /// Validate a manifests folder and write it to a shared kernel store (module first).
+    Publish(publish::PublishArgs),
 }
 
 /// Parses the command line and runs the subcommand on a multi-threaded runtime.
@@ -68,6 +71,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Load(args) => load::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::Kernels(args) => kernels::run(args),
+        Command::Publish(args) => publish::run(args).await,
     }
 }
 

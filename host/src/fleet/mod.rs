@@ -1,5 +1,5 @@
 //! Layer 11: `helix fleet`: several `helix serve` replicas on loopback ports behind a real nginx,
-//! sharing one manifests folder (the kernel store every replica watches), started and stopped
+//! sharing one kernel store (a manifests folder they watch, or an object store they poll), started and stopped
 //! together. The balancer's configuration is `deploy/nginx/helix.conf.template`, filled in
 //! (`nginx`).
 
@@ -22,7 +22,8 @@ pub struct FleetConfig {
     pub replicas: usize,
     /// Where the balancer listens.
     pub listen: SocketAddr,
-    /// The manifests folder every replica serves and watches.
+    /// Where every replica's kernels come from: a manifests folder they all watch, or a shared
+    /// store's URL they all poll (`helix serve --manifests`).
     pub manifests: PathBuf,
     /// `helix serve` configuration (TOML) for every replica.
     pub server_config: String,

@@ -23,7 +23,9 @@ mod submit;
 
 pub use snapshot::{CountSnapshot, KernelSnapshot, Ration, Snapshot};
 
-use crate::catalog::{Catalog, Installed, LoadError, ReloadCounts, ReloadReport, Upload, UploadError};
+use crate::catalog::{
+    Catalog, Installed, LoadError, ReloadCounts, ReloadReport, StoreConfig, StoreCounts, Upload, UploadError,
+};
 use crate::config::RouterConfig;
 use crate::execute::Context;
 use crate::lanes::{Batchers, CpuLane};
@@ -58,6 +60,14 @@ impl Router {
     /// folder is an error. `reload` and `watch` keep the kernels in step with the folder.
     pub fn from_dir(config: RouterConfig, dir: &Path) -> Result<Router, LoadError> {
         let catalog = Catalog::from_dir(dir, Router::engine(&config))?;
+        Ok(Router::with_catalog(config, catalog))
+    }
+
+    /// A router serving every manifest in the shared store at `url` (`s3://…`, `file:///…`),
+    /// mirrored locally; `reload` and `watch` sync with the store, and uploads are written to
+    /// it, so every replica polling it serves them. Must be called inside a Tokio runtime.
+    pub async fn from_store(config: RouterConfig, url: &str, store: &StoreConfig) -> Result<Router, LoadError> {
+        let catalog = Catalog::from_store(url, store, Router::engine(&config)).await?;
         Ok(Router::with_catalog(config, catalog))
     }
 
@@ -96,6 +106,11 @@ impl Router {
     /// dropped.
     pub fn watch(&self, period: Duration) {
         self.catalog.watch(period);
+    }
+
+    /// Shared store traffic since start; `None` without a store.
+    pub fn store_counts(&self) -> Option<&StoreCounts> {
+        self.catalog.store_counts()
     }
 
     /// Registrations since start; `None` without a manifests folder.

@@ -76,10 +76,10 @@ pub(super) async fn upload(
     };
     match app.router.install(&name, Upload { manifest_text, module }).await {
         Ok(done) => {
-            tracing::info!(kernel = %done.name, version = %done.version, path = %done.path.display(), "kernel uploaded");
+            tracing::info!(kernel = %done.name, version = %done.version, location = %done.location, "kernel uploaded");
             let kernel = app.router.registry().pick(&done.name, Some(done.runtime)).map(|k| kernel_json(&k));
             let status = if done.replaced { StatusCode::OK } else { StatusCode::CREATED };
-            let body = json!({"kernel": kernel, "replaced": done.replaced, "path": done.path, "report": report_json(&done.report)});
+            let body = json!({"kernel": kernel, "replaced": done.replaced, "path": done.location, "report": report_json(&done.report)});
             (status, Json(body)).into_response()
         }
         Err(UploadError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_kernel", None, m),

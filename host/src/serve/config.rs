@@ -1,6 +1,7 @@
 //! `helix serve` settings: a TOML file, then command-line flags over it. Every field has a
 //! default, so the bundled kernels serve on loopback with no file at all.
 
+use crate::catalog::StoreConfig;
 use crate::config::RouterConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -23,7 +24,8 @@ pub enum LogFormat {
 pub struct ServeConfig {
     /// The address and port to listen on (loopback, port 8080, by default).
     pub listen: SocketAddr,
-    /// The manifests folder: read at start, then watched.
+    /// Where the kernels come from: a manifests folder (read at start, then watched), or a
+    /// shared store's URL (`s3://BUCKET/PREFIX`, `file:///FOLDER`; see `store`).
     pub manifests: PathBuf,
     /// How often the folder is checked for new, changed and removed manifests; 0 turns the
     /// watch off (`POST /v1/admin/reload` still works).
@@ -53,6 +55,8 @@ pub struct ServeConfig {
     pub capacity_window_s: u64,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// How a shared store is polled and reached (when `manifests` is a URL).
+    pub store: StoreConfig,
     /// Lanes, queue caps, policy thresholds and the Wasm sandbox (including its cache folder).
     pub router: RouterConfig,
 }
@@ -74,6 +78,7 @@ impl Default for ServeConfig {
             summary_interval_s: 10,
             capacity_window_s: 10,
             log_format: LogFormat::Text,
+            store: StoreConfig::default(),
             router: RouterConfig::default(),
         }
     }

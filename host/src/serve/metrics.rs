@@ -215,6 +215,12 @@ pub fn render(app: &App) -> String {
             e.sample("helix_kernel_registrations_total", &[("result", result)], n.load(Relaxed) as f64);
         }
     }
+    if let Some(c) = router.store_counts() {
+        e.family("helix_store_requests_total", Kind::Counter, "Shared kernel store traffic since start: listings (one per poll), objects downloaded (only what changed), listings that failed.");
+        for (kind, n) in [("list", &c.polls), ("fetch", &c.fetches), ("failed_list", &c.failures)] {
+            e.sample("helix_store_requests_total", &[("kind", kind)], n.load(Relaxed) as f64);
+        }
+    }
     let wasm_kernels = router.registry().all().iter().filter(|k| matches!(k.entry, Entry::Wasm(_))).count();
     e.single("helix_wasm_kernels", Kind::Gauge, "Wasm kernels registered now.", wasm_kernels as f64);
 

@@ -17,6 +17,7 @@ mod transit;
 
 pub use config::{LogFormat, Overrides, ServeConfig};
 
+use crate::catalog::is_store_url;
 use crate::router::Router;
 use lifecycle::Lifecycle;
 use std::sync::Arc;
@@ -76,13 +77,20 @@ const CONNECTION_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     process::count_panics();
     process::return_large_blocks_to_the_os();
-    let router = Router::from_dir(config.router.clone(), &config.manifests).map_err(|e| e.to_string())?;
+    let source = config.manifests.to_string_lossy().into_owned();
+    let (router, poll_ms) = if is_store_url(&source) {
+        let router = Router::from_store(config.router.clone(), &source, &config.store).await;
+        (router.map_err(|e| e.to_string())?, config.store.poll_ms)
+    } else {
+        let router = Router::from_dir(config.router.clone(), &config.manifests);
+        (router.map_err(|e| e.to_string())?, config.watch_interval_ms)
+    };
     for e in router.load_errors() {
         tracing::warn!(error = %e, "manifest refused");
     }
     let router = Arc::new(router);
-    if config.watch_interval_ms > 0 {
-        router.watch(Duration::from_millis(config.watch_interval_ms));
+    if poll_ms > 0 {
+        router.watch(Duration::from_millis(poll_ms));
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -122,3 +122,73 @@ pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
         })
         .sum()
 }
+
+/// PUTs kernel `name` to the admin API at `base` as multipart form data: a manifest and,
+/// optionally, a module; the status and the JSON answer.
+pub fn upload_kernel(
+    agent: &ureq::Agent,
+    base: &str,
+    name: &str,
+    manifest: &str,
+    module: Option<&[u8]>,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let boundary = "helix-test-boundary-7f3a";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"{name}.toml\"\r\n\r\n{manifest}\r\n"
+    )
+    .into_bytes();
+    if let Some(m) = module {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"{name}.wasm\"\r\nContent-Type: application/wasm\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(m);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut req = agent
+        .put(format!("{base}/v1/kernels/{name}"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let mut r = req.send(&body[..]).expect("PUT answered");
+    let text = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// The nginx the tests run: `HELIX_NGINX`, or `nginx` on the PATH.
+pub fn nginx() -> PathBuf {
+    let path = std::env::var_os("HELIX_NGINX").map_or_else(|| PathBuf::from("nginx"), PathBuf::from);
+    let found = std::process::Command::new(&path).arg("-v").output().is_ok_and(|o| o.status.success());
+    assert!(found, "{} is missing: run `cargo xtask test`, which installs nginx-light when it is", path.display());
+    path
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// POSTs a job; its status, Retry-After and body.
+pub fn post(agent: &ureq::Agent, base: &str, job: &serde_json::Value) -> (u16, Option<String>, serde_json::Value) {
+    let mut r = agent.post(format!("{base}/v1/jobs")).send(job.to_string().as_bytes()).expect("POST answered");
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let text = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), retry, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// The server's `/metrics`, parsed.
+pub fn scrape(agent: &ureq::Agent, base: &str) -> prometheus_parse::Scrape {
+    let text = agent.get(format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// An HTTP client that returns every status as an answer (not an error).
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into()
+}
