@@ -236,3 +236,51 @@ fn a_dropped_fleet_leaves_no_nginx_running() {
         assert!(!running(pid), "nginx process {pid} still runs");
     }
 }
+
+/// Sends `job` to `base` with its body held back `delay` after the headers (a slow client, or
+/// a wait in front of the balancer); the status and the JSON answer.
+fn post_slowly(base: &str, job: &Value, delay: Duration) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = job.to_string();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(delay);
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // A chunked answer: the JSON object sits between the first '{' and the last '}'.
+    let json = json.find('{').and_then(|a| json.rfind('}').map(|b| &json[a..=b])).unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// The balancer stamps a request when it arrives (X-Request-Start), and the replica charges
+/// the job for the time since: a job whose body took 300 ms to reach nginx is told it spent
+/// them, and a job whose budget went by before it reached a replica is not run.
+#[test]
+fn time_spent_before_a_replica_is_charged_to_the_job() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = start("fleet-arrival", 2, "", &rt);
+    let wait = Duration::from_millis(300);
+    let (status, body) = post_slowly(&fleet.balancer, &option_job(2000, 5_000), wait);
+    assert_eq!(status, 200, "{body}");
+    let before = body["timings_us"]["before_server"].as_u64().expect("the replica saw the balancer's stamp");
+    eprintln!("a 300 ms wait in front of the balancer was charged {before} us");
+    assert!(before >= 290_000, "charged {before} us for a 300 ms wait");
+    let (status, body) = post_slowly(&fleet.balancer, &option_job(2000, 200), wait);
+    assert_ne!(status, 200, "a job whose 200 ms budget went by in front of the balancer ran: {body}");
+    assert_eq!(
+        (&body["status"], &body["decision"]["reason"]),
+        (&json!("dropped"), &json!("deadline_passed")),
+        "{body}"
+    );
+    eprintln!("its budget gone before it arrived: {status} {body}");
+    rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
+}
