@@ -22,7 +22,9 @@ const POLL_MS: u64 = 300;
 struct Kit {
     url: String,
     options: BTreeMap<String, String>,
-    _moto: Option<Moto>,
+    /// The shared folder, for a `file://` store.
+    folder: Option<PathBuf>,
+    moto: Option<Moto>,
 }
 
 /// `moto_server` as a child process, killed when dropped.
@@ -37,7 +39,7 @@ impl Drop for Moto {
 
 fn folder_store(tag: &str) -> Kit {
     let dir = temp_dir(&format!("{tag}-store"));
-    Kit { url: format!("file://{}/kernels", dir.display()), options: BTreeMap::new(), _moto: None }
+    Kit { url: format!("file://{}/kernels", dir.display()), options: BTreeMap::new(), folder: Some(dir), moto: None }
 }
 
 /// The `moto_server` the tests run: `HELIX_MOTO`, or `moto_server` on the PATH.
@@ -77,10 +79,18 @@ fn s3_store(tag: &str) -> Kit {
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .into();
-    Kit { url: format!("s3://helix-kernels/{tag}"), options, _moto: Some(moto) }
+    Kit { url: format!("s3://helix-kernels/{tag}"), options, folder: None, moto: Some(moto) }
 }
 
 impl Kit {
+    /// The store goes away: the S3 server dies, or the shared folder is unmounted (moved).
+    fn outage(&mut self) {
+        drop(self.moto.take());
+        if let Some(dir) = &self.folder {
+            std::fs::rename(dir.join("kernels"), dir.join("kernels-away")).unwrap();
+        }
+    }
+
     fn store(&self) -> Store {
         Store::open(&self.url, &self.options).unwrap()
     }
@@ -156,8 +166,9 @@ fn basket_job(seed: u64) -> Value {
 /// Registration through the store: an upload through one replica reaches the other within two
 /// of its polls; idle polls download nothing; a version swap under load loses no job and every
 /// answer comes from a registered version; corrupt kernels, uploaded or written straight to the
-/// store, are refused everywhere while the version before keeps serving.
-fn registration(kit: Kit, tag: &str) {
+/// store, are refused everywhere while the version before keeps serving; and when the store goes
+/// away, every replica keeps serving what it has.
+fn registration(mut kit: Kit, tag: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fleet = fleet_on(&kit, tag, &rt);
     let [a, b] = [0, 1].map(|i| fleet.replicas()[i].clone());
@@ -262,6 +273,18 @@ fn registration(kit: Kit, tag: &str) {
         assert!(refused >= before + 2.0, "{r} refused {} of the 2 corrupt kernels", refused - before);
     }
     assert_eq!(post(&agent, &fleet.balancer, &basket_job(7)).0, 200);
+
+    // The store goes away: polls fail (or list nothing), and every replica keeps its kernels.
+    let failed_before = [&a, &b].map(|r| store_requests(r, "failed"));
+    kit.outage();
+    for (r, before) in [&a, &b].into_iter().zip(failed_before) {
+        wait_polls(r, 2.0);
+        assert!(store_requests(r, "failed") >= before + 1.0, "{r} did not count the outage");
+        assert_eq!(version(r, "team-basket").as_deref(), Some("2.0.0"), "{r} dropped its kernels in an outage");
+        assert_eq!(version(r, "mc-option").as_deref(), Some("1.0.0"));
+    }
+    let during: Vec<u16> = (0..20).map(|s| post(&agent, &fleet.balancer, &basket_job(s)).0).collect();
+    assert!(during.iter().all(|&s| s == 200), "jobs failed while the store was away: {during:?}");
     rt.block_on(fleet.stop(Duration::from_secs(30))).unwrap();
 }
 

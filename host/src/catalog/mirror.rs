@@ -38,7 +38,8 @@ pub struct StoreCounts {
     pub polls: AtomicU64,
     /// Objects downloaded (manifests and modules).
     pub fetches: AtomicU64,
-    /// Polls that failed (the store was unreachable); the mirror keeps what it had.
+    /// Listings or downloads that failed (the store was unreachable); the mirror keeps what
+    /// it had and tries again at the next poll.
     pub failures: AtomicU64,
 }
 
@@ -91,6 +92,16 @@ impl Mirror {
         let listing = self.store.list().await.inspect_err(|_| {
             self.counts.failures.fetch_add(1, Relaxed);
         })?;
+        // An unmounted volume or a wrong prefix lists nothing: keep serving rather than drop
+        // every kernel (remove them one at a time, or restart on an empty store).
+        if listing.manifests.is_empty() && !state.seen.is_empty() {
+            self.counts.failures.fetch_add(1, Relaxed);
+            return Err(format!(
+                "{} lists no manifests: keeping the {} kernels this replica serves",
+                self.store.url(),
+                state.seen.len()
+            ));
+        }
         let modules_changed = listing.modules != state.modules;
         let mut refused = Vec::new();
         for listed in &listing.manifests {
@@ -101,13 +112,18 @@ impl Mirror {
             }
             let previous = state.seen.get(&listed.key).and_then(|s| s.kernel.clone());
             match self.mirror_one(&listed.key, &listing).await {
+                // Not the manifest's fault: left unseen, so the next poll tries again.
+                Err(Miss::Unreachable(message)) => {
+                    self.counts.failures.fetch_add(1, Relaxed);
+                    tracing::warn!(manifest = %self.store.location(&listed.key), error = %message, "store object not mirrored; the next poll tries again");
+                }
                 Ok(kernel) => {
                     state.seen.insert(
                         listed.key.clone(),
                         Seen { stamp: listed.stamp.clone(), kernel: Some(kernel), refused: false },
                     );
                 }
-                Err(message) => {
+                Err(Miss::Refused(message)) => {
                     let source = self.store.location(&listed.key);
                     tracing::warn!(manifest = %source, error = %message, "store manifest refused; the version served stays");
                     refused.push(ManifestError { source, message });
@@ -138,40 +154,51 @@ impl Mirror {
 
     /// Fetches the manifest at `key` and, if it is new here, its module; checks the module
     /// against the manifest's sha256; writes the module, then the manifest.
-    async fn mirror_one(&self, key: &str, listing: &Listing) -> Result<(String, Runtime), String> {
-        let text = self.store.get(key).await?;
+    async fn mirror_one(&self, key: &str, listing: &Listing) -> Result<(String, Runtime), Miss> {
+        let text = self.store.get(key).await.map_err(Miss::Unreachable)?;
         self.counts.fetches.fetch_add(1, Relaxed);
-        let text = String::from_utf8(text).map_err(|_| "the manifest is not UTF-8 text".to_string())?;
-        let manifest = Manifest::parse(&text, key).map_err(|e| e.message)?;
+        let text = String::from_utf8(text).map_err(|_| Miss::Refused("the manifest is not UTF-8 text".into()))?;
+        let manifest = Manifest::parse(&text, key).map_err(|e| Miss::Refused(e.message))?;
         let folder = self.folder_of(key);
-        std::fs::create_dir_all(&folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| Miss::Unreachable(format!("cannot create {}: {e}", folder.display())))?;
         if let Some(module) = &manifest.module {
-            let file = folder.join(plain_file_name(&module.path)?);
+            let file = folder.join(plain_file_name(&module.path).map_err(Miss::Refused)?);
             let held = std::fs::read(&file).is_ok_and(|b| sha256_hex(&b) == module.sha256);
             if !held {
+                let module_key = module_key(&module.sha256);
                 if !listing.modules.contains(&module.sha256) {
-                    return Err(format!(
+                    return Err(Miss::Refused(format!(
                         "its module {} is not in the store",
-                        self.store.location(&module_key(&module.sha256))
-                    ));
+                        self.store.location(&module_key)
+                    )));
                 }
-                let bytes = self.store.get(&module_key(&module.sha256)).await?;
+                let bytes = self.store.get(&module_key).await.map_err(Miss::Unreachable)?;
                 self.counts.fetches.fetch_add(1, Relaxed);
                 let actual = sha256_hex(&bytes);
                 if actual != module.sha256 {
-                    return Err(format!(
+                    return Err(Miss::Refused(format!(
                         "{} hashes to {actual}, not to its name: the object is corrupt or was overwritten",
-                        self.store.location(&module_key(&module.sha256))
-                    ));
+                        self.store.location(&module_key)
+                    )));
                 }
-                write_atomically(&file, &bytes)?;
+                write_atomically(&file, &bytes).map_err(Miss::Unreachable)?;
             }
         }
         let name =
             Path::new(key).file_name().map_or_else(|| "kernel.toml".into(), |n| n.to_string_lossy().into_owned());
-        write_atomically(&folder.join(name), text.as_bytes())?;
+        write_atomically(&folder.join(name), text.as_bytes()).map_err(Miss::Unreachable)?;
         Ok((manifest.name, manifest.runtime))
     }
+}
+
+/// Why a manifest was not mirrored.
+enum Miss {
+    /// Its content is wrong (unparsable, its module missing or corrupt): refused until it or
+    /// the store's modules change.
+    Refused(String),
+    /// The store or the local folder failed: tried again at the next poll.
+    Unreachable(String),
 }
 
 /// Writes beside `path`, then renames over it: a reader sees the old file or the new one.

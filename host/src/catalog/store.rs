@@ -12,8 +12,10 @@
 //! manifest either finds the exact module it names or refuses it.
 
 use crate::wasm::sha256_hex;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +47,9 @@ pub fn is_store_url(source: &str) -> bool {
         .split_once("://")
         .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()))
 }
+
+/// Request deadlines for an S3 store, before `[store.options]` (which may change them).
+const STORE_TIMEOUTS: [(&str, &str); 2] = [("connect_timeout", "2s"), ("timeout", "10s")];
 
 /// The folder modules live in, under the prefix.
 const MODULES: &str = "modules";
@@ -81,16 +86,42 @@ pub struct Store {
 
 impl Store {
     /// Opens the store at `url` (`s3://…`, `file:///…`) with `options` over the `AWS_*`
-    /// environment variables. Nothing is contacted yet.
+    /// environment variables. Nothing is contacted yet. Requests give up within seconds
+    /// (`STORE_TIMEOUTS`, unless the options say otherwise), so an unreachable store costs a
+    /// poll, not minutes of held-up uploads.
     pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Store, String> {
+        let supported = "supported: s3://BUCKET/PREFIX, file:///FOLDER";
         let parsed = url::Url::parse(url)
             .map_err(|e| format!("{url:?} is not a store URL ({e}): write s3://BUCKET/PREFIX or file:///FOLDER"))?;
-        let mut all: BTreeMap<String, String> =
-            std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        all.extend(options.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
-        let (objects, prefix) = object_store::parse_url_opts(&parsed, all)
-            .map_err(|e| format!("cannot open the store {url}: {e} (supported: s3://BUCKET/PREFIX, file:///FOLDER)"))?;
-        Ok(Store { url: url.trim_end_matches('/').to_string(), objects: objects.into(), prefix })
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot open the store {url}: {e} ({supported})");
+        let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|e| cannot(&e))?;
+        let objects: Arc<dyn ObjectStore> = match scheme {
+            ObjectStoreScheme::Local => Arc::new(LocalFileSystem::new()),
+            ObjectStoreScheme::AmazonS3 => {
+                let mut builder = AmazonS3Builder::new().with_url(url).with_retry(RetryConfig {
+                    backoff: Default::default(),
+                    max_retries: 2,
+                    retry_timeout: std::time::Duration::from_secs(5),
+                });
+                let from_env =
+                    std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_ascii_lowercase(), v));
+                for (key, value) in from_env.filter_map(|(k, v)| Some((k.parse::<AmazonS3ConfigKey>().ok()?, v))) {
+                    builder = builder.with_config(key, value);
+                }
+                let given = STORE_TIMEOUTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(options.clone());
+                for (key, value) in given {
+                    let key = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>().map_err(|e| {
+                        format!(
+                            "[store.options] {key:?}: {e} (object_store's S3 options, e.g. aws_endpoint, aws_region)"
+                        )
+                    })?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| cannot(&e))?)
+            }
+            other => return Err(cannot(&format!("{other:?} is not built in"))),
+        };
+        Ok(Store { url: url.trim_end_matches('/').to_string(), objects, prefix })
     }
 
     /// The URL the store was opened with, for messages.
@@ -193,6 +224,9 @@ mod tests {
         assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
         let e = Store::open("ftp://host/x", &BTreeMap::new()).err().unwrap();
         assert!(e.contains("supported: s3://BUCKET/PREFIX, file:///FOLDER"), "{e}");
+        let typo = [("aws_endpoit".to_string(), "http://127.0.0.1:1".to_string())].into();
+        let e = Store::open("s3://bucket/prefix", &typo).err().unwrap();
+        assert!(e.contains("aws_endpoit") && e.contains("[store.options]"), "{e}");
     }
 
     /// A folder store through `file://`: the layout, the write order and the listing.

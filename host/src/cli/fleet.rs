@@ -18,8 +18,9 @@ pub(super) struct FleetArgs {
     /// Where nginx listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Replicas one request may try: a job one replica sheds (429) or refuses while draining
-    /// (503) is sent to the next.
+    /// Replicas one attempt may try after connection failures (nginx's
+    /// proxy_next_upstream_tries). A job a replica refuses (429, 503) is sent once more, to
+    /// another replica, whatever this is.
     #[arg(long, default_value_t = 2)]
     tries: usize,
     /// `helix serve` configuration (TOML) for every replica.

@@ -31,7 +31,8 @@ pub struct FleetConfig {
     pub admin_token: Option<String>,
     /// The nginx binary.
     pub nginx: PathBuf,
-    /// Replicas one request may try (nginx's `proxy_next_upstream_tries`).
+    /// Replicas one attempt may try after connection failures (nginx's
+    /// `proxy_next_upstream_tries`); a refused job is retried once on another replica anyway.
     pub tries: usize,
     /// Where the replicas' logs and nginx's configuration, pid and logs go.
     pub run_dir: PathBuf,

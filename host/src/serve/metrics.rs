@@ -216,8 +216,8 @@ pub fn render(app: &App) -> String {
         }
     }
     if let Some(c) = router.store_counts() {
-        e.family("helix_store_requests_total", Kind::Counter, "Shared kernel store traffic since start: listings (one per poll), objects downloaded (only what changed), listings that failed.");
-        for (kind, n) in [("list", &c.polls), ("fetch", &c.fetches), ("failed_list", &c.failures)] {
+        e.family("helix_store_requests_total", Kind::Counter, "Shared kernel store traffic since start: listings (one per poll), objects downloaded (only what changed), listings and downloads that failed (tried again at the next poll).");
+        for (kind, n) in [("list", &c.polls), ("fetch", &c.fetches), ("failed", &c.failures)] {
             e.sample("helix_store_requests_total", &[("kind", kind)], n.load(Relaxed) as f64);
         }
     }
