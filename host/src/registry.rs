@@ -108,6 +108,32 @@ impl Registry {
         self.kernels.load().get(name).and_then(|s| s.pick(runtime)).cloned()
     }
 
+    /// Why no build of `name` serves a job preferring `runtime`, and what would: the runtime
+    /// it does have, or the nearest registered name (a typo). Off the job path: only a job
+    /// naming no kernel asks.
+    pub fn missing(&self, name: &str, runtime: Option<Runtime>) -> String {
+        let map = self.kernels.load();
+        if let (Some(set), Some(r)) = (map.get(name), runtime) {
+            let other = if r == Runtime::Native { Runtime::Wasm } else { Runtime::Native };
+            if set.pick(Some(other)).is_some() {
+                return format!(
+                    "no kernel {name:?} for runtime {}: it runs as {} (drop \"runtime\")",
+                    r.as_str(),
+                    other.as_str()
+                );
+            }
+        }
+        let nearest = map
+            .keys()
+            .map(|k| (strsim::damerau_levenshtein(name, k), k))
+            .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+            .min();
+        match nearest {
+            Some((_, k)) => format!("no kernel {name:?}: did you mean {k:?}? (GET /v1/kernels lists them)"),
+            None => format!("no kernel {name:?} (GET /v1/kernels lists them)"),
+        }
+    }
+
     /// Every build serving now, ordered by name (native before Wasm).
     pub fn all(&self) -> Vec<Arc<Kernel>> {
         self.kernels.load().values().flat_map(|s| s.native.iter().chain(s.wasm.iter()).cloned()).collect()

@@ -241,7 +241,17 @@ async fn rejections_name_the_field_and_rule() {
         assert!(e.message.contains(rule), "{field}: {}", e.message);
     }
     let o = r.submit(Job::new(1, "nope", Params::new(), Duration::from_millis(100))).await;
-    assert_eq!((o.status, o.error.unwrap().kind), (Status::Rejected, helix_host::ErrorKind::UnknownKernel));
+    let e = o.error.unwrap();
+    assert_eq!((o.status, e.kind), (Status::Rejected, helix_host::ErrorKind::UnknownKernel));
+    assert!(!e.message.contains("did you mean"), "{}", e.message);
+    // A typo gets the nearest name; a kernel asked for in a runtime it lacks says which it has.
+    let o = r.submit(Job::new(1, "mc-opton", Params::new(), Duration::from_millis(100))).await;
+    let message = o.error.unwrap().message;
+    assert!(message.contains(r#"did you mean "mc-option"?"#), "{message}");
+    let mut native_basket = Job::new(1, "basket-option", Params::new(), Duration::from_millis(100));
+    native_basket.runtime = Some(helix_host::Runtime::Native);
+    let message = r.submit(native_basket).await.error.unwrap().message;
+    assert!(message.contains("for runtime native: it runs as wasm"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,11 +31,7 @@ impl Router {
             let err = JobError {
                 kind: ErrorKind::UnknownKernel,
                 field: Some("kernel".into()),
-                message: format!(
-                    "no kernel {:?}{}",
-                    job.kernel,
-                    job.runtime.map_or(String::new(), |r| format!(" for runtime {}", r.as_str()))
-                ),
+                message: self.registry().missing(&job.kernel, job.runtime),
             };
             let o = rejected(&job, None, err, submitted);
             metrics.total.record(o.timings.total_us);

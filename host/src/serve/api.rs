@@ -140,7 +140,12 @@ async fn kernel(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respon
     let builds: Vec<Value> =
         app.router.registry().all().iter().filter(|k| *k.name == name).map(|k| kernel_json(k)).collect();
     if builds.is_empty() {
-        return error(StatusCode::NOT_FOUND, "unknown_kernel", Some("name"), format!("no kernel {name:?}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_kernel",
+            Some("name"),
+            app.router.registry().missing(&name, None),
+        );
     }
     Json(json!({"name": name, "builds": builds})).into_response()
 }
