@@ -318,7 +318,12 @@ pub fn render_text(o: &Outcome) -> String {
         t.service_us,
         t.total_us,
         o.budget_us,
-        if o.budget_met() { "met" } else { "missed" }
+        match o.status {
+            // Refused before any work: no budget was spent on it, so none was missed.
+            Status::Rejected | Status::Dropped => "not run",
+            _ if o.budget_met() => "met",
+            _ => "missed",
+        }
     );
     s
 }

@@ -129,8 +129,10 @@ impl Registry {
             .filter(|(d, k)| *d <= (k.len() / 3).max(2))
             .min();
         match nearest {
-            Some((_, k)) => format!("no kernel {name:?}: did you mean {k:?}? (GET /v1/kernels lists them)"),
-            None => format!("no kernel {name:?} (GET /v1/kernels lists them)"),
+            Some((_, k)) => {
+                format!("no kernel {name:?}: did you mean {k:?}? (`helix kernels` or GET /v1/kernels lists them)")
+            }
+            None => format!("no kernel {name:?} (`helix kernels` or GET /v1/kernels lists them)"),
         }
     }
 

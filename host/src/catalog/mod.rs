@@ -70,8 +70,14 @@ impl Catalog {
     pub(crate) fn from_dir(dir: &Path, engine: Option<Arc<WasmEngine>>) -> Result<Catalog, LoadError> {
         let mut catalog = Catalog::empty(engine);
         let reloader = Arc::new(Reloader::new(dir, catalog.engine.clone()));
-        let report =
-            reloader.scan(&catalog.registry).map_err(|e| LoadError(format!("cannot read {}: {e}", dir.display())))?;
+        let report = reloader.scan(&catalog.registry).map_err(|e| {
+            let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            LoadError(format!(
+                "cannot read the manifests folder {}: {e}: pass --manifests DIR (or set HELIX_MANIFESTS) to a folder of \
+                 kernel manifests, or a store URL for helix serve",
+                shown.display()
+            ))
+        })?;
         catalog.load_errors = report.refused;
         catalog.reloader = Some(reloader);
         Ok(catalog)

@@ -64,29 +64,67 @@ fn list(manifests: &Path, json: bool) -> Result<ExitCode, String> {
             kernels.iter().map(|k| serde_json::to_value(&k.manifest).expect("manifest serialises")).collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
-        println!(
-            "{:<16} {:<8} {:<8} {:<10} {:>8}  {:<9}  units (floor)",
-            "kernel", "version", "runtime", "cost", "scaling", "batching"
-        );
-        for k in &kernels {
-            let m = &k.manifest;
-            let units =
-                m.units.as_ref().map_or("-".to_string(), |u| format!("{} ({:.0}%)", u.param, u.floor_fraction * 100.0));
-            let batch = m.batch.as_ref().map_or("-".to_string(), |b| format!("up to {}", b.max_size));
-            let cost = format!("{}us+{}ns", m.cost.fixed_us, m.cost.per_unit_ns);
-            println!(
-                "{:<16} {:<8} {:<8} {:<10} {:>8.2}  {:<9}  {units}",
-                m.name,
-                m.version,
-                m.runtime.as_str(),
-                cost,
-                m.scaling_potential,
-                batch
-            );
-        }
+        let header = ["kernel", "version", "runtime", "cost", "scaling", "batching", "units (floor)"].map(String::from);
+        let rows: Vec<[String; 7]> = kernels
+            .iter()
+            .map(|k| {
+                let m = &k.manifest;
+                let units =
+                    m.units.as_ref().map_or("-".into(), |u| format!("{} ({:.0}%)", u.param, u.floor_fraction * 100.0));
+                [
+                    m.name.clone(),
+                    m.version.clone(),
+                    m.runtime.as_str().to_string(),
+                    format!("{}us+{}ns", m.cost.fixed_us, m.cost.per_unit_ns),
+                    format!("{:.2}", m.scaling_potential),
+                    m.batch.as_ref().map_or("-".into(), |b| format!("up to {}", b.max_size)),
+                    units,
+                ]
+            })
+            .collect();
+        print!("{}", table(&header, &rows));
     }
     for e in router.load_errors() {
         eprintln!("refused: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rows under a header, each column as wide as its widest cell; `scaling` (a number) is
+/// right-aligned.
+fn table(header: &[String; 7], rows: &[[String; 7]]) -> String {
+    let width = |c: usize| std::iter::once(header).chain(rows).map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..7).map(width).collect();
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(
+                |(c, cell)| {
+                    if c == 4 { format!("{cell:>w$}", w = widths[c]) } else { format!("{cell:<w$}", w = widths[c]) }
+                },
+            )
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_lines_up_whatever_its_longest_cell() {
+        let header = ["kernel", "version", "runtime", "cost", "scaling", "batching", "units (floor)"].map(String::from);
+        let row = |name: &str, cost: &str| [name, "1.0.0", "native", cost, "0.50", "-", "-"].map(String::from);
+        let text = table(&header, &[row("hashmix", "0.2us+0.027ns"), row("a-much-longer-kernel-name", "3us+12ns")]);
+        let lines: Vec<&str> = text.lines().collect();
+        let column = |l: &str| l.find("native").or_else(|| l.find("runtime")).unwrap();
+        assert!(lines.iter().all(|l| column(l) == column(lines[0])), "{text}");
+        // The cost column is as wide as its longest cell, so the numbers after it line up too.
+        assert_eq!(lines[1].find("0.50").unwrap(), lines[2].find("0.50").unwrap(), "{text}");
+    }
 }

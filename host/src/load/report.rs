@@ -339,12 +339,15 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "  offered {:.1}/s, achieved {:.1}/s, goodput {:.1}/s ({:.1}/s in full, the rest degraded; \
-             {:.1}% of offered jobs answered within budget)",
+            "  offered {:.1}/s, achieved {:.1}/s, goodput {:.1}/s ({}; {:.1}% of offered jobs answered within budget)",
             self.offered_rate,
             self.achieved_rate,
             self.goodput,
-            self.all.goodput_full,
+            if self.all.goodput_full >= self.goodput {
+                "all in full".to_string()
+            } else {
+                format!("{:.1}/s in full, the rest degraded", self.all.goodput_full)
+            },
             100.0 * self.all.within_budget_share
         );
         let _ = writeln!(
