@@ -172,12 +172,21 @@ fn helix(args: &[String]) -> Result<(), String> {
         command.env("HELIX_NGINX", ensure_nginx()?);
     }
     eprintln!("+ {} {}", bin.display(), args.join(" "));
-    let status = command
-        .args(args)
-        .env("HELIX_MANIFESTS", root.join("manifests"))
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    if status.success() { Ok(()) } else { Err(format!("helix exited with {status}")) }
+    command.args(args).env("HELIX_MANIFESTS", root.join("manifests"));
+    // `cargo run` execs xtask; xtask execs helix: the process `cargo xtask helix serve` started
+    // is the server itself, so a SIGTERM or Ctrl-C sent to it reaches helix, which drains,
+    // instead of killing a parent and leaving helix holding its port.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = command.exec();
+        Err(format!("cannot start {}: {e}", bin.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command.status().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        if status.success() { Ok(()) } else { Err(format!("helix exited with {status}")) }
+    }
 }
 
 /// Builds every guest workspace for wasm32-wasip2 and stages the bundled kernels.
