@@ -6,7 +6,7 @@
 //! version this replica serves stays.
 
 use super::store::{Listing, Store, module_key};
-use super::upload::plain_file_name;
+use super::upload::{plain_file_name, write_atomically};
 use crate::job::Runtime;
 use crate::manifest::{Manifest, ManifestError};
 use crate::wasm::sha256_hex;
@@ -199,12 +199,4 @@ enum Miss {
     Refused(String),
     /// The store or the local folder failed: tried again at the next poll.
     Unreachable(String),
-}
-
-/// Writes beside `path`, then renames over it: a reader sees the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let file = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{file}.part"));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

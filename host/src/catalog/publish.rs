@@ -4,7 +4,6 @@
 
 use super::build::{load_kernel, manifest_paths};
 use super::store::Store;
-use crate::manifest::Manifest;
 use crate::wasm::WasmEngine;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,14 +39,16 @@ fn stage(dir: &Path, engine: Option<&Arc<WasmEngine>>) -> Result<Vec<Staged>, St
     let mut refused = Vec::new();
     let mut staged = Vec::new();
     for path in &paths {
-        if let Err(e) = load_kernel(path, engine) {
-            refused.push(e.to_string());
-            continue;
-        }
+        let kernel = match load_kernel(path, engine) {
+            Ok(k) => k,
+            Err(e) => {
+                refused.push(e.to_string());
+                continue;
+            }
+        };
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let manifest = Manifest::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
         let folder = path.parent().unwrap_or(Path::new("."));
-        let module = match &manifest.module {
+        let module = match &kernel.manifest.module {
             Some(m) => {
                 let file = folder.join(&m.path);
                 Some(std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?)

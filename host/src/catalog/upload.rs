@@ -113,14 +113,9 @@ pub fn install(
                     return Err(format!("{} already exists and is not this kernel's module", path.display()));
                 }
                 // Module first: the manifest that names it appears only once it is complete.
-                let tmp = dir.join(format!(".{file}.upload"));
-                std::fs::write(&tmp, upload.module.as_deref().unwrap_or_default())
-                    .and_then(|()| std::fs::rename(&tmp, &path))
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                write_atomically(&path, upload.module.as_deref().unwrap_or_default())?;
             }
-            let tmp = dir.join(format!(".{name}.toml.upload"));
-            std::fs::write(&tmp, &upload.manifest_text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+            write_atomically(&target, upload.manifest_text.as_bytes())?;
             // Jobs in flight hold the compiled code, not the file: the old module can go.
             if let Some(old) = old_module.filter(|old| module_file.as_ref().map(|f| dir.join(f)).as_ref() != Some(old))
             {
@@ -150,6 +145,15 @@ pub fn registered(report: &ReloadReport, name: &str, manifest: &Manifest) -> Res
     }
     let why: Vec<String> = report.refused.iter().map(ToString::to_string).collect();
     Err(UploadError::Io(format!("{id} was written but not registered: {}", why.join("; "))))
+}
+
+/// Writes beside `path`, then renames over it: a reader (the watch, another replica) sees the
+/// old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let file = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{file}.part"));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Modules sit next to their manifest: a path that leaves the folder is refused.
