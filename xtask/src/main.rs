@@ -1,9 +1,9 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
 //! - `cargo xtask test`: installs the wasm32-wasip2 target, Debian's nginx-light (which the
-//!   fleet tests run) when nginx is missing, and `moto[server]` (the S3-compatible server of the
-//!   store tests) in a venv under `target/py`; builds the Wasm kernels; runs the whole test
-//!   suite.
+//!   fleet tests run) when nginx is missing, and the pinned Python packages of
+//!   `tools/python-test-requirements.txt` (the S3-compatible server of the store tests, and the
+//!   rest) in a venv under `target/py`; builds the Wasm kernels; runs the whole test suite.
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
 //!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
 //! - `cargo xtask kernels`: builds the Wasm kernels only.
@@ -95,66 +95,32 @@ fn ensure_nginx() -> Result<std::path::PathBuf, String> {
     candidates.into_iter().find(|p| works(p)).ok_or_else(|| "nginx-light installed, but no nginx runs".to_string())
 }
 
-/// The S3-compatible server the store tests run (`moto_server`, from PyPI's `moto[server]`,
-/// pinned), in a virtual environment under `target/py`; Debian's `python3-venv` is installed
-/// when Python cannot make one.
-fn ensure_moto() -> Result<std::path::PathBuf, String> {
-    const MOTO: &str = "moto[server]==5.2.5";
+/// The Python the tests run (`HELIX_PYTHON`): a virtual environment under `target/py` holding
+/// `tools/python-test-requirements.txt` (pinned: `moto[server]`, the S3-compatible server of the
+/// store tests, and the rest), reinstalled when that file changes; Debian's `python3-venv` is
+/// installed when Python cannot make one.
+fn ensure_python() -> Result<std::path::PathBuf, String> {
+    let requirements = root().join("tools/python-test-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let venv = root().join("target/py");
-    let moto = venv.join("bin/moto_server");
-    let works = |p: &std::path::Path| Command::new(p).arg("--help").output().is_ok_and(|o| o.status.success());
-    if works(&moto) {
-        return Ok(moto);
+    let python = venv.join("bin/python");
+    let stamp = venv.join("installed-requirements.txt");
+    let works = |p: &std::path::Path| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+    if works(&python) && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
     }
     let venv_str = venv.to_str().ok_or("target path is not UTF-8")?;
-    if run("python3", &["-m", "venv", "--clear", venv_str]).is_err() {
+    if !works(&python) && run("python3", &["-m", "venv", "--clear", venv_str]).is_err() {
         apt_install("python3-venv").map_err(|e| format!("{e}: install python3-venv"))?;
         run("python3", &["-m", "venv", "--clear", venv_str])?;
     }
+    let requirements_str = requirements.to_str().ok_or("path is not UTF-8")?;
     let pip = venv.join("bin/pip");
-    run(pip.to_str().ok_or("path is not UTF-8")?, &["install", "--quiet", "--disable-pip-version-check", MOTO])?;
-    if works(&moto) { Ok(moto) } else { Err(format!("{MOTO} installed, but {} does not run", moto.display())) }
-}
-
-fn test(extra: &[String]) -> Result<(), String> {
-    build_kernels()?;
-    let nginx = ensure_nginx()?;
-    let moto = ensure_moto()?;
-    let mut args = vec!["test", "--workspace"];
-    args.extend(extra.iter().map(String::as_str));
-    eprintln!("+ cargo {}", args.join(" "));
-    // Stream the output and total the per-binary results into one closing line.
-    let mut child = Command::new("cargo")
-        .args(&args)
-        .env("HELIX_NGINX", &nginx)
-        .env("HELIX_MOTO", &moto)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start cargo: {e}"))?;
-    let (mut passed, mut failed) = (0u64, 0u64);
-    let stdout = child.stdout.take().expect("piped stdout");
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-        let line = line.map_err(|e| e.to_string())?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            let count = |word: &str| {
-                rest.split(';').find_map(|part| {
-                    part.trim()
-                        .trim_start_matches("ok. ")
-                        .trim_start_matches("FAILED. ")
-                        .strip_suffix(word)?
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-            };
-            passed += count(" passed").unwrap_or(0);
-            failed += count(" failed").unwrap_or(0);
-        }
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    println!("{passed} passed, {failed} failed");
-    if status.success() { Ok(()) } else { Err(format!("cargo test failed with {status}")) }
+    let pip_str = pip.to_str().ok_or("path is not UTF-8")?;
+    run(pip_str, &["install", "--quiet", "--disable-pip-version-check", "-r", requirements_str])?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(python)
 }
 
 /// The workspace root (xtask lives one level below it).
