@@ -1,6 +1,6 @@
 """Quickstart: a portfolio VaR and an EWMA covariance from a running HelixRouter.
 
-    HELIX_URL=http://127.0.0.1:8080 python examples/quickstart.py
+HELIX_URL=http://127.0.0.1:8080 python examples/quickstart.py
 """
 
 import os
@@ -26,7 +26,7 @@ with Client(url, retries=2) as helix:
             seed=7,
         )
     except Dropped as e:
-        raise SystemExit(f"dropped ({e.reason}) after {e.attempts} attempt(s); the server says retry in {e.retry_after} s")
+        raise SystemExit(f"dropped ({e.reason}) after {e.attempts} attempt(s); retry in {e.retry_after} s") from e
     var = r.estimates["var"]
     low, high = var.interval(0.95)
     print(f"99% VaR {var.value:,.0f} ± {var.std_error:,.0f} (95% interval {low:,.0f} to {high:,.0f})")

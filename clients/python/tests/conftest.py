@@ -73,10 +73,11 @@ class Server:
         self.sigterm()
         try:
             return self.process.wait(timeout=EXIT_WITHIN_S)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as late:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"helix serve did not exit within {EXIT_WITHIN_S} s of SIGTERM:\n{self.log_text()}")
+            message = f"helix serve did not exit within {EXIT_WITHIN_S} s of SIGTERM:\n{self.log_text()}"
+            raise AssertionError(message) from late
 
 
 def start_server(folder: Path, config: str = "", token: str | None = TOKEN) -> Server:
@@ -99,8 +100,16 @@ def start_server(folder: Path, config: str = "", token: str | None = TOKEN) -> S
     env.setdefault("RUST_LOG", "info")
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            [str(binary), "serve", "--config", str(config_path), "--listen", f"127.0.0.1:{port}",
-             "--manifests", str(manifests)],
+            [
+                str(binary),
+                "serve",
+                "--config",
+                str(config_path),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--manifests",
+                str(manifests),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=log_file,
             env=env,

@@ -8,11 +8,17 @@ import shutil
 import pytest
 
 from conftest import TOKEN
-
 from helix_router import AdminDisabled, InvalidKernel, Unauthorized
 
-BASKET = {"spots": [100, 90], "weights": [0.5, 0.5], "vols": [0.2, 0.3], "correlation": [[1, 0.4], [0.4, 1]],
-          "maturity": 1, "strike": 95, "paths": 20_000}
+BASKET = {
+    "spots": [100, 90],
+    "weights": [0.5, 0.5],
+    "vols": [0.2, 0.3],
+    "correlation": [[1, 0.4], [0.4, 1]],
+    "maturity": 1,
+    "strike": 95,
+    "paths": 20_000,
+}
 
 
 def renamed_basket(manifests, name: str) -> tuple[str, bytes]:
@@ -20,7 +26,8 @@ def renamed_basket(manifests, name: str) -> tuple[str, bytes]:
     text = (manifests / "wasm/basket-option.toml").read_text()
     assert 'name = "basket-option"' in text and 'path = "basket-option.wasm"' in text
     text = text.replace('name = "basket-option"', f'name = "{name}"').replace(
-        'path = "basket-option.wasm"', f'path = "{name}.wasm"')
+        'path = "basket-option.wasm"', f'path = "{name}.wasm"'
+    )
     return text, (manifests / "wasm/basket-option.wasm").read_bytes()
 
 

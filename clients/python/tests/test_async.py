@@ -25,7 +25,7 @@ def test_async_jobs_in_flight_together_give_the_blocking_clients_answers(server,
             return results, builds, unknown.value, metrics, await c.ready()
 
     results, builds, unknown, metrics, ready = asyncio.run(run())
-    for seed, r in zip(seeds, results):
+    for seed, r in zip(seeds, results, strict=True):
         assert r.estimates == helix.submit("mc-option", OPTION, budget_ms=5000, seed=seed).estimates
     assert len({r.estimate("price").value for r in results}) == len(seeds)
     assert "mc-option" in {b.name for b in builds}

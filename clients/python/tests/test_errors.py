@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TOKEN, free_port
-
 import helix_router
+from conftest import REPO, TOKEN, free_port
 from helix_router import BudgetTooSmall, Dropped, HelixError, InvalidInput, KernelFailed, NeverFits, UnknownKernel
 
 OPTION = {"spot": 100, "strike": 105, "vol": 0.2, "maturity": 1, "paths": 20_000}

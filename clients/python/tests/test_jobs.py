@@ -15,15 +15,26 @@ OPTION = {"spot": 100, "strike": 105, "vol": 0.2, "maturity": 1, "paths": 20_000
 
 
 def var_params(paths: int = 20_000) -> dict:
-    return {"positions": POSITIONS, "vols": VOLS, "correlation": CORRELATION, "confidence": 0.99,
-            "horizon": 0.04, "paths": paths}
+    return {
+        "positions": POSITIONS,
+        "vols": VOLS,
+        "correlation": CORRELATION,
+        "confidence": 0.99,
+        "horizon": 0.04,
+        "paths": paths,
+    }
 
 
 def test_a_native_job_takes_numpy_params_and_returns_typed_estimates(helix):
     r = helix.submit("mc-var", var_params(), budget_ms=5000, seed=7)
     assert isinstance(r, helix_router.JobResult)
     assert (r.status, r.kernel, r.runtime, r.version, r.criticality) == (
-        "completed", "mc-var", "native", "1.0.0", "critical")
+        "completed",
+        "mc-var",
+        "native",
+        "1.0.0",
+        "critical",
+    )
     var, es = r.estimate("var"), r.estimate("es")
     assert var.std_error is not None and var.std_error > 0
     # Expected shortfall lies beyond the VaR, for the same losses.
@@ -54,7 +65,8 @@ def test_a_wasm_job_reports_its_fuel_and_gives_the_native_bits(helix):
 def test_array_results_are_ndarrays_that_match_numpys_ewma_covariance(helix, runtime):
     rng = np.random.default_rng(11)
     returns = rng.normal(0.0, 0.01, size=(300, 4)) @ np.array(
-        [[1.0, 0.3, 0.0, 0.1], [0.0, 1.0, 0.2, 0.0], [0.0, 0.0, 1.0, 0.4], [0.0, 0.0, 0.0, 1.0]])
+        [[1.0, 0.3, 0.0, 0.1], [0.0, 1.0, 0.2, 0.0], [0.0, 0.0, 1.0, 0.4], [0.0, 0.0, 0.0, 1.0]]
+    )
     lam = 0.97
     r = helix.submit("ewma-cov", {"returns": returns, "assets": 4, "lambda": lam}, budget_ms=5000, runtime=runtime)
     cov = r.arrays["covariance"]
@@ -83,8 +95,9 @@ def test_the_same_seed_gives_the_same_answer_and_another_seed_another(helix):
 
 
 def test_an_error_target_is_reported_with_what_it_reached(helix):
-    r = helix.submit("mc-option", dict(OPTION, paths=2_000_000), budget_ms=5000, seed=3,
-                     target={"relative_error": 0.01})
+    r = helix.submit(
+        "mc-option", dict(OPTION, paths=2_000_000), budget_ms=5000, seed=3, target={"relative_error": 0.01}
+    )
     t = r.target
     assert t is not None and t.estimate == "price" and t.relative_error == 0.01 and t.std_error is None
     assert t.met == (t.reached_std_error <= t.target_std_error)

@@ -65,17 +65,33 @@ def test_retries_are_counted_and_each_carries_the_first_attempts_time():
 
 
 def test_error_replies_become_their_exceptions():
-    outcome = {"id": 1, "status": "rejected", "kernel": "mc-optoin", "version": None, "runtime": None,
-               "criticality": "critical", "decision": None, "estimates": {}, "arrays": {},
-               "timings_us": {"queue": 0, "service": 0, "total": 5}, "budget_us": 1000, "budget_met": False,
-               "error": {"kind": "unknown_kernel", "field": None,
-                         "message": 'no kernel "mc-optoin": did you mean "mc-option"? (GET /v1/kernels lists them)'}}
+    outcome = {
+        "id": 1,
+        "status": "rejected",
+        "kernel": "mc-optoin",
+        "version": None,
+        "runtime": None,
+        "criticality": "critical",
+        "decision": None,
+        "estimates": {},
+        "arrays": {},
+        "timings_us": {"queue": 0, "service": 0, "total": 5},
+        "budget_us": 1000,
+        "budget_met": False,
+        "error": {
+            "kind": "unknown_kernel",
+            "field": None,
+            "message": 'no kernel "mc-optoin": did you mean "mc-option"? (GET /v1/kernels lists them)',
+        },
+    }
     unknown = from_response(404, {}, outcome)
     assert isinstance(unknown, UnknownKernel) and unknown.suggestion == "mc-option"
     assert unknown.outcome.kernel == "mc-optoin"
     draining = from_response(503, {"retry-after": "1"}, {"error": {"kind": "draining", "field": None, "message": "x"}})
     assert isinstance(draining, Draining) and draining.retry_after == 1.0
-    bad = from_response(400, {}, {"status": "rejected", "error": {"kind": "bad_request", "field": "seed", "message": "m"}})
+    bad = from_response(
+        400, {}, {"status": "rejected", "error": {"kind": "bad_request", "field": "seed", "message": "m"}}
+    )
     assert isinstance(bad, InvalidInput) and bad.field == "seed" and "`seed`" in str(bad)
     proxy = from_response(502, {}, "<html>bad gateway</html>")
     assert type(proxy) is HelixError and proxy.status == 502 and "bad gateway" in proxy.message

@@ -14,8 +14,13 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
 
 
 def test_the_quickstart_runs_as_the_readme_shows(server):
-    run = subprocess.run([sys.executable, str(EXAMPLE)], env={**os.environ, "HELIX_URL": server.url},
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        env={**os.environ, "HELIX_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("99% VaR ") and "95% interval" in lines[0], run.stdout
@@ -23,3 +28,10 @@ def test_the_quickstart_runs_as_the_readme_shows(server):
     # The covariance it prints is numpy's 3 x 3 matrix: symmetric, positive on the diagonal.
     rows = np.array([[float(x) for x in line.strip(" []").split()] for line in lines[3:6]])
     assert rows.shape == (3, 3) and np.allclose(rows, rows.T) and (np.diag(rows) > 0).all(), run.stdout
+
+
+def test_the_readme_shows_the_quickstart_as_it_is():
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    shown = readme.split("```python\n", 1)[1].split("```\n", 1)[0]
+    code = EXAMPLE.read_text().split('"""', 2)[2].lstrip("\n")
+    assert shown == code, "README.md's example differs from examples/quickstart.py: paste the file's code into it"

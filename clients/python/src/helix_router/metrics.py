@@ -44,9 +44,7 @@ class Metrics:
 
     def select(self, name: str, **labels: str) -> list[Sample]:
         """The samples named `name` whose labels include every `labels` pair."""
-        return [
-            s for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        ]
+        return [s for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
 
     def known(self, name: str) -> bool:
         """Whether the scrape has the metric `name`, with samples or only its `# TYPE` line (a

@@ -5,8 +5,9 @@ carry are refused with the parameter's name before anything is sent."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from numbers import Integral, Real
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,9 @@ def encode_value(name: str, value: ParamValue) -> Any:
         try:
             array = np.asarray(value)
         except ValueError:
-            raise ValueError(f"params.{name}: rows of different lengths; a matrix's rows must all be one length") from None
+            raise ValueError(
+                f"params.{name}: rows of different lengths; a matrix's rows must all be one length"
+            ) from None
         if array.dtype == np.bool_:
             raise TypeError(f"params.{name}: a bool array; the server takes numbers (use .astype(float))")
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
