@@ -8,7 +8,8 @@
 //!   the bundled manifests (`cargo xtask helix serve`, `cargo xtask helix run mc-option ...`).
 //! - `cargo xtask kernels`: builds the Wasm kernels only.
 //!
-//! `cargo xtask helix fleet` installs nginx-light first when nginx is missing, as the tests do.
+//! `cargo xtask helix fleet` (and `helix soak --replicas N`) installs nginx-light first when
+//! nginx is missing, as the tests do.
 //!
 //! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
 //! that has a `kernel.toml` into `manifests/wasm/`: the module, and its manifest with the
@@ -95,14 +96,32 @@ fn ensure_nginx() -> Result<std::path::PathBuf, String> {
     candidates.into_iter().find(|p| works(p)).ok_or_else(|| "nginx-light installed, but no nginx runs".to_string())
 }
 
+/// Prometheus and promtool, for the tests of `deploy/prometheus` (`HELIX_PROMETHEUS`,
+/// `HELIX_PROMTOOL`): on the PATH or Debian's (`/usr/bin`); when either is missing, Debian's
+/// `prometheus` package is installed (its service kept from starting: the tests run their own).
+fn ensure_prometheus() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let works = |p: &std::path::Path| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+    let find = |name: &str| {
+        [std::path::PathBuf::from(name), std::path::Path::new("/usr/bin").join(name)].into_iter().find(|p| works(p))
+    };
+    if let (Some(prometheus), Some(promtool)) = (find("prometheus"), find("promtool")) {
+        return Ok((prometheus, promtool));
+    }
+    apt_install("prometheus").map_err(|e| format!("{e}: install Prometheus and promtool (Debian: prometheus)"))?;
+    match (find("prometheus"), find("promtool")) {
+        (Some(prometheus), Some(promtool)) => Ok((prometheus, promtool)),
+        _ => Err("prometheus installed, but prometheus or promtool does not run".to_string()),
+    }
+}
+
 /// The Python the tests run (`HELIX_PYTHON`): a virtual environment under `target/py` holding
 /// `tools/python-test-requirements.txt` (pinned: `moto[server]`, the S3-compatible server of the
 /// store tests, and the rest), reinstalled when that file changes; Debian's `python3-venv` is
 /// installed when Python cannot make one.
 fn ensure_python() -> Result<std::path::PathBuf, String> {
     let requirements = root().join("tools/python-test-requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let wanted =
+        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let venv = root().join("target/py");
     let python = venv.join("bin/python");
     let stamp = venv.join("installed-requirements.txt");
@@ -118,9 +137,62 @@ fn ensure_python() -> Result<std::path::PathBuf, String> {
     let requirements_str = requirements.to_str().ok_or("path is not UTF-8")?;
     let pip = venv.join("bin/pip");
     let pip_str = pip.to_str().ok_or("path is not UTF-8")?;
-    run(pip_str, &["install", "--quiet", "--disable-pip-version-check", "-r", requirements_str])?;
+    // From the root: the requirements name the checkout's own packages by relative path.
+    let pip_args = ["install", "--quiet", "--disable-pip-version-check", "-r", requirements_str];
+    eprintln!("+ {pip_str} {}", pip_args.join(" "));
+    let status =
+        Command::new(&pip).args(pip_args).current_dir(root()).status().map_err(|e| format!("cannot start pip: {e}"))?;
+    if !status.success() {
+        return Err(format!("pip install -r {requirements_str} failed with {status}"));
+    }
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(python)
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    build_kernels()?;
+    let nginx = ensure_nginx()?;
+    let python = ensure_python()?;
+    let moto = python.with_file_name("moto_server");
+    let (prometheus, promtool) = ensure_prometheus()?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    eprintln!("+ cargo {}", args.join(" "));
+    // Stream the output and total the per-binary results into one closing line.
+    let mut child = Command::new("cargo")
+        .args(&args)
+        .env("HELIX_NGINX", &nginx)
+        .env("HELIX_MOTO", &moto)
+        .env("HELIX_PYTHON", &python)
+        .env("HELIX_PROMETHEUS", &prometheus)
+        .env("HELIX_PROMTOOL", &promtool)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';').find_map(|part| {
+                    part.trim()
+                        .trim_start_matches("ok. ")
+                        .trim_start_matches("FAILED. ")
+                        .strip_suffix(word)?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            };
+            passed += count(" passed").unwrap_or(0);
+            failed += count(" failed").unwrap_or(0);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("{passed} passed, {failed} failed");
+    if status.success() { Ok(()) } else { Err(format!("cargo test failed with {status}")) }
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -134,7 +206,10 @@ fn helix(args: &[String]) -> Result<(), String> {
     let root = root();
     let bin = root.join("target/release/helix");
     let mut command = Command::new(&bin);
-    if args.first().is_some_and(|a| a == "fleet") {
+    // A fleet, or a soak of one, runs nginx.
+    if args.first().is_some_and(|a| a == "fleet")
+        || args.first().is_some_and(|a| a == "soak") && args.iter().any(|a| a.starts_with("--replicas"))
+    {
         command.env("HELIX_NGINX", ensure_nginx()?);
     }
     eprintln!("+ {} {}", bin.display(), args.join(" "));
