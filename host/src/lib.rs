@@ -36,8 +36,10 @@
 //! 7. `lanes`: the CPU lane (earliest deadline first, under the semaphore) and the batchers;
 //! 8. `router`: the submit pipeline;
 //! 9. `serve`, `load`, `bench`: the HTTP service, the load generator, the kernel benchmark;
-//! 10. `soak`: the soak under attack;
-//! 11. `fleet`: replicas behind a real nginx; and the `helix` binary's `cli`.
+//! 10. `replica`: one `helix serve` as a child process, and an HTTP client for it;
+//! 11. `fleet`: replicas behind a real nginx;
+//! 12. `soak`: the soak under attack, of one replica or a fleet;
+//! 13. `cli`: the `helix` binary's command line.
 
 #![warn(missing_docs)]
 
@@ -58,6 +60,7 @@ mod policy;
 mod precision;
 mod quarantine;
 pub mod registry;
+pub mod replica;
 mod request;
 mod router;
 pub mod serve;

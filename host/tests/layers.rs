@@ -21,8 +21,9 @@ const LAYERS: &[&[&str]] = &[
     &["lanes"],
     &["router"],
     &["serve", "load", "bench"],
-    &["soak"],
+    &["replica"],
     &["fleet"],
+    &["soak"],
     &["cli"],
 ];
 

@@ -5,32 +5,13 @@
 //!
 //! The Wasm kernels and hostile guests are built by `cargo xtask test`.
 
-use helix_host::load::Mix;
-use helix_host::soak::{self, SoakConfig};
-use std::path::PathBuf;
-use std::time::Duration;
+use helix_host::soak;
 
 mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_under_attack_loses_nothing_and_stays_bounded() {
-    let repo = support::repo();
-    let cfg = SoakConfig {
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_helix")),
-        manifests: repo.join("manifests"),
-        hostile_modules: repo.join("target/wasm/wasm32-wasip2/release"),
-        mix: Mix::bundled(),
-        rate: None,
-        load: 3.0,
-        duration: Duration::from_secs(10),
-        probe: Duration::from_secs(1),
-        warmup: Duration::from_secs(1),
-        hostile_share: 0.1,
-        swap_every: Duration::from_secs(1),
-        seed: 7,
-        server_config: String::new(),
-        progress: true,
-    };
+    let cfg = support::short_soak(7, None);
     let report = soak::run(cfg).await.expect("the soak runs");
     println!("{}", report.render_text());
     for c in report.checks.iter().filter(|c| !c.performance) {

@@ -1,4 +1,4 @@
-//! Layer 12: the `helix` command line: the subcommands (one file each) and what they share.
+//! Layer 13: the `helix` command line: the subcommands (one file each) and what they share.
 
 mod bench;
 mod fleet;

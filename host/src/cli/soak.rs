@@ -1,4 +1,5 @@
-//! `helix soak`: `helix serve` under honest load past capacity, then under attack.
+//! `helix soak`: `helix serve` (or a fleet of it behind nginx) under honest load past capacity,
+//! then under attack.
 
 use super::{init_logs, seconds, write_json};
 use helix_host::serve::LogFormat;
@@ -45,6 +46,13 @@ pub(super) struct SoakArgs {
     /// beside the manifests folder].
     #[arg(long, value_name = "DIR")]
     hostile_modules: Option<PathBuf>,
+    /// Soak a fleet of this many replicas behind nginx (sharing one manifests folder) instead
+    /// of one server: the traffic goes through the balancer, the checks cover every replica.
+    #[arg(long, value_name = "N")]
+    replicas: Option<usize>,
+    /// The nginx binary, for --replicas.
+    #[arg(long, default_value = "nginx", env = "HELIX_NGINX")]
+    nginx: PathBuf,
     /// Write the report as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -86,6 +94,11 @@ pub(super) async fn run(a: SoakArgs) -> Result<ExitCode, String> {
         swap_every: seconds("swap-every", a.swap_every)?,
         seed: a.seed,
         server_config,
+        balanced: match a.replicas {
+            Some(0) => return Err("--replicas must be at least 1".into()),
+            Some(replicas) => Some(helix_host::soak::Balanced { replicas, nginx: a.nginx }),
+            None => None,
+        },
         progress: true,
     };
     let machine = helix_host::machine::Machine::describe();

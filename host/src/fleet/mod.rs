@@ -5,8 +5,7 @@
 
 pub mod nginx;
 
-use crate::soak::Http;
-use crate::soak::server::Server;
+use crate::replica::{Http, Replica};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -40,7 +39,7 @@ pub struct FleetConfig {
 
 /// A running fleet: the replicas and the balancer in front of them.
 pub struct Fleet {
-    replicas: Vec<Server>,
+    replicas: Vec<Replica>,
     cfg: FleetConfig,
     nginx: Child,
     /// `http://HOST:PORT` of the balancer.
@@ -60,8 +59,7 @@ impl Fleet {
             let work = cfg.run_dir.join(format!("replica-{i}"));
             std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
             let token = cfg.admin_token.as_deref();
-            replicas
-                .push(Server::start_with(&cfg.binary, &work, &cfg.manifests, &cfg.server_config, token, None).await?);
+            replicas.push(Replica::start(&cfg.binary, &work, &cfg.manifests, &cfg.server_config, token, None).await?);
         }
         let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
         let conf = cfg.run_dir.join("nginx.conf");
@@ -115,6 +113,22 @@ impl Fleet {
         self.replicas.iter().map(|r| r.base.clone()).collect()
     }
 
+    /// The replicas themselves, in the order started (their memory, CPU time and logs).
+    pub fn members(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// The balancer's access log: one line per request, with the status of every replica it
+    /// tried (`nginx::retried_refusals` reads it).
+    pub fn access_log(&self) -> PathBuf {
+        self.cfg.run_dir.join(nginx::ACCESS_LOG)
+    }
+
+    /// Whether every replica and the balancer are still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.nginx.try_wait(), Ok(None)) && self.replicas.iter_mut().all(Replica::is_running)
+    }
+
     /// SIGKILLs replica `i`: it dies with its jobs in flight (what a crash or an OOM kill does).
     pub fn kill(&mut self, i: usize) {
         self.replicas[i].kill();
@@ -132,8 +146,7 @@ impl Fleet {
         let work = self.cfg.run_dir.join(format!("replica-{i}"));
         let c = &self.cfg;
         let token = c.admin_token.as_deref();
-        self.replicas[i] =
-            Server::start_with(&c.binary, &work, &c.manifests, &c.server_config, token, Some(port)).await?;
+        self.replicas[i] = Replica::start(&c.binary, &work, &c.manifests, &c.server_config, token, Some(port)).await?;
         Ok(())
     }
 

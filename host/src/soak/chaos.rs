@@ -4,9 +4,9 @@
 //! open loop beside the honest traffic. Each kind has the answers it may get; any other answer
 //! is a violation, and no answer at all is a lost job.
 
-use super::http::Http;
 use crate::load::mix::unit;
 use crate::load::schedule::{Arrivals, Schedule};
+use crate::replica::Http;
 use hyper::body::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -203,7 +203,7 @@ pub async fn run(
     Ok(t)
 }
 
-fn record(t: &mut FaultTally, fault: Fault, answer: super::http::Answer) {
+fn record(t: &mut FaultTally, fault: Fault, answer: crate::replica::Answer) {
     t.sent += 1;
     t.reaches_router = fault.reaches_router();
     let (code, body) = match answer {
@@ -236,6 +236,17 @@ pub struct StallTally {
     /// Closed by the server (its header deadline) before the soak gave up waiting.
     pub cut_off: u64,
     pub longest_held_ms: u64,
+}
+
+impl StallTally {
+    /// Two tallies as one (stalls on several replicas).
+    pub fn add(self, other: StallTally) -> StallTally {
+        StallTally {
+            opened: self.opened + other.opened,
+            cut_off: self.cut_off + other.cut_off,
+            longest_held_ms: self.longest_held_ms.max(other.longest_held_ms),
+        }
+    }
 }
 
 /// Opens `count` connections to `addr` that each send half a request and wait up to `wait`

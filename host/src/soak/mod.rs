@@ -1,28 +1,30 @@
-//! Layer 10: `helix soak`: the router under attack for minutes at a time. A `helix serve` child
-//! gets the bundled kernels plus hostile Wasm kernels, then three phases of the same honest traffic
-//! (the bundled mix, past capacity): alone, then with hostile jobs and bad requests mixed in while
-//! kernels are re-registered every few seconds, then alone again (the baseline is the mean of the
-//! two quiet phases, so drift on a shared machine cancels out). A sampler reads the server's memory
-//! and queue as it goes; at the end the server is stopped with SIGTERM and `report` checks that
-//! nothing was lost, every counter balances, memory and queue stayed bounded, nothing panicked, and
-//! honest goodput held up against the hostile-free phase.
+//! Layer 12: `helix soak`: the router under attack for minutes at a time. A `helix serve` child,
+//! or a fleet of them behind nginx (`served`), gets the bundled kernels plus hostile Wasm
+//! kernels, then three phases of the same honest traffic (the bundled mix, past capacity): alone,
+//! then with hostile jobs and bad requests mixed in while kernels are re-registered every few
+//! seconds, then alone again (the baseline is the mean of the two quiet phases, so drift on a
+//! shared machine cancels out). A sampler reads every replica's memory and queue as it goes; at
+//! the end everything is stopped with SIGTERM and `report` checks that nothing was lost, every
+//! counter balances (across the fleet, with the refusals its balancer retried), memory and
+//! queues stayed bounded, nothing panicked, and honest goodput held up against the hostile-free
+//! phase.
 
 mod chaos;
-mod http;
 mod report;
 mod scrape;
-pub(crate) mod server;
+mod served;
 mod swap;
 
-pub(crate) use http::Http;
 pub use report::SoakReport;
+pub use served::Balanced;
 
 use crate::load::mix::Mix;
 use crate::load::target::{HttpTarget, Target};
 use crate::load::{RunConfig, Source};
+use crate::replica::{Http, copy_manifests};
 use report::{Phase, Sample};
 use scrape::Scrape;
-use server::Server;
+use served::Served;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -56,11 +58,15 @@ pub struct SoakConfig {
     pub seed: u64,
     /// Extra `helix serve` configuration (TOML), e.g. to turn quarantine off.
     pub server_config: String,
+    /// Soak a fleet behind nginx instead of one replica (`None`).
+    pub balanced: Option<Balanced>,
     /// Report each step on stderr as the soak goes.
     pub progress: bool,
 }
 
-/// Slow-loris connections opened at the start of the attack phase.
+/// Slow-loris connections opened at the start of the attack phase, shared among the replicas.
+/// They go to the replicas themselves: a balancer in front holds slow clients on its own
+/// deadline (nginx's `client_header_timeout`), and the replicas' deadline is what is tested.
 const STALLED_CONNECTIONS: usize = 64;
 /// The server's header deadline during a soak: short, so stalled connections are cut off
 /// within a phase, but longer than the generator keeps idle connections (`target::IDLE`), so
@@ -82,7 +88,7 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     let work = std::env::temp_dir().join(format!("helix-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let manifests = work.join("manifests");
-    server::copy_manifests(&cfg.manifests, &manifests)?;
+    copy_manifests(&cfg.manifests, &manifests)?;
     chaos::stage_hostile(&cfg.hostile_modules, &manifests.join("hostile"))?;
     let max_body_bytes = crate::serve::ServeConfig::default().max_body_bytes;
     // A short header deadline, so slow-loris connections are cut off within a phase.
@@ -90,10 +96,13 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
         "watch_interval_ms = 500\nsummary_interval_s = 0\nlog_format = \"json\"\nheader_timeout_ms = {STALL_DEADLINE_MS}\n{}",
         cfg.server_config
     );
-    let mut server = Server::start(&cfg.binary, &work, &manifests, &config).await?;
-    say(&cfg, &format!("serving {} from {} (log: {})", server.base, manifests.display(), server.log.display()));
-    let http = Arc::new(Http::new(&server.base));
-    let target = Arc::new(Target::Http(Box::new(HttpTarget::new(&server.base)?)));
+    let mut served = Served::start(&cfg.binary, &work, &manifests, &config, cfg.balanced.as_ref()).await?;
+    let front = served.front();
+    let logs: Vec<PathBuf> = served.replicas().iter().map(|r| r.log.clone()).collect();
+    say(&cfg, &format!("serving {front} from {} (logs: {logs:?})", manifests.display()));
+    let http = Arc::new(Http::new(&front));
+    let replica_http: Arc<Vec<Http>> = Arc::new(served.replicas().iter().map(|r| Http::new(&r.base)).collect());
+    let target = Arc::new(Target::Http(Box::new(HttpTarget::new(&front)?)));
     let source = Arc::new(Source::Mix(cfg.mix.clone()));
     let run_cfg = RunConfig { seed: cfg.seed, ..RunConfig::default() };
 
@@ -134,18 +143,23 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let sampling = Arc::new(AtomicBool::new(true));
     let phase_now = Arc::new(Mutex::new(Phase::Honest));
+    let pids: Vec<u32> = served.replicas().iter().map(|r| r.pid()).collect();
     let sampler =
-        tokio::spawn(sample_loop(http.clone(), server.pid(), samples.clone(), sampling.clone(), phase_now.clone()));
+        tokio::spawn(sample_loop(replica_http.clone(), pids, samples.clone(), sampling.clone(), phase_now.clone()));
     let started = Instant::now();
-    let rss_ready = server.resident_bytes();
+    let rss = |served: &Served| served.replicas().iter().map(|r| r.resident_bytes()).collect::<Vec<_>>();
+    let rss_ready = rss(&served);
 
     // The same run index, so both phases send the same honest jobs on the same schedule.
     const HONEST_RUN: u64 = 1 << 20;
     say(&cfg, &format!("phase 1: honest traffic alone, {rate:.0} jobs/s for {} s", cfg.duration.as_secs()));
-    let before = scrape(&http).await?;
+    // Every probe and warm-up request has been answered: what the balancer logs from now on
+    // belongs to the phases the counters cover.
+    let phases_start = std::time::SystemTime::now();
+    let before = scrape_all(&replica_http).await?;
     let honest = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
-    let after_honest = scrape(&http).await?;
-    let rss_warm = server.resident_bytes();
+    let after_honest = scrape_all(&replica_http).await?;
+    let rss_warm = rss(&served);
 
     *phase_now.lock().unwrap_or_else(|p| p.into_inner()) = Phase::Chaos;
     let fault_rate = rate * cfg.hostile_share;
@@ -162,9 +176,13 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
         async move { swap::run(http, &manifests, every, stop).await }
     });
     let stalls = tokio::spawn({
-        let addr = server.base.trim_start_matches("http://").to_string();
+        let addrs: Vec<String> = served.replicas().iter().map(|r| r.addr().to_string()).collect();
         async move {
-            chaos::stall_connections(&addr, STALLED_CONNECTIONS, Duration::from_millis(2 * STALL_DEADLINE_MS)).await
+            let each = STALLED_CONNECTIONS.div_ceil(addrs.len());
+            let wait = Duration::from_millis(2 * STALL_DEADLINE_MS);
+            let tallies =
+                futures_util::future::join_all(addrs.iter().map(|a| chaos::stall_connections(a, each, wait))).await;
+            tallies.into_iter().fold(chaos::StallTally::default(), chaos::StallTally::add)
         }
     });
     let faults = tokio::spawn(chaos::run(http.clone(), fault_rate, cfg.duration, cfg.seed ^ 0xC4A05, max_body_bytes));
@@ -173,21 +191,20 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
     let stalls = stalls.await.map_err(|e| format!("the stalled connections failed: {e}"))?;
     stop_swaps.store(true, Relaxed);
     let swaps = swaps.await.map_err(|e| format!("the swapper failed: {e}"))??;
-    let after_chaos = scrape(&http).await?;
-    let rss_after_chaos = server.resident_bytes();
+    let after_chaos = scrape_all(&replica_http).await?;
+    let rss_after_chaos = rss(&served);
 
     *phase_now.lock().unwrap_or_else(|p| p.into_inner()) = Phase::After;
     say(&cfg, "phase 3: honest traffic alone again");
     let honest_after = crate::load::run(&target, &source, rate, cfg.duration, run_cfg, HONEST_RUN).await?;
-    let after_all = scrape(&http).await?;
+    let after_all = scrape_all(&replica_http).await?;
     sampling.store(false, Relaxed);
     let _ = sampler.await;
-    let rss_end = server.resident_bytes();
-    let running_at_end = server.is_running();
-    let log_panics = server.panics_in_log();
-    let log = server.log.clone();
-    say(&cfg, "stopping the server (SIGTERM)");
-    let exit = server.stop(Duration::from_secs(60)).await;
+    let rss_end = rss(&served);
+    let running_at_end = served.is_running();
+    let log_panics: Vec<String> = served.replicas().iter().flat_map(|r| r.panics_in_log()).collect();
+    say(&cfg, "stopping (SIGTERM)");
+    let (exits, retried_refusals) = served.stop(Duration::from_secs(60), phases_start).await;
 
     let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(SoakReport::new(report::Inputs {
@@ -209,8 +226,9 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
         samples,
         running_at_end,
         log_panics,
-        exit,
-        log,
+        exits,
+        retried_refusals,
+        logs,
     }))
 }
 
@@ -226,25 +244,33 @@ async fn scrape(http: &Http) -> Result<Scrape, String> {
     unreachable!("the loop returns")
 }
 
-/// Every half second: the server's resident memory and CPU-lane queue depth.
+/// Every replica's `/metrics`, in replica order.
+async fn scrape_all(replicas: &[Http]) -> Result<Vec<Scrape>, String> {
+    futures_util::future::join_all(replicas.iter().map(scrape)).await.into_iter().collect()
+}
+
+/// Every half second: each replica's resident memory and CPU-lane queue depth, and the CPU time
+/// of the replicas together and of this process.
 async fn sample_loop(
-    http: Arc<Http>,
-    pid: u32,
+    replicas: Arc<Vec<Http>>,
+    pids: Vec<u32>,
     samples: Arc<Mutex<Vec<Sample>>>,
     running: Arc<AtomicBool>,
     phase: Arc<Mutex<Phase>>,
 ) {
     let start = Instant::now();
     while running.load(Relaxed) {
-        let rss = crate::machine::resident_bytes_of(&pid.to_string());
-        let queue = scrape(&http).await.ok().map(|s| s.sum("helix_cpu_queue_depth") as u64);
+        let rss = pids.iter().map(|pid| crate::machine::resident_bytes_of(&pid.to_string())).collect();
+        let scrapes = futures_util::future::join_all(replicas.iter().map(scrape)).await;
+        let queue = scrapes.iter().map(|s| s.as_ref().ok().map(|s| s.sum("helix_cpu_queue_depth") as u64)).collect();
+        let cpu: Option<Vec<f64>> = pids.iter().map(|pid| crate::machine::cpu_seconds_of(&pid.to_string())).collect();
         let phase = *phase.lock().unwrap_or_else(|p| p.into_inner());
         let s = Sample {
             at_s: start.elapsed().as_secs_f64(),
             phase,
             rss_bytes: rss,
             queue_depth: queue,
-            server_cpu_s: crate::machine::cpu_seconds_of(&pid.to_string()),
+            server_cpu_s: cpu.map(|c| c.iter().sum()),
             client_cpu_s: crate::machine::cpu_seconds_of("self"),
         };
         samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);

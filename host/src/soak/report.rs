@@ -18,14 +18,16 @@ pub enum Phase {
     After,
 }
 
-/// One reading of the server by the sampler.
+/// One reading of the replicas by the sampler.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
     pub at_s: f64,
     pub phase: Phase,
-    pub rss_bytes: Option<u64>,
-    pub queue_depth: Option<u64>,
-    /// CPU seconds used so far by the server, and by this process (the load generator).
+    /// Each replica's resident memory and CPU-lane queue depth (`None`: could not be read).
+    pub rss_bytes: Vec<Option<u64>>,
+    pub queue_depth: Vec<Option<u64>>,
+    /// CPU seconds used so far by the replicas together, and by this process (the load
+    /// generator).
     pub server_cpu_s: Option<f64>,
     pub client_cpu_s: Option<f64>,
 }
@@ -61,18 +63,23 @@ impl Traffic {
     }
 }
 
-/// Everything a soak run collected.
+/// Everything a soak run collected; where there are several replicas, one entry per replica in
+/// replica order.
 pub struct Inputs {
     pub traffic: Traffic,
-    /// Before phase 1 and after each phase.
-    pub scrapes: [Scrape; 4],
-    /// When ready, after phase 1 (warm), after phase 2, after phase 3.
-    pub rss: [Option<u64>; 4],
+    /// Every replica's, before phase 1 and after each phase.
+    pub scrapes: [Vec<Scrape>; 4],
+    /// Every replica's: when ready, after phase 1 (warm), after phase 2, after phase 3.
+    pub rss: [Vec<Option<u64>>; 4],
     pub samples: Vec<Sample>,
+    /// Every replica (and the balancer) still running at the end.
     pub running_at_end: bool,
     pub log_panics: Vec<String>,
-    pub exit: Result<i32, String>,
-    pub log: PathBuf,
+    /// Each replica's exit code after SIGTERM.
+    pub exits: Vec<Result<i32, String>>,
+    /// A fleet's: refusals its balancer sent on to another replica.
+    pub retried_refusals: Option<Result<u64, String>>,
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -98,6 +105,17 @@ pub struct StatusCounts {
 impl StatusCounts {
     fn total(&self) -> u64 {
         self.completed + self.degraded + self.dropped + self.rejected + self.failed
+    }
+
+    /// The phases' counts together.
+    fn sum(phases: &[StatusCounts]) -> StatusCounts {
+        phases.iter().fold(StatusCounts::default(), |a, p| StatusCounts {
+            completed: a.completed + p.completed,
+            degraded: a.degraded + p.degraded,
+            dropped: a.dropped + p.dropped,
+            rejected: a.rejected + p.rejected,
+            failed: a.failed + p.failed,
+        })
     }
 
     /// The server's count between two scrapes.
@@ -153,20 +171,25 @@ pub struct SoakReport {
     /// Per phase: outcomes as the server counted them, and as the client was answered.
     pub server_counts: Vec<StatusCounts>,
     /// Per phase: outcomes as the client was answered (honest jobs, and faults that reached the
-    /// router); equal to `server_counts` when every accepted job got one outcome.
+    /// router); equal to `server_counts` when every accepted job got one outcome (in a fleet,
+    /// once the refusals the balancer retried are added to the drops).
     pub client_counts: Vec<StatusCounts>,
-    /// The server's resident memory at points of the soak, MiB.
-    pub rss_mib: RssSummary,
-    /// The CPU lane's queue: its cap and the deepest it got.
-    pub queue: QueueSummary,
+    /// A fleet's: jobs one replica refused and the balancer sent to another.
+    pub retried_refusals: Option<u64>,
+    /// Jobs each replica was sent over the whole soak (refusals the balancer retried included).
+    pub jobs_by_replica: Vec<u64>,
+    /// Each replica's resident memory at points of the soak, MiB.
+    pub rss_mib: Vec<RssSummary>,
+    /// Each replica's CPU-lane queue: its cap and the deepest it got.
+    pub queue: Vec<QueueSummary>,
     /// Cores in use in each phase, in phase order.
     pub cpu: Vec<PhaseCpu>,
     /// The sampler's readings, about every half second.
     pub samples: Vec<Sample>,
     /// Each check, with its verdict and the numbers behind it.
     pub checks: Vec<Check>,
-    /// The server's log file.
-    pub log: PathBuf,
+    /// Each replica's log file.
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -228,31 +251,53 @@ impl SoakReport {
     /// Summarises what a soak collected and runs the checks on it.
     pub fn new(i: Inputs) -> SoakReport {
         let t = &i.traffic;
+        let replicas = i.logs.len();
         let mib = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64 / MIB);
         let chaos: Vec<&Sample> = i.samples.iter().filter(|s| s.phase == Phase::Chaos).collect();
         let quarter = |q: usize| &chaos[q * chaos.len() / 4..(q + 1) * chaos.len() / 4];
-        let floor = |xs: &[&Sample]| xs.iter().filter_map(|s| s.rss_bytes).min();
-        let rss = RssSummary {
-            ready: mib(i.rss[0]),
-            warm: mib(i.rss[1]),
-            chaos_peak: mib(chaos.iter().filter_map(|s| s.rss_bytes).max()),
-            chaos_floor_early: mib(floor(quarter(1))),
-            chaos_floor_late: mib(floor(quarter(3))),
-            after_chaos: mib(i.rss[2]),
-            end: mib(i.rss[3]),
-        };
-        let last = &i.scrapes[3];
-        let queue = QueueSummary {
-            capacity: last.sum("helix_cpu_queue_capacity") as u64,
-            deepest_sampled: i.samples.iter().filter_map(|s| s.queue_depth).max().unwrap_or(0),
-            peak: last.sum("helix_cpu_queue_depth_peak") as u64,
-        };
+        let reading = |s: &Sample, r: usize| s.rss_bytes.get(r).copied().flatten();
+        let floor = |xs: &[&Sample], r: usize| xs.iter().filter_map(|s| reading(s, r)).min();
+        let at = |point: usize, r: usize| mib(i.rss[point].get(r).copied().flatten());
+        let rss: Vec<RssSummary> = (0..replicas)
+            .map(|r| RssSummary {
+                ready: at(0, r),
+                warm: at(1, r),
+                chaos_peak: mib(chaos.iter().filter_map(|s| reading(s, r)).max()),
+                chaos_floor_early: mib(floor(quarter(1), r)),
+                chaos_floor_late: mib(floor(quarter(3), r)),
+                after_chaos: at(2, r),
+                end: at(3, r),
+            })
+            .collect();
+        let queue: Vec<QueueSummary> = i.scrapes[3]
+            .iter()
+            .enumerate()
+            .map(|(r, last)| QueueSummary {
+                capacity: last.sum("helix_cpu_queue_capacity") as u64,
+                deepest_sampled: i
+                    .samples
+                    .iter()
+                    .filter_map(|s| s.queue_depth.get(r).copied().flatten())
+                    .max()
+                    .unwrap_or(0),
+                peak: last.sum("helix_cpu_queue_depth_peak") as u64,
+            })
+            .collect();
+        let jobs_by_replica: Vec<u64> = (0..replicas)
+            .map(|r| {
+                let n = |point: usize| i.scrapes[point].get(r).map_or(0.0, |s| s.sum("helix_jobs_submitted_total"));
+                (n(3) - n(0)).round() as u64
+            })
+            .collect();
+        // The fleet's counters: every sum below is over the replicas.
+        let scrapes = i.scrapes.each_ref().map(|s| Scrape::merged(s));
+        let last = &scrapes[3];
         let quarantines = super::chaos::HOSTILE
             .iter()
             .map(|h| (h.name.to_string(), last.sum_where("helix_kernel_quarantines_total", "kernel", h.name) as u64))
             .collect();
         let (submitted, server_counts): (Vec<u64>, Vec<StatusCounts>) =
-            i.scrapes.windows(2).map(|w| StatusCounts::server(&w[0], &w[1])).unzip();
+            scrapes.windows(2).map(|w| StatusCounts::server(&w[0], &w[1])).unzip();
         let client_counts: Vec<StatusCounts> =
             t.phases().iter().map(|(_, run, faults)| StatusCounts::client(run, *faults)).collect();
 
@@ -280,39 +325,73 @@ impl SoakReport {
             false,
             format!("server, jobs submitted = outcomes, by phase: {}; client reports balance", sums.join(", ")),
         );
-        check(
-            "one outcome per accepted job",
-            server_counts == client_counts,
-            false,
-            format!("server counted {server_counts:?}; client was answered {client_counts:?}"),
-        );
+        let (one_outcome, outcome_detail) = match &i.retried_refusals {
+            None => (
+                server_counts == client_counts,
+                format!("server counted {server_counts:?}; client was answered {client_counts:?}"),
+            ),
+            // A job one replica refused and the balancer sent on has two outcomes on the
+            // servers' side (a drop, then its answer) and one on the client's; the access log
+            // holds the phases together, so the whole soak is balanced at once.
+            Some(Ok(retried)) => {
+                let (server, mut client) = (StatusCounts::sum(&server_counts), StatusCounts::sum(&client_counts));
+                client.dropped += retried;
+                (
+                    server == client,
+                    format!(
+                        "replicas counted {server:?}; client was answered, plus {retried} refusals the balancer sent on, {client:?}"
+                    ),
+                )
+            }
+            Some(Err(e)) => (false, e.clone()),
+        };
+        check("one outcome per accepted job", one_outcome, false, outcome_detail);
+        let queues: Vec<String> = queue
+            .iter()
+            .map(|q| format!("deepest {} (sampled {}) of a cap of {}", q.peak, q.deepest_sampled, q.capacity))
+            .collect();
         check(
             "queue within its cap",
-            queue.capacity > 0 && queue.peak <= queue.capacity && queue.deepest_sampled <= queue.capacity,
+            queue.len() == replicas
+                && queue.iter().all(|q| q.capacity > 0 && q.peak <= q.capacity && q.deepest_sampled <= q.capacity),
             false,
-            format!("deepest {} (sampled {}) of a cap of {}", queue.peak, queue.deepest_sampled, queue.capacity),
+            queues.join("; "),
         );
         let panics = last.sum("helix_panics_total") as u64;
         check(
             "no panic, clean exit",
-            panics == 0 && i.log_panics.is_empty() && i.running_at_end && i.exit == Ok(0),
+            panics == 0
+                && i.log_panics.is_empty()
+                && i.running_at_end
+                && i.exits.len() == replicas
+                && i.exits.iter().all(|e| *e == Ok(0)),
             false,
             format!(
-                "{panics} panics counted, {} in the log, running at the end: {}, exit after SIGTERM: {:?}",
+                "{panics} panics counted, {} in the logs, running at the end: {}, exits after SIGTERM: {:?}",
                 i.log_panics.len(),
                 i.running_at_end,
-                i.exit
+                i.exits
             ),
         );
-        let memory_ok =
-            rss.end <= rss.warm + RSS_SLACK_MIB && rss.chaos_floor_late <= rss.chaos_floor_early + RSS_TREND_SLACK_MIB;
+        let memory_ok = rss.iter().all(|r| {
+            r.end <= r.warm + RSS_SLACK_MIB && r.chaos_floor_late <= r.chaos_floor_early + RSS_TREND_SLACK_MIB
+        });
+        let memory: Vec<String> = rss
+            .iter()
+            .map(|r| {
+                format!(
+                    "warm {:.0} MiB, end {:.0} MiB; the attack's floor {:.0} then {:.0} MiB",
+                    r.warm, r.end, r.chaos_floor_early, r.chaos_floor_late
+                )
+            })
+            .collect();
         check(
             "memory bounded after warm-up",
             memory_ok,
             false,
             format!(
-                "warm {:.0} MiB, end {:.0} MiB (allowed +{RSS_SLACK_MIB:.0}); the attack's floor {:.0} then {:.0} MiB (allowed +{RSS_TREND_SLACK_MIB:.0})",
-                rss.warm, rss.end, rss.chaos_floor_early, rss.chaos_floor_late
+                "{} (allowed +{RSS_SLACK_MIB:.0} MiB after warm-up, +{RSS_TREND_SLACK_MIB:.0} MiB between the floors)",
+                memory.join("; ")
             ),
         );
         let unexpected: u64 = t.faults.values().map(|t| t.unexpected).sum();
@@ -376,12 +455,14 @@ impl SoakReport {
             quarantines,
             server_counts,
             client_counts,
+            retried_refusals: i.retried_refusals.and_then(Result::ok),
+            jobs_by_replica,
             rss_mib: rss,
             queue,
             cpu,
             samples: i.samples,
             checks,
-            log: i.log,
+            logs: i.logs,
         }
     }
 
@@ -452,12 +533,21 @@ impl SoakReport {
             "re-registrations: {} versions of {SWAPPED}, {} of hostile-loop, {} bad uploads refused",
             t.swaps.honest_swaps, t.swaps.hostile_swaps, t.swaps.refused_as_expected
         );
-        let r = &self.rss_mib;
-        let _ = writeln!(
-            s,
-            "memory (RSS): {:.0} MiB ready, {:.0} MiB after phase 1; under attack peak {:.0} MiB, floor {:.0} then {:.0} MiB; {:.0} MiB after it, {:.0} MiB at the end",
-            r.ready, r.warm, r.chaos_peak, r.chaos_floor_early, r.chaos_floor_late, r.after_chaos, r.end
-        );
+        if let Some(n) = self.retried_refusals {
+            let _ = writeln!(
+                s,
+                "jobs by replica: {:?}; refusals the balancer sent on to another replica: {n}",
+                self.jobs_by_replica
+            );
+        }
+        for (k, r) in self.rss_mib.iter().enumerate() {
+            let replica = if self.rss_mib.len() > 1 { format!(" of replica {k}") } else { String::new() };
+            let _ = writeln!(
+                s,
+                "memory (RSS){replica}: {:.0} MiB ready, {:.0} MiB after phase 1; under attack peak {:.0} MiB, floor {:.0} then {:.0} MiB; {:.0} MiB after it, {:.0} MiB at the end",
+                r.ready, r.warm, r.chaos_peak, r.chaos_floor_early, r.chaos_floor_late, r.after_chaos, r.end
+            );
+        }
         let cores =
             |f: fn(&PhaseCpu) -> f64| self.cpu.iter().map(|c| format!("{:.2}", f(c))).collect::<Vec<_>>().join(" / ");
         let _ = writeln!(
@@ -467,11 +557,10 @@ impl SoakReport {
             cores(|c| c.generator_cores),
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        let _ = writeln!(
-            s,
-            "CPU-lane queue: deepest {} (sampled {}), cap {}",
-            self.queue.peak, self.queue.deepest_sampled, self.queue.capacity
-        );
+        for q in &self.queue {
+            let _ =
+                writeln!(s, "CPU-lane queue: deepest {} (sampled {}), cap {}", q.peak, q.deepest_sampled, q.capacity);
+        }
         let _ = writeln!(s, "checks:");
         for c in &self.checks {
             let verdict = match (c.passed, c.performance) {
@@ -481,7 +570,9 @@ impl SoakReport {
             };
             let _ = writeln!(s, "  [{verdict}] {}: {}", c.name, c.detail);
         }
-        let _ = writeln!(s, "server log: {}", self.log.display());
+        for log in &self.logs {
+            let _ = writeln!(s, "server log: {}", log.display());
+        }
         s
     }
 }

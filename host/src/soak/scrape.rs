@@ -28,6 +28,11 @@ impl Scrape {
         Scrape { samples }
     }
 
+    /// Several replicas' scrapes as one: every sum is then the fleet's.
+    pub fn merged(scrapes: &[Scrape]) -> Scrape {
+        Scrape { samples: scrapes.iter().flat_map(|s| s.samples.iter().cloned()).collect() }
+    }
+
     /// The sum of every sample of `name`.
     pub fn sum(&self, name: &str) -> f64 {
         self.samples.iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum()
@@ -71,5 +76,7 @@ mod tests {
         assert_eq!(s.sum_where("helix_jobs_total", "kernel", "b"), 6.0);
         assert_eq!(s.sum("helix_jobs_submitted_total"), 9.0);
         assert_eq!(s.sum("absent"), 0.0);
+        let two = Scrape::merged(&[s.clone(), s]);
+        assert_eq!(two.sum_where("helix_jobs_total", "kernel", "b"), 12.0);
     }
 }

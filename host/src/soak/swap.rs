@@ -4,8 +4,8 @@
 //! starts with a clean quarantine record, as a team's re-release would).
 
 use super::chaos::{HOSTILE, hostile_manifest};
-use super::http::Http;
-use super::server::ADMIN_TOKEN;
+use super::served::ADMIN_TOKEN;
+use crate::replica::Http;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -79,7 +79,7 @@ pub async fn run(
     Ok(tally)
 }
 
-fn describe(answer: super::http::Answer) -> String {
+fn describe(answer: crate::replica::Answer) -> String {
     match answer {
         Ok((code, body)) => format!("{code} {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
         Err(e) => format!("no answer: {e}"),

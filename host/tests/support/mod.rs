@@ -192,3 +192,26 @@ pub fn agent() -> ureq::Agent {
         .build()
         .into()
 }
+
+/// The short soak every test run makes (10 s phases at 3 × the capacity found, a tenth of the
+/// traffic hostile, a re-registration every second), of one server or of `balanced`.
+pub fn short_soak(seed: u64, balanced: Option<helix_host::soak::Balanced>) -> helix_host::soak::SoakConfig {
+    use std::time::Duration;
+    helix_host::soak::SoakConfig {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_helix")),
+        manifests: repo().join("manifests"),
+        hostile_modules: repo().join("target/wasm/wasm32-wasip2/release"),
+        mix: helix_host::load::Mix::bundled(),
+        rate: None,
+        load: 3.0,
+        duration: Duration::from_secs(10),
+        probe: Duration::from_secs(1),
+        warmup: Duration::from_secs(1),
+        hostile_share: 0.1,
+        swap_every: Duration::from_secs(1),
+        seed,
+        server_config: String::new(),
+        balanced,
+        progress: true,
+    }
+}

@@ -1,5 +1,5 @@
-//! The soak's HTTP client: job requests with arbitrary bodies (honest, hostile or malformed),
-//! metric scrapes and kernel uploads, each answered with its status code and body.
+//! The harnesses' HTTP client: job requests with arbitrary bodies (honest, hostile or
+//! malformed), metric scrapes and kernel uploads, each answered with its status code and body.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -9,6 +9,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
+/// A pooled HTTP/1 client for one base address.
 pub struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     /// `http://host:port`
@@ -19,22 +20,25 @@ pub struct Http {
 pub type Answer = Result<(u16, Bytes), String>;
 
 impl Http {
+    /// A client for `base` (`http://host:port`).
     pub fn new(base: &str) -> Http {
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(crate::load::target::IDLE).build_http();
         Http { client, base: base.trim_end_matches('/').to_string() }
     }
 
+    /// `GET path`, answered within `timeout`.
     pub async fn get(&self, path: &str, timeout: Duration) -> Answer {
         self.send(Method::GET, path, &[], Bytes::new(), timeout).await
     }
 
+    /// `POST path` with a JSON body, answered within `timeout`.
     pub async fn post_json(&self, path: &str, body: Bytes, timeout: Duration) -> Answer {
         self.send(Method::POST, path, &[("content-type", "application/json".into())], body, timeout).await
     }
 
     /// `PUT` multipart form data: a manifest (TOML text) and a module, with a bearer token.
     pub async fn put_kernel(&self, name: &str, token: &str, manifest: &str, module: &[u8]) -> Answer {
-        let boundary = "helix-soak-boundary-5d1c";
+        let boundary = "helix-upload-boundary-5d1c";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"{name}.toml\"\r\n\r\n{manifest}\r\n\
              --{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"{name}.wasm\"\r\n\

@@ -1,38 +1,38 @@
-//! The server under test: `helix serve` as a child process on a free loopback port, with its
-//! own copy of the manifests (so uploads and hostile kernels stay out of the repository), its
-//! log in a file, and its resident memory read from `/proc`.
+//! Layer 10: one `helix serve` replica as a child process, for the harnesses that run the real
+//! binary (`fleet`, `soak`): on a free loopback port or a given one, with its log in a file, its
+//! resident memory and CPU time read from `/proc`, stopped by SIGTERM (a drain) or SIGKILL (a
+//! crash); and `Http`, the client that talks to it.
 
-use super::http::Http;
+mod http;
+
+pub use http::{Answer, Http};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ADMIN_TOKEN: &str = "soak-admin-token";
-
-pub struct Server {
+/// A running `helix serve` child.
+pub struct Replica {
     child: Child,
+    /// `http://127.0.0.1:PORT`
     pub base: String,
     port: u16,
+    /// Its stderr: the server's log.
     pub log: PathBuf,
 }
 
-impl Server {
-    /// Starts `binary serve` on `manifests` with `config` (TOML) and the soak's admin token, and
-    /// waits until it is ready.
-    pub async fn start(binary: &Path, work: &Path, manifests: &Path, config: &str) -> Result<Server, String> {
-        Self::start_with(binary, work, manifests, config, Some(ADMIN_TOKEN), None).await
-    }
-
-    /// The same with `token` as the admin token (`None`: the admin API is off), on `port` (a
-    /// replica restarted where its balancer expects it), or a free one.
-    pub async fn start_with(
+impl Replica {
+    /// Starts `binary serve` on `manifests` with `config` (TOML, written into `work`, which also
+    /// holds the log) and `token` as the admin token (`None`: the admin API is off), on `port` (a
+    /// replica restarted where its balancer expects it) or a free one, and waits until it is ready.
+    pub async fn start(
         binary: &Path,
         work: &Path,
         manifests: &Path,
         config: &str,
         token: Option<&str>,
         port: Option<u16>,
-    ) -> Result<Server, String> {
+    ) -> Result<Replica, String> {
         let port = match port {
             Some(p) => p,
             None => std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,7 +61,7 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), port, log };
+        let mut server = Replica { child, base: format!("http://127.0.0.1:{port}"), port, log };
         let http = Http::new(&server.base);
         let start = Instant::now();
         loop {
@@ -84,6 +84,7 @@ impl Server {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -93,12 +94,18 @@ impl Server {
         crate::machine::resident_bytes_of(&self.pid().to_string())
     }
 
+    /// CPU seconds it has used so far (`None` if they cannot be read).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        crate::machine::cpu_seconds_of(&self.pid().to_string())
+    }
+
     /// SIGKILL: the process dies at once, its jobs in flight with it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// Whether it has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -109,6 +116,7 @@ impl Server {
         text.lines().filter(|l| l.contains("panicked")).map(str::to_string).collect()
     }
 
+    /// The last 30 lines of its log (for an error message).
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -141,8 +149,8 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    /// A soak that ends early (an error) must not leave the server running.
+impl Drop for Replica {
+    /// A harness that ends early (an error) must not leave the server running.
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
