@@ -10,16 +10,23 @@ use std::time::Duration;
 /// Longest budget a job may ask for: beyond it a "budget" is no budget at all.
 pub const MAX_BUDGET_MS: f64 = 3_600_000.0;
 
-/// `{"kernel", "params", "budget_ms", "seed"?, "criticality"?, "runtime"?, "target"?}`
-#[derive(Clone, Debug, Deserialize)]
+/// A job: a kernel, its parameters and a latency budget, never how it runs
+/// (`{"kernel", "params", "budget_ms", "seed"?, "criticality"?, "runtime"?, "target"?}`).
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    as = Job,
+    example = json!({"kernel": "mc-option", "budget_ms": 50, "seed": 3,
+        "params": {"spot": 100, "strike": 105, "vol": 0.2, "maturity": 1}})
+)]
 pub struct JobRequest {
     /// The kernel's name.
     pub kernel: String,
-    /// The kernel's parameters by name.
+    /// The kernel's parameters by name (`GET /v1/kernels/{name}` lists them with their rules).
     #[serde(default)]
     pub params: BTreeMap<String, ParamValue>,
-    /// The latency budget, milliseconds (more than 0, at most `MAX_BUDGET_MS`).
+    /// The latency budget, milliseconds (more than 0, at most an hour).
+    #[schema(exclusive_minimum = 0, maximum = 3_600_000)]
     pub budget_ms: f64,
     /// The random seed (default: derived from the job id).
     #[serde(default)]
@@ -77,6 +84,35 @@ impl TargetRequest {
     }
 }
 
+// Written by hand: exactly one of the two tolerances, which the derive cannot say.
+impl utoipa::PartialSchema for TargetRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let form = |field: &str, description: &str| {
+            let tolerance = ObjectBuilder::new().schema_type(Type::Number).exclusive_minimum(Some(0.0));
+            let estimate = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The estimate the target is about (default: the kernel's own, such as `price`)."));
+            ObjectBuilder::new()
+                .property(field, tolerance.description(Some(description)))
+                .property("estimate", estimate)
+                .required(field)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(form("std_error", "The standard error to reach, in the estimate's units."))
+            .item(form("relative_error", "The standard error to reach, as a fraction of the estimate's size."))
+            .description(Some("A standard error to reach instead of a unit count: the unit count becomes a ceiling."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TargetRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorTarget".into()
+    }
+}
+
 /// A parameter: a number, a list of numbers, a matrix as a list of rows (flattened row-major,
 /// as kernels take matrices), or text (an enum choice).
 #[derive(Clone, Debug, Deserialize)]
@@ -91,6 +127,28 @@ pub enum ParamValue {
     /// A choice, such as an option's `style`.
     Text(String),
 }
+
+// Written by hand: the derive would say `oneOf`, which an empty array (a list and a matrix
+// at once) breaks; any of the forms will do.
+impl utoipa::PartialSchema for ParamValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+        let number = || ObjectBuilder::new().schema_type(Type::Number);
+        AnyOfBuilder::new()
+            .item(number().description(Some("A number.")))
+            .item(ArrayBuilder::new().items(number()).description(Some("A list of numbers.")))
+            .item(
+                ArrayBuilder::new()
+                    .items(ArrayBuilder::new().items(number()))
+                    .description(Some("A matrix as its rows, all of one length.")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String).description(Some("A choice, such as `style`.")))
+            .description(Some("A parameter, checked against the kernel's manifest rule."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ParamValue {}
 
 /// Why a request could not become a job.
 #[derive(Clone, Debug, PartialEq)]

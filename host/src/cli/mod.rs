@@ -47,6 +47,8 @@ enum Command {
     Fleet(fleet::FleetArgs),
     /// Validate a manifests folder and write it to a shared kernel store (module first).
     Publish(publish::PublishArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
+    Openapi,
 }
 
 /// Parses the command line and runs the subcommand on a multi-threaded runtime.
@@ -72,6 +74,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Soak(args) => soak::run(args).await,
         Command::Kernels(args) => kernels::run(args),
         Command::Publish(args) => publish::run(args).await,
+        Command::Openapi => {
+            print!("{}", helix_host::serve::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A kernel's predicted cost: `fixed_us + per_unit_ns * units * product(scale terms)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostModel {
     /// Cost of a job apart from its units, microseconds.
     pub fixed_us: f64,
     /// Cost of one unit before the scale terms, nanoseconds.
     pub per_unit_ns: f64,
+    /// Factors of the per-unit cost: `NAME`, `len(NAME)` or `NAME[LO..HI]`, each with an
+    /// optional `^POWER` (1 to 3).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     scale: Vec<ScaleTerm>,
     /// Per enum parameter, the factor each of its values multiplies the per-unit cost by (a
     /// value not listed: 1).

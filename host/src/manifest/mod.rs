@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 /// A manifest as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// The kernel's name, as jobs name it: 1-64 characters of a-z, 0-9, '-' or '_'.
@@ -48,7 +48,7 @@ pub struct Manifest {
     pub params: BTreeMap<String, ParamRule>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 /// A Wasm kernel's component file and the hash it must have.
 pub struct ModuleRef {
@@ -59,7 +59,7 @@ pub struct ModuleRef {
 }
 
 /// The work-size parameter and how far the router may turn it down.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Units {
     /// The parameter that counts units (paths, particles, rows).
@@ -90,7 +90,7 @@ fn half() -> f64 {
 }
 
 /// Jobs whose `share_when_equal` parameters (and seed and units) are equal run as one batch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRule {
     /// Most jobs in one batch (2 to 1024); a batch closes as soon as it is full.

@@ -4,7 +4,7 @@ use helix_math::Value;
 use serde::{Deserialize, Serialize};
 
 /// What kind of value a parameter takes (`type` in a manifest).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamType {
     /// A number: within `range`, or any finite number without one.
@@ -18,7 +18,7 @@ pub enum ParamType {
 }
 
 /// How one parameter is checked at admission, and what it defaults to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamRule {
     /// The kind of value it takes (`type` in the file).
@@ -38,6 +38,7 @@ pub struct ParamRule {
     pub values: Vec<String>,
     /// Filled in when a job leaves the parameter out; no default means required.
     #[serde(default)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub default: Option<toml::Value>,
     /// Optional without a default: the kernel decides.
     #[serde(default)]

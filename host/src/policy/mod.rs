@@ -6,7 +6,7 @@ use crate::job::Criticality;
 use serde::Serialize;
 
 /// How a job runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// On the caller's thread: cheaper than any hand-off.
@@ -57,7 +57,7 @@ impl Strategy {
 }
 
 /// The short machine-readable reason for a decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Predicted cost is below the inline threshold.
@@ -78,6 +78,7 @@ pub enum Reason {
     BudgetUnreachable,
     /// Even the floor would miss the budget on an idle lane with every permit: no wait, no
     /// retry and no other replica can answer it in time (HTTP 422, never retried).
+    #[serde(rename = "budget_too_small")]
     NeverFits,
     /// Sheddable work under pressure, not degradable to fit.
     ShedUnderPressure,

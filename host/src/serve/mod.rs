@@ -9,13 +9,16 @@ mod exposition;
 mod lifecycle;
 mod listen;
 mod metrics;
+mod openapi;
 mod process;
 mod request_start;
 mod respond;
+mod routes;
 mod summary;
 mod transit;
 
 pub use config::{LogFormat, Overrides, ServeConfig};
+pub use openapi::json as openapi_json;
 
 use crate::catalog::is_store_url;
 use crate::router::Router;
@@ -119,7 +122,7 @@ pub async fn serve(config: ServeConfig) -> Result<bool, String> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut server = tokio::spawn(listen::serve(
         listener,
-        api::routes(app.clone()),
+        routes::routes(app.clone()),
         app.config.clone(),
         stop.clone(),
         CONNECTION_GRACE,

@@ -1,16 +1,22 @@
 //! Layer 3: every submitted job ends in exactly one `Outcome`: what happened, the decision behind
 //! it, the answer (named estimates with standard errors) and where the time went.
 
+mod body;
+
+pub use body::OutcomeBody;
+
 use crate::job::{Criticality, Runtime, Tolerance};
 use crate::policy::Decision;
 use helix_math::{Estimate, Output};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// How a job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It ran with every unit it asked for.
     Completed,
@@ -47,7 +53,8 @@ impl Status {
 }
 
 /// The kind of a rejection or failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The job named no registered kernel (or none for the runtime it asked for).
     UnknownKernel,
@@ -182,67 +189,12 @@ impl Outcome {
 
     /// The JSON object `helix run --json` prints and `POST /v1/jobs` returns.
     pub fn to_json(&self) -> Value {
-        let number = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
-        let estimates: Map<String, Value> = self
-            .estimates
-            .iter()
-            .map(|(n, e)| (n.to_string(), json!({"value": number(e.value), "std_error": e.std_error.map(number)})))
-            .collect();
-        let arrays: Map<String, Value> = self
-            .arrays
-            .iter()
-            .map(|(n, a)| (n.to_string(), Value::Array(a.iter().map(|&x| number(x)).collect())))
-            .collect();
-        let mut obj = json!({
-            "id": self.id,
-            "status": self.status.as_str(),
-            "kernel": &*self.kernel,
-            "version": self.version.as_deref(),
-            "runtime": self.runtime.map(Runtime::as_str),
-            "criticality": self.criticality.as_str(),
-            "decision": self.decision.map(|d| json!({
-                "strategy": d.strategy.as_str(),
-                "reason": d.reason.as_str(),
-                "units_requested": d.units_requested,
-                "units_granted": d.units_granted,
-                "chunks": d.chunks,
-                "predicted_cost_us": number(d.predicted_cost_us),
-                "predicted_wait_us": number(d.predicted_wait_us),
-                "error_factor": number(d.error_factor),
-            })),
-            "estimates": estimates,
-            "arrays": arrays,
-            "timings_us": {"queue": self.timings.queue_us, "service": self.timings.service_us, "total": self.timings.total_us},
-            "budget_us": self.budget_us,
-            "budget_met": self.budget_met(),
-        });
-        if let Some(e) = &self.error {
-            obj["error"] = json!({"kind": e.kind.as_str(), "field": e.field, "message": e.message});
-        }
-        if let Some(f) = self.fuel_used {
-            obj["fuel_used"] = json!(f);
-        }
-        if let Some(n) = self.batch_size {
-            obj["batch_size"] = json!(n);
-        }
-        if let Some(t) = &self.target {
-            let (absolute, relative) = match t.tolerance {
-                Tolerance::Absolute(x) => (Some(x), None),
-                Tolerance::Relative(x) => (None, Some(x)),
-            };
-            obj["target"] = json!({
-                "estimate": t.estimate,
-                "std_error": absolute,
-                "relative_error": relative,
-                "target_std_error": number(t.std_error),
-                "reached_std_error": number(t.reached),
-                "met": t.met,
-                "units": t.units,
-                "rounds": t.rounds,
-                "sized_from": if t.learnt { "learnt" } else { "pilot" },
-            });
-        }
-        obj
+        serde_json::to_value(self.to_body()).unwrap_or(Value::Null)
+    }
+
+    /// The outcome as its wire type, the one the OpenAPI schema is generated from.
+    pub fn to_body(&self) -> OutcomeBody {
+        OutcomeBody::from(self)
     }
 }
 
