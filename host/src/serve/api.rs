@@ -32,6 +32,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .route("/metrics", get(prometheus))
         .route("/healthz", get(|| async { Json(json!({"status": "alive"})) }))
         .route("/readyz", get(readyz))
+        .merge(super::status::routes())
         .fallback(|req: Request| async move {
             error(StatusCode::NOT_FOUND, "not_found", None, format!("no route {} {}", req.method(), req.uri().path()))
         })

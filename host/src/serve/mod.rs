@@ -12,6 +12,7 @@ mod metrics;
 mod process;
 mod request_start;
 mod respond;
+mod status;
 mod summary;
 mod transit;
 
