@@ -223,6 +223,9 @@ pub struct Metrics {
     pub total: LatencyHistogram,
     pub queue: LatencyHistogram,
     pub service: LatencyHistogram,
+    /// End-to-end time of the jobs answered (completed or degraded) over their budget, in
+    /// thousandths (1000: the whole budget), so latency reads against what each job allowed.
+    pub budget_used: LatencyHistogram,
     /// Decisions behind every outcome, by strategy and reason: why jobs ran the way they did.
     pub decisions: [[AtomicU64; Reason::ALL.len()]; Strategy::ALL.len()],
     /// Heavy kernels (predicted above the spawn threshold) that ran on an async worker: must stay 0.
@@ -251,6 +254,9 @@ impl Metrics {
         if matches!(o.status, Status::Completed | Status::Degraded | Status::Failed) {
             self.queue.record(o.timings.queue_us);
             self.service.record(o.timings.service_us);
+        }
+        if matches!(o.status, Status::Completed | Status::Degraded) && o.budget_us > 0 {
+            self.budget_used.record(o.timings.total_us.saturating_mul(1000) / o.budget_us);
         }
     }
 
@@ -340,6 +346,36 @@ mod tests {
         assert!((p99 - 2.48).abs() < 0.1, "{p99}");
         stats.observe_error(f64::NAN);
         assert_eq!(stats.prediction_error(), (p50, p99), "a bad sample is ignored");
+    }
+
+    #[test]
+    fn answered_jobs_record_their_share_of_the_budget_and_refusals_do_not() {
+        let m = Metrics::default();
+        let stats = KernelStats::default();
+        let outcome = |status, total_us, budget_us| Outcome {
+            id: 1,
+            kernel: "k".into(),
+            version: None,
+            runtime: None,
+            criticality: crate::job::Criticality::Critical,
+            status,
+            decision: None,
+            estimates: Vec::new(),
+            arrays: Vec::new(),
+            error: None,
+            timings: crate::outcome::Timings { queue_us: 0, service_us: 0, total_us },
+            budget_us,
+            fuel_used: None,
+            batch_size: None,
+            target: None,
+        };
+        m.record(&stats, &outcome(Status::Completed, 25_000, 50_000));
+        m.record(&stats, &outcome(Status::Degraded, 75_000, 50_000));
+        m.record(&stats, &outcome(Status::Dropped, 10, 50_000));
+        m.record(&stats, &outcome(Status::Rejected, 10, 0));
+        let h = m.budget_used.merged();
+        assert_eq!(h.len(), 2, "only answered jobs count");
+        assert!(h.equivalent(h.min(), 500) && h.equivalent(h.max(), 1_500), "{} {}", h.min(), h.max());
     }
 
     #[test]

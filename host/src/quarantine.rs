@@ -138,8 +138,15 @@ impl Quarantine {
 
     /// Whether jobs arriving `now` are refused.
     pub fn is_closed(&self, now: Instant) -> bool {
+        self.time_left(now).is_some()
+    }
+
+    /// How long jobs arriving from `now` on are still refused; `None` while the kernel is open
+    /// (or its cool-down is over and the next job will be the probe).
+    pub fn time_left(&self, now: Instant) -> Option<Duration> {
         let until = self.until_us.load(Relaxed);
-        until != 0 && self.micros(now) < until
+        let now_us = self.micros(now);
+        (until != 0 && now_us < until).then(|| Duration::from_micros(until - now_us))
     }
 
     fn cooldown_ms(&self, cfg: &QuarantineConfig) -> u64 {
@@ -173,6 +180,8 @@ mod tests {
         assert_eq!(q.record(true, t0, &CFG), Some(ms(100)), "the third in a row trips it");
         assert_eq!(q.admit(t0 + ms(40), &CFG), Err(ms(60)));
         assert!(q.is_closed(t0 + ms(99)));
+        assert_eq!(q.time_left(t0 + ms(30)), Some(ms(70)));
+        assert_eq!(q.time_left(t0 + ms(100)), None, "the cool-down is over");
         // A job that was already running fails too: it does not stretch the cool-down.
         assert_eq!(q.record(true, t0 + ms(50), &CFG), None);
         assert_eq!(q.admit(t0 + ms(99), &CFG), Err(ms(1)));

@@ -1,7 +1,8 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
 //! - `cargo xtask test`: installs the wasm32-wasip2 target, Debian's nginx-light (which the
-//!   fleet tests run) when nginx is missing, and the pinned Python packages of
+//!   fleet tests run) when nginx is missing, Debian's chromium and chromium-driver (the status
+//!   page's browser test) when they are, and the pinned Python packages of
 //!   `tools/python-test-requirements.txt` (the S3-compatible server of the store tests, and the
 //!   rest) in a venv under `target/py`; builds the Wasm kernels; runs the whole test suite.
 //! - `cargo xtask helix ARGS...`: builds the Wasm kernels and `helix` (release) and runs it with
@@ -55,9 +56,10 @@ fn ensure_wasm_target() -> Result<(), String> {
     run("rustup", &["target", "add", WASM_TARGET])
 }
 
-/// Installs Debian `package` with apt, its services kept from starting (a `policy-rc.d` that
-/// denies them, as in containers): the tests run their own servers on loopback.
-fn apt_install(package: &str) -> Result<(), String> {
+/// Installs Debian `packages` with apt (one update, one install), their services kept from
+/// starting (a `policy-rc.d` that denies them, as in containers): the tests run their own
+/// servers on loopback.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
     let added_policy = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
     if added_policy {
@@ -65,13 +67,15 @@ fn apt_install(package: &str) -> Result<(), String> {
         let _ = std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755));
     }
     let installed = run("apt-get", &["update", "-qq"]).and_then(|()| {
-        eprintln!("+ apt-get install -y -qq {package}");
+        let list = packages.join(" ");
+        eprintln!("+ apt-get install -y -qq {list}");
         let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", package])
+            .args(["install", "-y", "-qq"])
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map_err(|e| format!("cannot start apt-get: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("apt-get install {package} failed with {status}")) }
+        if status.success() { Ok(()) } else { Err(format!("apt-get install {list} failed with {status}")) }
     });
     if added_policy {
         let _ = std::fs::remove_file(policy);
@@ -91,7 +95,7 @@ fn ensure_nginx() -> Result<std::path::PathBuf, String> {
     if let Some(found) = candidates.clone().find(|p| works(p)) {
         return Ok(found);
     }
-    apt_install("nginx-light")
+    apt_install(&["nginx-light"])
         .map_err(|e| format!("{e}: install nginx (Debian: apt-get install nginx-light) or set HELIX_NGINX"))?;
     candidates.into_iter().find(|p| works(p)).ok_or_else(|| "nginx-light installed, but no nginx runs".to_string())
 }
@@ -107,10 +111,34 @@ fn ensure_prometheus() -> Result<(std::path::PathBuf, std::path::PathBuf), Strin
     if let (Some(prometheus), Some(promtool)) = (find("prometheus"), find("promtool")) {
         return Ok((prometheus, promtool));
     }
-    apt_install("prometheus").map_err(|e| format!("{e}: install Prometheus and promtool (Debian: prometheus)"))?;
+    apt_install(&["prometheus"]).map_err(|e| format!("{e}: install Prometheus and promtool (Debian: prometheus)"))?;
     match (find("prometheus"), find("promtool")) {
         (Some(prometheus), Some(promtool)) => Ok((prometheus, promtool)),
         _ => Err("prometheus installed, but prometheus or promtool does not run".to_string()),
+    }
+}
+
+/// Chromium and its WebDriver, for the browser test of the status page (`HELIX_CHROMIUM`,
+/// `HELIX_CHROMEDRIVER`): on the PATH or Debian's (`/usr/bin`); when either is missing,
+/// Debian's `chromium` and `chromium-driver` are installed.
+fn ensure_chromium() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let works = |p: &std::path::Path| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+    // Full paths: chromedriver is handed the browser's, and looks for no other on the PATH.
+    let find = |name: &str| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain([std::path::PathBuf::from("/usr/bin")])
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_absolute() && works(p))
+    };
+    if let (Some(chromium), Some(driver)) = (find("chromium"), find("chromedriver")) {
+        return Ok((chromium, driver));
+    }
+    apt_install(&["chromium", "chromium-driver"])
+        .map_err(|e| format!("{e}: install Chromium and chromedriver (Debian: chromium chromium-driver)"))?;
+    match (find("chromium"), find("chromedriver")) {
+        (Some(chromium), Some(driver)) => Ok((chromium, driver)),
+        _ => Err("chromium and chromium-driver installed, but chromium or chromedriver does not run".to_string()),
     }
 }
 
@@ -131,7 +159,7 @@ fn ensure_python() -> Result<std::path::PathBuf, String> {
     }
     let venv_str = venv.to_str().ok_or("target path is not UTF-8")?;
     if !works(&python) && run("python3", &["-m", "venv", "--clear", venv_str]).is_err() {
-        apt_install("python3-venv").map_err(|e| format!("{e}: install python3-venv"))?;
+        apt_install(&["python3-venv"]).map_err(|e| format!("{e}: install python3-venv"))?;
         run("python3", &["-m", "venv", "--clear", venv_str])?;
     }
     let requirements_str = requirements.to_str().ok_or("path is not UTF-8")?;
@@ -155,6 +183,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     let python = ensure_python()?;
     let moto = python.with_file_name("moto_server");
     let (prometheus, promtool) = ensure_prometheus()?;
+    let (chromium, chromedriver) = ensure_chromium()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     eprintln!("+ cargo {}", args.join(" "));
@@ -166,6 +195,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("HELIX_PYTHON", &python)
         .env("HELIX_PROMETHEUS", &prometheus)
         .env("HELIX_PROMTOOL", &promtool)
+        .env("HELIX_CHROMIUM", &chromium)
+        .env("HELIX_CHROMEDRIVER", &chromedriver)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start cargo: {e}"))?;

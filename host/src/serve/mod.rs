@@ -14,6 +14,7 @@ mod process;
 mod request_start;
 mod respond;
 mod routes;
+mod status;
 mod summary;
 mod transit;
 

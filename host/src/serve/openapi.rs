@@ -1,7 +1,7 @@
 //! The API's OpenAPI 3.1 document, generated from the handlers' annotations and the types that
 //! write their bodies, served at `GET /openapi.json` and kept in `docs/openapi.json`.
 
-use super::{admin, api};
+use super::{admin, api, status};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
@@ -23,6 +23,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         api::healthz,
         api::readyz,
         api::prometheus,
+        status::status,
+        status::page,
         document,
     ),
     modifiers(&AdminToken),

@@ -2,7 +2,7 @@
 //! the 404 for everything else, and the response counter around them all.
 
 use super::respond::{ApiErrorKind, error};
-use super::{App, admin, api, openapi};
+use super::{App, admin, api, openapi, status};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -22,6 +22,7 @@ pub(super) fn routes(app: Arc<App>) -> axum::Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/openapi.json", get(openapi::document))
+        .merge(status::routes())
         .fallback(|req: Request| async move {
             let message = format!("no route {} {}: GET /openapi.json lists them", req.method(), req.uri().path());
             error(StatusCode::NOT_FOUND, ApiErrorKind::NotFound, None, message)

@@ -1,39 +1,73 @@
 //! The periodic one-line summary: what the last interval looked like (jobs/s by strategy, p99,
-//! drops) and the CPU pressure now.
+//! drops) and the CPU pressure now. Its `Totals` are also what `/v1/status` differences.
 
 use crate::outcome::Status;
-use crate::policy::Strategy;
-use crate::router::Router;
+use crate::policy::{Reason, Strategy};
+use crate::router::{Router, Snapshot};
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Counts since start, to difference between ticks.
-struct Totals {
-    at: Instant,
-    by_strategy: [u64; Strategy::ALL.len()],
-    by_status: [u64; Status::ALL.len()],
-    latency: Histogram<u64>,
+pub(super) struct Totals {
+    pub(super) at: Instant,
+    pub(super) by_strategy: [u64; Strategy::ALL.len()],
+    pub(super) by_status: [u64; Status::ALL.len()],
+    /// Decided outcomes by the decision's reason (rejections have none).
+    pub(super) by_reason: [u64; Reason::ALL.len()],
+    /// Outcomes by kernel name and runtime, across versions.
+    pub(super) by_kernel: BTreeMap<(String, &'static str), u64>,
+    /// End-to-end latency, microseconds.
+    pub(super) latency: Histogram<u64>,
+    /// End-to-end time of answered jobs over their budget, thousandths.
+    pub(super) budget_used: Histogram<u64>,
 }
 
 impl Totals {
-    fn now(router: &Router) -> Totals {
-        let snap = router.snapshot();
+    pub(super) fn now(router: &Router) -> Totals {
+        Totals::of(router, &router.snapshot())
+    }
+
+    /// The counts of `snap`, a snapshot of `router` just taken, with its histograms.
+    pub(super) fn of(router: &Router, snap: &Snapshot) -> Totals {
+        let m = router.metrics();
         let mut t = Totals {
             at: Instant::now(),
             by_strategy: [0; Strategy::ALL.len()],
             by_status: [0; Status::ALL.len()],
-            latency: router.metrics().total.merged(),
+            by_reason: Reason::ALL.map(|r| Strategy::ALL.iter().map(|s| m.decisions(*s, r)).sum()),
+            by_kernel: BTreeMap::new(),
+            latency: m.total.merged(),
+            budget_used: m.budget_used.merged(),
         };
-        for c in snap.kernels.iter().flat_map(|k| &k.counts) {
-            if let Some(s) = Strategy::ALL.iter().position(|s| s.as_str() == c.strategy) {
-                t.by_strategy[s] += c.count;
+        for k in &snap.kernels {
+            let mut outcomes = 0;
+            for c in &k.counts {
+                outcomes += c.count;
+                if let Some(s) = Strategy::ALL.iter().position(|s| s.as_str() == c.strategy) {
+                    t.by_strategy[s] += c.count;
+                }
+                if let Some(s) = Status::ALL.iter().position(|s| s.as_str() == c.status) {
+                    t.by_status[s] += c.count;
+                }
             }
-            if let Some(s) = Status::ALL.iter().position(|s| s.as_str() == c.status) {
-                t.by_status[s] += c.count;
-            }
+            t.by_kernel.insert((k.kernel.clone(), k.runtime), outcomes);
         }
         t.by_status[Status::Rejected.index()] += snap.unknown_kernel;
         t
+    }
+
+    /// The counts a server has when it starts, `at`: none (shaped like `self`'s histograms).
+    pub(super) fn zero_at(&self, at: Instant) -> Totals {
+        Totals {
+            at,
+            by_strategy: [0; Strategy::ALL.len()],
+            by_status: [0; Status::ALL.len()],
+            by_reason: [0; Reason::ALL.len()],
+            by_kernel: BTreeMap::new(),
+            latency: Histogram::new_from(&self.latency),
+            budget_used: Histogram::new_from(&self.budget_used),
+        }
     }
 }
 
