@@ -37,10 +37,11 @@ pub fn native_kernel(manifest: Manifest) -> Result<Kernel, ManifestError> {
     if let Some(u) = &manifest.units
         && kind.unit_param() != Some(u.param.as_str())
     {
-        return Err(ManifestError {
-            source: manifest.name.clone(),
-            message: format!("units.param must be {:?} for {entry_name}", kind.unit_param()),
-        });
+        let message = match kind.unit_param() {
+            Some(param) => format!("units.param must be {param:?} for {entry_name}, got {:?}", u.param),
+            None => format!("{entry_name} counts no units: remove [units]"),
+        };
+        return Err(ManifestError { source: manifest.name.clone(), message });
     }
     Ok(Kernel::new(manifest, Entry::Native(kind)))
 }
