@@ -30,8 +30,9 @@ def test_the_quickstart_runs_as_the_readme_shows(server):
     assert rows.shape == (3, 3) and np.allclose(rows, rows.T) and (np.diag(rows) > 0).all(), run.stdout
 
 
-def test_the_readme_shows_the_quickstart_as_it_is():
-    readme = (EXAMPLE.parents[1] / "README.md").read_text()
-    shown = readme.split("```python\n", 1)[1].split("```\n", 1)[0]
+def test_the_readmes_show_the_quickstart_as_it_is():
     code = EXAMPLE.read_text().split('"""', 2)[2].lstrip("\n")
-    assert shown == code, "README.md's example differs from examples/quickstart.py: paste the file's code into it"
+    # The client's README, and the repository's (its first Python block).
+    for readme in (EXAMPLE.parents[1] / "README.md", EXAMPLE.parents[3] / "README.md"):
+        shown = readme.read_text().split("```python\n", 1)[1].split("```\n", 1)[0]
+        assert shown == code, f"{readme}'s example differs from examples/quickstart.py: paste the file's code into it"
