@@ -37,12 +37,13 @@ pub fn normal_quantile(p: f64) -> f64 {
     if q < 0.0 { -x } else { x }
 }
 
-/// Horner evaluation, coefficients from the constant term up.
+/// Horner evaluation, coefficients from the constant term up (`vmath::normal` evaluates the
+/// same coefficients in the same order over lanes, and gives the same bits).
 fn poly(c: &[f64; 8], x: f64) -> f64 {
     c.iter().rev().fold(0.0, |acc, &k| acc * x + k)
 }
 
-const A: [f64; 8] = [
+pub(crate) const A: [f64; 8] = [
     3.387_132_872_796_366_5,
     133.141_667_891_784_38,
     1_971.590_950_306_551_3,
@@ -52,7 +53,7 @@ const A: [f64; 8] = [
     33_430.575_583_588_13,
     2_509.080_928_730_122_7,
 ];
-const B: [f64; 8] = [
+pub(crate) const B: [f64; 8] = [
     1.0,
     42.313_330_701_600_91,
     687.187_007_492_057_9,
@@ -62,7 +63,7 @@ const B: [f64; 8] = [
     28_729.085_735_721_943,
     5_226.495_278_852_545,
 ];
-const C: [f64; 8] = [
+pub(crate) const C: [f64; 8] = [
     1.423_437_110_749_683_5,
     4.630_337_846_156_546,
     5.769_497_221_460_691,
@@ -72,7 +73,7 @@ const C: [f64; 8] = [
     0.022_723_844_989_269_184,
     7.745_450_142_783_414e-4,
 ];
-const D: [f64; 8] = [
+pub(crate) const D: [f64; 8] = [
     1.0,
     2.053_191_626_637_759,
     1.676_384_830_183_803_8,
@@ -82,7 +83,7 @@ const D: [f64; 8] = [
     5.475_938_084_995_345e-4,
     1.050_750_071_644_416_9e-9,
 ];
-const E: [f64; 8] = [
+pub(crate) const E: [f64; 8] = [
     6.657_904_643_501_103,
     5.463_784_911_164_114,
     1.784_826_539_917_291_3,
@@ -92,7 +93,7 @@ const E: [f64; 8] = [
     2.711_555_568_743_487_6e-5,
     2.010_334_399_292_288_1e-7,
 ];
-const F: [f64; 8] = [
+pub(crate) const F: [f64; 8] = [
     1.0,
     0.599_832_206_555_888,
     0.136_929_880_922_735_8,
