@@ -342,7 +342,8 @@ fn figures_are_read_from_both_kinds_of_output() {
     assert!(f.contains(&Figure::Field { key: "fuel_used".into(), value: "17".into() }));
     assert!(f.contains(&Figure::Field { key: "version".into(), value: "\"1.0...\"".into() }));
     assert!(agrees("0.0312", 0.031234) && !agrees("0.0312", 0.0314) && agrees("3.125e-2", 0.031249));
-    let reply = r#"{"estimates": {"price": {"value": 5.5000001, "std_error": 0.03121}}, "version": "1.0.2", "fuel_used": 17}"#;
+    let reply =
+        r#"{"estimates": {"price": {"value": 5.5000001, "std_error": 0.03121}}, "version": "1.0.2", "fuel_used": 17}"#;
     assert!(
         f[1..]
             .iter()
