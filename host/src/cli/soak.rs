@@ -87,6 +87,7 @@ pub(super) async fn run(a: SoakArgs) -> Result<ExitCode, String> {
         },
         rate: a.rate,
         load: a.load,
+        max_rate: None,
         duration: seconds("duration", a.duration)?,
         probe: seconds("probe-duration", a.probe_duration)?,
         warmup: Duration::from_secs_f64(a.warmup.max(0.0)),

@@ -41,7 +41,7 @@ pub fn render(listen: SocketAddr, replicas: &[SocketAddr], tries: usize, run_dir
         for (i, r) in replicas.iter().enumerate() {
             let others: Vec<String> = replicas.iter().filter(|o| *o != r).map(server).collect();
             groups.push(format!(
-                "    upstream helix_except_{i} {{\n        least_conn;\n{}\n        keepalive 16;\n    }}",
+                "    upstream helix_except_{i} {{\n        least_conn;\n{}\n        keepalive 256;\n    }}",
                 others.join("\n")
             ));
             let pattern = r.to_string().replace('.', "\\.");

@@ -44,6 +44,9 @@ pub struct SoakConfig {
     pub rate: Option<f64>,
     /// The honest rate as a multiple of the capacity found, when `rate` is `None`.
     pub load: f64,
+    /// The most honest jobs per second `load` × C may come to: what the machine running the
+    /// load generator and the balancer beside the replicas can carry (`None`: no cap).
+    pub max_rate: Option<f64>,
     /// Each phase's length.
     pub duration: Duration,
     /// Capacity probes' length.
@@ -132,7 +135,8 @@ pub async fn run(cfg: SoakConfig) -> Result<SoakReport, String> {
             for (_, _, r) in &c.probes {
                 r.clone()?;
             }
-            (cfg.load * c.rate, Some(c.rate))
+            let rate = cfg.load * c.rate;
+            (cfg.max_rate.map_or(rate, |cap| rate.min(cap)), Some(c.rate))
         }
     };
 
