@@ -58,7 +58,7 @@ const QUANTILE_STEP: f64 = 0.02;
 /// approximation in log space: up by `p` steps when the sample is above it, down by `1 - p`
 /// steps otherwise, so it settles where a share `1 - p` of the samples lie above it).
 fn track_quantile(cell: &AtomicU64, p: f64, ratio: f64) {
-    let _ = cell.fetch_update(Relaxed, Relaxed, |bits| {
+    let _ = cell.try_update(Relaxed, Relaxed, |bits| {
         let q = f64::from_bits(bits);
         let step = if ratio > q { p } else { p - 1.0 };
         Some((q * (QUANTILE_STEP * step).exp()).clamp(0.01, 100.0).to_bits())
@@ -88,7 +88,7 @@ impl KernelStats {
             return;
         }
         let ratio = (measured_us / predicted_us).clamp(0.01, 100.0);
-        let _ = self.correction.fetch_update(Relaxed, Relaxed, |bits| {
+        let _ = self.correction.try_update(Relaxed, Relaxed, |bits| {
             let c = f64::from_bits(bits);
             Some(((1.0 - CORRECTION_GAIN) * c + CORRECTION_GAIN * ratio).clamp(0.05, 20.0).to_bits())
         });

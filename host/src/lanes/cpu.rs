@@ -183,7 +183,7 @@ impl CpuLane {
     /// Queues work for the workers, or hands it back if the queue is at its cap.
     pub(crate) fn submit(&self, work: LaneWork) -> Result<(), LaneWork> {
         let s = &self.state;
-        match s.depth.fetch_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)) {
+        match s.depth.try_update(Relaxed, Relaxed, |d| (d < s.capacity).then_some(d + 1)) {
             Ok(before) => s.depth_peak.fetch_max(before + 1, Relaxed),
             Err(_) => return Err(work),
         };

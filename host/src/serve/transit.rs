@@ -39,7 +39,7 @@ impl Transit {
             if trip > q { q + QUANTILE * step } else { (q - (1.0 - QUANTILE) * step).max(0.0) }
         };
         let moved = |bits: u64| Some(next(f64::from_bits(bits)).to_bits());
-        let before = self.estimate_us.fetch_update(Relaxed, Relaxed, moved).unwrap_or_else(|bits| bits);
+        let before = self.estimate_us.try_update(Relaxed, Relaxed, moved).unwrap_or_else(|bits| bits);
         let q = next(f64::from_bits(before));
         let reserve = Duration::from_secs_f64(q / 1e6).min(budget_left.mul_f64(MAX_SHARE_OF_BUDGET));
         (budget_left.saturating_sub(reserve), reserve)

@@ -33,10 +33,11 @@ impl ResourceLimiter for GuestState {
 }
 
 /// Imports a kernel may name: the contract's own type definitions (no functions), and the
-/// command-line and stream interfaces that Rust's `wasm32-wasip2` standard library links even
-/// when a kernel never uses them. The host satisfies those with functions that trap, so a
-/// kernel gets no files, network, clock or environment.
-const ALLOWED_IMPORTS: [&str; 3] = [super::CONTRACT_TYPES, "wasi:cli/", "wasi:io/"];
+/// command-line, stream and monotonic-clock interfaces that Rust's `wasm32-wasip2` standard
+/// library links even when a kernel never uses them (the clock since Rust 1.99). The host
+/// satisfies those with functions that trap, so a kernel gets no files, network, clock or
+/// environment, and one that reads the clock fails its own job.
+const ALLOWED_IMPORTS: [&str; 4] = [super::CONTRACT_TYPES, "wasi:cli/", "wasi:io/", "wasi:clocks/monotonic-clock@"];
 
 /// A validated, compiled kernel, linked ahead so that each run only instantiates it.
 pub struct WasmKernel {
