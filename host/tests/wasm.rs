@@ -199,7 +199,7 @@ async fn the_wasm_only_basket_kernel_prices_a_one_asset_basket_like_black_schole
 async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     let dir = temp_dir("hostile");
     let read = |c: &str| std::fs::read(guest_module(c)).unwrap();
-    for c in ["loop-forever", "memory-bomb", "deep-recursion", "panic-trap", "huge-output"] {
+    for c in ["loop-forever", "memory-bomb", "deep-recursion", "panic-trap", "huge-output", "clock-sleep"] {
         stage_wasm(&dir, c, &read(c), "");
     }
     // These claim a second of work, so the limit under test (memory, stack, output size)
@@ -226,13 +226,14 @@ async fn hostile_guests_fail_alone_and_honest_jobs_beside_them_complete() {
     assert!(r.load_errors().is_empty(), "{:?}", r.load_errors());
     // Rust keeps large frames on a shadow stack in linear memory, so runaway recursion ends in
     // either the engine's stack limit or an out-of-bounds access below that shadow stack.
-    let hostile: [(&str, &[&str]); 6] = [
+    let hostile: [(&str, &[&str]); 7] = [
         ("loop-forever", &["fuel"]),
         ("loop-fueled", &["fuel"]),
         ("memory-bomb", &["memory cap"]),
         ("deep-recursion", &["stack", "out of bounds memory access"]),
         ("panic-trap", &["trapped"]),
         ("huge-output", &["values"]),
+        ("clock-sleep", &["trapped"]),
     ];
     let mut handles = Vec::new();
     for (i, (name, _)) in hostile.iter().enumerate() {
