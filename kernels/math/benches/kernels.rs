@@ -6,6 +6,7 @@ use helix_math::ewma::{self, ReturnWindow};
 use helix_math::option::{self, BarrierKind, Contract, Market, Method, OptionBook, OptionType, Style};
 use helix_math::particle::{self, StateSpaceModel};
 use helix_math::var::{self, Portfolio, VarBook, VarMode, VarQuery};
+use helix_math::vmath::Simd;
 use std::hint::black_box;
 
 const PATHS: u64 = 200_000;
@@ -35,6 +36,24 @@ fn options(c: &mut Criterion) {
                 b.iter(|| option::run(&book, black_box(7), paths).unwrap())
             });
         }
+    }
+    g.finish();
+}
+
+/// The vector kernels at every instruction set and width this CPU runs (`<isa>-x<lanes>`),
+/// against one scalar lane: the same bits each time, at different speeds.
+fn widths(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mc-option-width");
+    g.sample_size(10);
+    let paths = PATHS * 10;
+    g.throughput(Throughput::Elements(paths));
+    let contract = Contract { style: Style::European, kind: OptionType::Call, strike: 100.0 };
+    let book = OptionBook::single(market(), 1, contract).unwrap();
+    for simd in Simd::all_available() {
+        let name = format!("european-1step-{}-x{}", simd.isa().name(), simd.width().lanes());
+        g.bench_function(BenchmarkId::new(name, paths), |b| {
+            b.iter(|| option::finish(&book, &option::simulate_with(&book, black_box(7), 0..paths, simd).unwrap()))
+        });
     }
     g.finish();
 }
@@ -101,5 +120,5 @@ fn classics(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, options, var, particle_filter, ewma_cov, classics);
+criterion_group!(benches, options, widths, var, particle_filter, ewma_cov, classics);
 criterion_main!(benches);

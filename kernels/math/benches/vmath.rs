@@ -8,7 +8,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use helix_math::rng::{Normals, block_rng};
 use helix_math::vmath::Simd;
-use rand_core::Rng;
+use rand_core::{Rng, SeedableRng};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -83,6 +83,15 @@ fn normals(c: &mut Criterion) {
         b.iter(|| {
             for w in black_box(&mut words).iter_mut() {
                 *w = rng.next_u64();
+            }
+        })
+    });
+    // The same stream from rand_chacha, which the native build drew from before `BlockStream`.
+    let mut reference = rand_chacha::ChaCha8Rng::from_seed([7; 32]);
+    g.bench_function("words-only-rand-chacha", |b| {
+        b.iter(|| {
+            for w in black_box(&mut words).iter_mut() {
+                *w = reference.next_u64();
             }
         })
     });

@@ -132,7 +132,7 @@ impl BlockSums {
         for (w, power) in self.weights[..n].iter_mut().zip(&self.powers) {
             *w = base * power;
         }
-        for (q, packed) in self.packed.chunks_exact_mut(BLOCK_ROWS).enumerate() {
+        for (q, packed) in self.packed.as_chunks_mut::<BLOCK_ROWS>().0.iter_mut().enumerate() {
             pack(&mut packed[..n], block, d, q * LANES);
         }
         let weights = &self.weights[..n];

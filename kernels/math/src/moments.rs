@@ -20,6 +20,12 @@ impl<const N: usize> BlockSums<N> {
         BlockSums { n: 0.0, sum: [0.0; N], cross: [[0.0; N]; N] }
     }
 
+    /// Sums over `n` samples accumulated elsewhere (in vector lanes, say); `cross[i][j]` is
+    /// read for `j <= i` only.
+    pub fn from_raw(n: f64, sum: [f64; N], cross: [[f64; N]; N]) -> Self {
+        BlockSums { n, sum, cross }
+    }
+
     #[inline]
     pub fn add(&mut self, x: [f64; N]) {
         self.n += 1.0;

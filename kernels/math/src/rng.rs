@@ -2,17 +2,11 @@
 //! which is what makes results independent of how units are split across chunks and threads.
 
 use rand_core::Rng;
-#[cfg(not(target_arch = "wasm32"))]
-use rand_core::SeedableRng;
 
-#[cfg(any(test, target_arch = "wasm32"))]
 mod chacha8;
 
-/// A block's generator: `rand_chacha`'s ChaCha8 natively; in Wasm a drop-in that gives the same
-/// stream several times faster there (see `chacha8`).
-#[cfg(not(target_arch = "wasm32"))]
-pub type BlockStream = rand_chacha::ChaCha8Rng;
-#[cfg(target_arch = "wasm32")]
+/// A block's generator: `rand_chacha`'s ChaCha8 stream, computed in vector registers (see
+/// `chacha8`).
 pub type BlockStream = chacha8::ChaCha8;
 
 /// SplitMix64: expands a 64-bit job seed into a 256-bit ChaCha key.
@@ -28,16 +22,9 @@ fn splitmix64(state: &mut u64) -> u64 {
 pub fn block_rng(seed: u64, block: u64) -> BlockStream {
     let mut state = seed;
     let mut key = [0u8; 32];
-    for word in key.chunks_exact_mut(8) {
+    for word in key.as_chunks_mut::<8>().0 {
         word.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let mut rng = BlockStream::from_seed(key);
-        rng.set_stream(block);
-        rng
-    }
-    #[cfg(target_arch = "wasm32")]
     BlockStream::new(key, block)
 }
 
@@ -352,6 +339,13 @@ const ZIG_RATIO: [f64; LAYERS] = {
 /// wedge and tail cases use `libm`, so every target agrees.
 pub struct Normals<R> {
     rng: R,
+}
+
+impl Normals<BlockStream> {
+    /// Fills `words` with the stream's next `u64`s, as many `next_u64` calls would.
+    pub fn fill_words(&mut self, words: &mut [u64]) {
+        self.rng.fill_u64(words)
+    }
 }
 
 impl<R: Rng> Normals<R> {

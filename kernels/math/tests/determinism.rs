@@ -9,6 +9,7 @@ use helix_math::ewma::{self, ROWS_PER_BLOCK, ReturnWindow};
 use helix_math::option::{self, BarrierKind, Contract, Method, OptionBook, OptionType, Style};
 use helix_math::particle::{self, StateSpaceModel};
 use helix_math::var::{self, VarBook, VarMode, VarQuery};
+use helix_math::vmath::{Isa, Simd, Width};
 use std::ops::Range;
 
 /// Runs `units` as `chunks` pieces, simulated in reverse order, then joined.
@@ -70,6 +71,37 @@ fn option_degraded_run_is_a_prefix_of_the_full_run() {
             // The short last block replays the start of the full run's block.
             let tail = option::simulate(&book, 5, whole_blocks as u64 * BLOCK..units).unwrap();
             assert_eq!(prefix.blocks[whole_blocks..], tail.blocks[..]);
+        }
+    }
+}
+
+/// The vector code gives the same bits at every width and under every instruction set this
+/// CPU runs as one scalar lane does: over books of every style and method, several seeds, and
+/// path counts that end a block on a partial row, an odd path or a short block.
+#[test]
+fn option_results_do_not_depend_on_vector_width_or_instruction_set() {
+    let c = &cases("european")[2];
+    let m = market(c);
+    let mixed: Vec<Contract> = [70.0, 100.0, 135.0]
+        .iter()
+        .flat_map(|&k| {
+            [OptionType::Call, OptionType::Put].map(|kind| Contract { style: Style::European, kind, strike: k })
+        })
+        .collect();
+    let mut books = books();
+    books.push(OptionBook::new(m, 1, mixed).unwrap());
+    let scalar = Simd::new(Isa::Baseline, Width::One).unwrap();
+    let every = Simd::all_available();
+    assert!(every.len() >= 5, "at least the baseline's five widths");
+    for book in &books {
+        for seed in [0, 7, 2024, u64::MAX] {
+            for units in [1, 2, 3, 31, 32, 33, BLOCK + 17, 3 * BLOCK] {
+                let reference = format!("{:?}", option::simulate_with(book, seed, 0..units, scalar).unwrap());
+                for &simd in &every {
+                    let got = format!("{:?}", option::simulate_with(book, seed, 0..units, simd).unwrap());
+                    assert!(got == reference, "{simd:?}, seed {seed}, {units} paths, {:?}", book.contracts());
+                }
+            }
         }
     }
 }

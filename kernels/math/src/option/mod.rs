@@ -7,6 +7,7 @@
 pub mod closed_form;
 mod quasi;
 mod sampling;
+mod terminal;
 
 pub use quasi::{MAX_QMC_STEPS, RANDOMISATIONS};
 pub use sampling::{AUTO_ITM_PROBABILITY, Method, Sampling};
@@ -17,6 +18,7 @@ use crate::moments::{BlockSums, Comoments, fold};
 use crate::output::{Estimate, Output};
 use crate::rng::{Normals, block_rng, shift_normals};
 use crate::select::{keep_if_greater, positive_part};
+use crate::vmath::Simd;
 use std::ops::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,6 +160,17 @@ impl OptionBook {
         &self.contracts
     }
 
+    /// Where a European path ends from its normal.
+    fn terminal(&self) -> terminal::Terminal {
+        let m = &self.market;
+        let t = m.maturity;
+        terminal::Terminal {
+            forward: m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t),
+            sd: m.vol * t.sqrt(),
+            inv_spot: 1.0 / m.spot,
+        }
+    }
+
     fn discount(&self) -> f64 {
         libm::exp(-self.market.rate * self.market.maturity)
     }
@@ -197,8 +210,15 @@ impl Sums {
     }
 }
 
-/// Simulates the paths `units` (block-aligned start) for every contract of the book.
+/// Simulates the paths `units` (block-aligned start) for every contract of the book, in
+/// vector lanes as wide as this CPU runs best.
 pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<OptionPartial> {
+    simulate_with(book, seed, units, Simd::best())
+}
+
+/// [`simulate`] at a given width and instruction set; the results are the same bits whatever
+/// `simd` is, only the time differs.
+pub fn simulate_with(book: &OptionBook, seed: u64, units: Range<u64>, simd: Simd) -> Result<OptionPartial> {
     let mut blocks = Vec::new();
     // A tilted grid shifts step k's normal by `shift * c_k / |c|` (see `sampling`).
     let grid_shifts = match (book.path_kind, book.sampling) {
@@ -214,6 +234,7 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
         Sampling::Quasi => Some(quasi::QuasiPaths::new(book, seed)?),
         _ => None,
     };
+    let mut scratch = None;
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
         let mut sums = vec![Sums::default(); book.contracts.len()];
@@ -222,7 +243,10 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
                 let q = quasi.as_ref().expect("built above");
                 quasi::quasi_block(book, q, block * BLOCK, n, &mut sums)
             }
-            (PathKind::Terminal, Sampling::Plain) => terminal_block(book, &mut normals, n, &mut sums),
+            (PathKind::Terminal, Sampling::Plain) => {
+                let scratch = scratch.get_or_insert_with(terminal::Scratch::new);
+                terminal::terminal_block(book.terminal(), &book.contracts, simd, scratch, &mut normals, n, &mut sums)
+            }
             (PathKind::Terminal, Sampling::Tilted { shift }) => {
                 tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
             }
@@ -231,46 +255,6 @@ pub fn simulate(book: &OptionBook, seed: u64, units: Range<u64>) -> Result<Optio
         blocks.push(sums.iter().map(Sums::finish).collect());
     }
     Ok(Partial { units, blocks })
-}
-
-/// European paths come in antithetic pairs: path `2j` draws `z_j` and path `2j + 1` uses `-z_j`,
-/// so a pair costs one normal and one `exp` (the second price is a division). The pair's mean is
-/// one sample; an odd path count ends with an unpaired path, an unbiased sample of its own.
-fn terminal_block<R: rand_core::Rng>(book: &OptionBook, normals: &mut Normals<R>, n: u64, sums: &mut [Sums]) {
-    let m = &book.market;
-    let t = m.maturity;
-    let forward_drift = m.spot * libm::exp((m.rate - m.dividend - 0.5 * m.vol * m.vol) * t);
-    let sd = m.vol * t.sqrt();
-    let inv_spot = 1.0 / m.spot;
-    let pair = |c: &Contract, up: f64, down: f64, sum: &mut Sums| {
-        let call = c.kind == OptionType::Call;
-        let (a, b) = (european_payoff(up, c.strike, call, inv_spot), european_payoff(down, c.strike, call, inv_spot));
-        sum.moments.add([0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])]);
-        sum.contributing += u64::from(a[0] > 0.0) + u64::from(b[0] > 0.0);
-    };
-    if let [single] = book.contracts.as_slice() {
-        // The common case gets a loop with no per-contract dispatch.
-        for _ in 0..n / 2 {
-            let e = libm::exp(sd * normals.normal());
-            pair(single, forward_drift * e, forward_drift / e, &mut sums[0]);
-        }
-    } else {
-        for _ in 0..n / 2 {
-            let e = libm::exp(sd * normals.normal());
-            let (up, down) = (forward_drift * e, forward_drift / e);
-            for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
-                pair(c, up, down, sum);
-            }
-        }
-    }
-    if n % 2 == 1 {
-        let st = forward_drift * libm::exp(sd * normals.normal());
-        for (c, sum) in book.contracts.iter().zip(sums.iter_mut()) {
-            let x = european_payoff(st, c.strike, c.kind == OptionType::Call, inv_spot);
-            sum.moments.add(x);
-            sum.contributing += u64::from(x[0] > 0.0);
-        }
-    }
 }
 
 /// European paths under importance sampling: the terminal normal is `shift + e`, drawn in

@@ -1,20 +1,23 @@
-//! ChaCha8 for the Wasm builds: exactly the stream of `rand_chacha::ChaCha8Rng` (which the native
-//! build keeps using), because native and Wasm results must agree to the bit.
+//! ChaCha8 with exactly the stream of `rand_chacha::ChaCha8Rng`, in every build: native and
+//! Wasm results must agree to the bit, and this one is faster in both.
 //!
-//! Why a second implementation: rand_chacha's fast paths (through `ppv-lite86`) are x86-64
-//! SIMD; on wasm32 it falls back to generic code that emulates its vector lanes in scalar words,
-//! which wasmtime runs at ~14–25 ns per `u64` (native: ~2.3 ns). Here, with `simd128` (which the
-//! guests are built with), four blocks are computed at once with one `v128` per state word, lane
-//! `i` holding block `i`: a round is lane-wise add, xor and shift with no shuffles, and the 4×4
-//! transposes happen once, when the blocks are stored. Without `simd128` a plain scalar block
-//! function runs instead. Measured in a guest: 14 ns per `u64` through rand_chacha, 8.6 ns
-//! scalar, 5.3 ns with simd128.
+//! Why not rand_chacha itself: on wasm32 its fast paths (through `ppv-lite86`, x86-64 SIMD) fall
+//! back to generic code that emulates vector lanes in scalar words, which wasmtime runs at
+//! ~14–25 ns per `u64`; natively it computes four blocks a pass. Here a refill makes 16
+//! consecutive blocks, with lane `i` of every state word holding block `i`, so a round is
+//! lane-wise add, xor and rotate with no shuffles, and the transposes happen once, when the
+//! blocks are stored: natively in AVX-512 (16 blocks a pass) or AVX2 (8) registers, chosen at
+//! run time (`x86.rs`); in Wasm with `simd128` four blocks a pass in `v128`s; elsewhere, a
+//! plain scalar block function. Measured in a guest: 14 ns per `u64` through rand_chacha,
+//! 8.6 ns scalar, 5.3 ns with simd128; natively see `benches/vmath.rs`.
 //!
 //! The layout follows rand_chacha: words 0–3 the constant, 4–11 the key, 12–13 a 64-bit block
-//! counter, 14–15 the 64-bit stream; a refill makes four consecutive blocks (64 words) and words
-//! are consumed in order, a `u64` being two words, low first, as `rand_core::block::BlockRng`
-//! does. The test below checks the scalar path against rand_chacha; the simd128 path is checked
-//! by the host's native-vs-Wasm bit-identity tests.
+//! counter, 14–15 the 64-bit stream; words are consumed in order, a `u64` being two words, low
+//! first, as `rand_core::block::BlockRng` does. The tests below check the native paths against
+//! rand_chacha; the simd128 path is checked by the host's native-vs-Wasm bit-identity tests.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use core::convert::Infallible;
 use rand_core::TryRng;
@@ -23,8 +26,9 @@ const CONSTANT: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 /// ChaCha8: four double rounds.
 const DOUBLE_ROUNDS: usize = 4;
 const BLOCK_WORDS: usize = 16;
-/// Words per refill: four blocks, as rand_chacha buffers them.
-const BUF_WORDS: usize = 4 * BLOCK_WORDS;
+/// Blocks per refill: one AVX-512 pass.
+const BUF_BLOCKS: usize = 16;
+const BUF_WORDS: usize = BUF_BLOCKS * BLOCK_WORDS;
 
 /// A ChaCha8 stream that draws like `rand_chacha::ChaCha8Rng` with the same seed and stream.
 #[derive(Clone)]
@@ -58,16 +62,37 @@ impl ChaCha8 {
         }
     }
 
-    /// Out of line: it runs once per 32 `u64`s and would otherwise crowd every draw site.
+    /// Out of line: it runs once per 128 `u64`s and would otherwise crowd every draw site.
     #[inline(never)]
     fn refill(&mut self) {
-        four_blocks(&self.key, self.counter, self.stream, &mut self.buf);
-        self.counter = self.counter.wrapping_add(4);
+        blocks(Backend::detected(), &self.key, self.counter, self.stream, &mut self.buf);
+        self.counter = self.counter.wrapping_add(BUF_BLOCKS as u64);
     }
 
     #[inline(always)]
     fn pair(&self, i: usize) -> u64 {
         u64::from(self.buf[i]) | (u64::from(self.buf[i + 1]) << 32)
+    }
+
+    /// Fills `out` with the next `u64`s: what as many `next_u64` calls would give, copied from
+    /// the buffer a refill at a time.
+    pub fn fill_u64(&mut self, out: &mut [u64]) {
+        let mut rest = out;
+        while let [first, ..] = rest {
+            if self.index >= BUF_WORDS - 1 {
+                *first = self.next_u64_refilling();
+                rest = &mut rest[1..];
+                continue;
+            }
+            let n = ((BUF_WORDS - self.index) / 2).min(rest.len());
+            let (now, later) = rest.split_at_mut(n);
+            let start = self.index;
+            for (k, word) in now.iter_mut().enumerate() {
+                *word = self.pair(start + 2 * k);
+            }
+            self.index = start + 2 * n;
+            rest = later;
+        }
     }
 
     /// A `u64` that needs a refill: its low word may be the last of the old buffer.
@@ -144,20 +169,81 @@ const QUARTER_ROUNDS: [[usize; 4]; 8] = [
     [3, 4, 9, 14],
 ];
 
-/// Blocks `counter .. counter + 4` (the counter wraps at 2^64), one after another.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn four_blocks(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; BUF_WORDS]) {
-    four_blocks_scalar(key, counter, stream, out)
+/// How a refill computes its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn four_blocks(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; BUF_WORDS]) {
-    simd128::four_blocks(key, counter, stream, out)
+impl Backend {
+    /// The fastest this CPU and build run.
+    #[inline]
+    fn detected() -> Backend {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Backend::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Backend::Avx2;
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Backend::Simd128;
+        #[allow(unreachable_code)]
+        Backend::Scalar
+    }
+
+    /// Every backend this CPU and build run, for the tests.
+    #[cfg(test)]
+    fn available() -> Vec<Backend> {
+        let mut all = vec![Backend::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(Backend::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                all.push(Backend::Avx512);
+            }
+        }
+        all
+    }
 }
 
+/// Blocks `counter .. counter + BUF_BLOCKS` (the counter wraps at 2^64), one after another.
+fn blocks(backend: Backend, key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; BUF_WORDS]) {
+    match backend {
+        Backend::Scalar => blocks_scalar(key, counter, stream, out),
+        // SAFETY (both): `Backend::detected` and `Backend::available` return these only where
+        // the CPU has the instruction set, which calling a `#[target_feature]` function needs.
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe { x86::sixteen_blocks_avx512(key, counter, stream, out) },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => {
+            for (pass, eight) in out.as_chunks_mut::<{ 8 * BLOCK_WORDS }>().0.iter_mut().enumerate() {
+                unsafe { x86::eight_blocks_avx2(key, counter.wrapping_add(8 * pass as u64), stream, eight) }
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Backend::Simd128 => {
+            for (pass, four) in out.as_chunks_mut::<{ 4 * BLOCK_WORDS }>().0.iter_mut().enumerate() {
+                simd128::four_blocks(key, counter.wrapping_add(4 * pass as u64), stream, four)
+            }
+        }
+    }
+}
+
+/// Blocks `counter ..` one at a time, as many as `out` holds.
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
-fn four_blocks_scalar(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; BUF_WORDS]) {
-    for (i, block) in out.chunks_exact_mut(BLOCK_WORDS).enumerate() {
+fn blocks_scalar(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32]) {
+    for (i, block) in out.as_chunks_mut::<BLOCK_WORDS>().0.iter_mut().enumerate() {
         let input = block_input(key, counter.wrapping_add(i as u64), stream);
         let mut x = input;
         for _ in 0..DOUBLE_ROUNDS {
@@ -180,7 +266,7 @@ fn four_blocks_scalar(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
-    use super::{BLOCK_WORDS, BUF_WORDS, DOUBLE_ROUNDS, QUARTER_ROUNDS, block_input};
+    use super::{BLOCK_WORDS, DOUBLE_ROUNDS, QUARTER_ROUNDS, block_input};
     use core::arch::wasm32::*;
 
     /// Lane-wise rotate left. Shifts, not byte shuffles, even for 16 and 8: LLVM emits those
@@ -190,7 +276,7 @@ mod simd128 {
         v128_or(u32x4_shl(v, N), u32x4_shr(v, 32 - N))
     }
 
-    pub(super) fn four_blocks(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; BUF_WORDS]) {
+    pub(super) fn four_blocks(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; 4 * BLOCK_WORDS]) {
         let blocks: [[u32; BLOCK_WORDS]; 4] =
             core::array::from_fn(|i| block_input(key, counter.wrapping_add(i as u64), stream));
         let input: [v128; BLOCK_WORDS] =
@@ -258,7 +344,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..300 {
             let mut seed = [0u8; 32];
-            for w in seed.chunks_exact_mut(8) {
+            for w in seed.as_chunks_mut::<8>().0 {
                 w.copy_from_slice(&next().to_le_bytes());
             }
             let stream = match i % 4 {
@@ -279,17 +365,43 @@ mod tests {
         out
     }
 
+    /// Every backend this CPU runs.
     #[test]
-    fn four_blocks_match_rand_chacha() {
+    fn blocks_match_rand_chacha() {
+        let backends = Backend::available();
+        assert!(backends.contains(&Backend::detected()));
         for (seed, stream, pos) in cases() {
             let counter = (pos / BLOCK_WORDS as u128) as u64;
             let mut reference = ChaCha8Rng::from_seed(seed);
             reference.set_stream(stream);
             reference.set_word_pos(u128::from(counter) * BLOCK_WORDS as u128);
             let expected: Vec<u32> = (0..BUF_WORDS).map(|_| reference.next_u32()).collect();
-            let mut out = [0; BUF_WORDS];
-            four_blocks_scalar(&ChaCha8::new(seed, stream).key, counter, stream, &mut out);
-            assert_eq!(out.as_slice(), expected.as_slice(), "seed {seed:?} stream {stream} block {counter}");
+            let key = ChaCha8::new(seed, stream).key;
+            for &backend in &backends {
+                let mut out = [0; BUF_WORDS];
+                blocks(backend, &key, counter, stream, &mut out);
+                assert_eq!(out.as_slice(), expected.as_slice(), "{backend:?}, stream {stream} block {counter}");
+            }
+        }
+    }
+
+    /// Runs of `u64`s by `fill_u64`, between single draws, from any word position.
+    #[test]
+    fn filled_words_match_rand_chacha() {
+        for (case, (seed, stream, pos)) in cases().into_iter().enumerate() {
+            let mut reference = ChaCha8Rng::from_seed(seed);
+            reference.set_stream(stream);
+            reference.set_word_pos(pos);
+            let mut ours = ChaCha8::new(seed, stream);
+            ours.set_word_pos(pos);
+            for draw in 0..20 {
+                let len = (draw * 37 + case) % 300;
+                let mut words = vec![0; len];
+                ours.fill_u64(&mut words);
+                let expected: Vec<u64> = (0..len).map(|_| reference.next_u64()).collect();
+                assert_eq!(words, expected, "case {case} draw {draw}");
+                assert_eq!(ours.next_u32(), reference.next_u32(), "case {case} draw {draw}");
+            }
         }
     }
 

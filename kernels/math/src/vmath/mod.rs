@@ -30,6 +30,7 @@ pub use ln::ln;
 pub use normal::{normal_from_word, normal_quantile};
 
 use core::fmt;
+use core::marker::PhantomData;
 use rand_core::Rng;
 
 /// The instruction set a [`Simd`] runs its loops under.
@@ -250,6 +251,71 @@ pub fn digest(simd: Simd) -> u64 {
     hash
 }
 
+/// `$f::<$G, N>($args)` with `N` the width's lanes.
+macro_rules! at_width {
+    ($width:expr, $f:ident::<$g:ty>($($arg:expr),*)) => {
+        match $width {
+            Width::One => $f::<$g, 1>($($arg),*),
+            Width::Two => $f::<$g, 2>($($arg),*),
+            Width::Four => $f::<$g, 4>($($arg),*),
+            Width::Eight => $f::<$g, 8>($($arg),*),
+            Width::Sixteen => $f::<$g, 16>($($arg),*),
+        }
+    };
+}
+
+/// Code written once over `N` lanes, which [`Simd::run`] runs at its width and under its
+/// instruction set. `run` must be `#[inline(always)]`, and so must everything it calls that
+/// touches lanes: only code inlined into the `#[target_feature]` function is compiled for it.
+/// Data (parameters, slices) comes in `self`; no closure or function pointer may cross in, as
+/// its body would be compiled for the baseline (`README.md`).
+pub trait LaneKernel {
+    type Output;
+    fn run<const N: usize>(self) -> Self::Output;
+}
+
+impl Simd {
+    /// Runs `kernel` at this width and under this instruction set.
+    pub fn run<K: LaneKernel>(self, kernel: K) -> K::Output {
+        #[cfg(target_arch = "x86_64")]
+        use x86::{run_avx2, run_avx512};
+        match self.isa {
+            Isa::Baseline => at_width!(self.width, run_baseline::<K>(kernel)),
+            // SAFETY: a `Simd` holds `Avx2` or `Avx512` only where `Isa::is_available` found
+            // the CPU has it (`Simd::new`, `Simd::best`, `Simd::all_available`), which is what
+            // calling a `#[target_feature]` function needs.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { at_width!(self.width, run_avx2::<K>(kernel)) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { at_width!(self.width, run_avx512::<K>(kernel)) },
+            // Never made off x86-64; the baseline loop is the same computation anyway.
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => at_width!(self.width, run_baseline::<K>(kernel)),
+        }
+    }
+}
+
+fn run_baseline<K: LaneKernel, const N: usize>(kernel: K) -> K::Output {
+    kernel.run::<N>()
+}
+
+/// The generic code compiled with AVX2 or AVX-512 enabled: the same source, inlined into a
+/// function LLVM may use those instructions in.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::LaneKernel;
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn run_avx2<K: LaneKernel, const N: usize>(kernel: K) -> K::Output {
+        kernel.run::<N>()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn run_avx512<K: LaneKernel, const N: usize>(kernel: K) -> K::Output {
+        kernel.run::<N>()
+    }
+}
+
 /// A lane-wise function and the value that pads a slice's last, partial step (any value that
 /// computes quickly: padded lanes are discarded, and lanes do not interact).
 trait LaneMap {
@@ -285,105 +351,54 @@ impl LaneMap for QuantileMap {
     }
 }
 
-#[inline(always)]
-fn map_in_place<M: LaneMap, const N: usize>(xs: &mut [f64]) {
-    let (steps, rest) = xs.as_chunks_mut::<N>();
-    for step in steps {
-        *step = M::apply(F64s(*step)).0;
-    }
-    if !rest.is_empty() {
-        let mut padded = [M::PAD; N];
-        padded[..rest.len()].copy_from_slice(rest);
-        rest.copy_from_slice(&M::apply(F64s(padded)).0[..rest.len()]);
-    }
-}
+/// `x <- M(x)` over a slice.
+struct MapInPlace<'a, M>(&'a mut [f64], PhantomData<M>);
 
-/// `words` and `out` have the same length (checked by the callers).
-#[inline(always)]
-fn normals_into<const N: usize>(words: &[u64], out: &mut [f64]) {
-    let (word_steps, word_rest) = words.as_chunks::<N>();
-    let (out_steps, out_rest) = out.as_chunks_mut::<N>();
-    for (w, z) in word_steps.iter().zip(out_steps) {
-        *z = normal_from_word(U64s(*w)).0;
-    }
-    if !word_rest.is_empty() {
-        let mut padded = [0u64; N];
-        padded[..word_rest.len()].copy_from_slice(word_rest);
-        let normals = normal_from_word(U64s(padded)).0;
-        let n = word_rest.len().min(out_rest.len());
-        out_rest[..n].copy_from_slice(&normals[..n]);
-    }
-}
-
-/// The generic loops compiled with AVX2 or AVX-512 enabled: the same source, inlined into a
-/// function LLVM may use those instructions in.
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{LaneMap, map_in_place, normals_into};
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn map_in_place_avx2<M: LaneMap, const N: usize>(xs: &mut [f64]) {
-        map_in_place::<M, N>(xs)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn map_in_place_avx512<M: LaneMap, const N: usize>(xs: &mut [f64]) {
-        map_in_place::<M, N>(xs)
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn normals_into_avx2<const N: usize>(words: &[u64], out: &mut [f64]) {
-        normals_into::<N>(words, out)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn normals_into_avx512<const N: usize>(words: &[u64], out: &mut [f64]) {
-        normals_into::<N>(words, out)
-    }
-}
-
-/// `$f::<$G, N>($args)` (or `$f::<N>($args)`) with `N` the width's lanes.
-macro_rules! at_width {
-    ($width:expr, $f:ident $(::<$g:ty>)? ($($arg:expr),*)) => {
-        match $width {
-            Width::One => $f::<$($g,)? 1>($($arg),*),
-            Width::Two => $f::<$($g,)? 2>($($arg),*),
-            Width::Four => $f::<$($g,)? 4>($($arg),*),
-            Width::Eight => $f::<$($g,)? 8>($($arg),*),
-            Width::Sixteen => $f::<$($g,)? 16>($($arg),*),
+impl<M: LaneMap> LaneKernel for MapInPlace<'_, M> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const N: usize>(self) {
+        let (steps, rest) = self.0.as_chunks_mut::<N>();
+        for step in steps {
+            *step = M::apply(F64s(*step)).0;
         }
-    };
+        if !rest.is_empty() {
+            let mut padded = [M::PAD; N];
+            padded[..rest.len()].copy_from_slice(rest);
+            rest.copy_from_slice(&M::apply(F64s(padded)).0[..rest.len()]);
+        }
+    }
 }
-
-// SAFETY (every `unsafe` below): a `Simd` holds `Avx2` or `Avx512` only where
-// `Isa::is_available` found the CPU has it (`Simd::new`, `Simd::best`, `Simd::all_available`),
-// which is what calling a `#[target_feature]` function needs.
 
 fn run_map<M: LaneMap>(simd: Simd, xs: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    use x86::{map_in_place_avx2, map_in_place_avx512};
-    match simd.isa {
-        Isa::Baseline => at_width!(simd.width, map_in_place::<M>(xs)),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { at_width!(simd.width, map_in_place_avx2::<M>(xs)) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { at_width!(simd.width, map_in_place_avx512::<M>(xs)) },
-        // Never made off x86-64; the baseline loop is the same computation anyway.
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => at_width!(simd.width, map_in_place::<M>(xs)),
+    simd.run(MapInPlace::<M>(xs, PhantomData))
+}
+
+/// Normals from words; `words` and `out` have the same length (checked by the callers).
+struct NormalsFromWords<'a> {
+    words: &'a [u64],
+    out: &'a mut [f64],
+}
+
+impl LaneKernel for NormalsFromWords<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const N: usize>(self) {
+        let (word_steps, word_rest) = self.words.as_chunks::<N>();
+        let (out_steps, out_rest) = self.out.as_chunks_mut::<N>();
+        for (w, z) in word_steps.iter().zip(out_steps) {
+            *z = normal_from_word(U64s(*w)).0;
+        }
+        if !word_rest.is_empty() {
+            let mut padded = [0u64; N];
+            padded[..word_rest.len()].copy_from_slice(word_rest);
+            let normals = normal_from_word(U64s(padded)).0;
+            let n = word_rest.len().min(out_rest.len());
+            out_rest[..n].copy_from_slice(&normals[..n]);
+        }
     }
 }
 
 fn run_normals(simd: Simd, words: &[u64], out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    use x86::{normals_into_avx2, normals_into_avx512};
-    match simd.isa {
-        Isa::Baseline => at_width!(simd.width, normals_into(words, out)),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { at_width!(simd.width, normals_into_avx2(words, out)) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { at_width!(simd.width, normals_into_avx512(words, out)) },
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => at_width!(simd.width, normals_into(words, out)),
-    }
+    simd.run(NormalsFromWords { words, out })
 }
