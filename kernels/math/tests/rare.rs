@@ -156,7 +156,7 @@ fn importance_sampling_prices_deep_out_of_the_money_asian_options() {
 /// a down-and-out call (the shift also moves paths away from the barrier) and an up-and-out
 /// call (shifted no further than halfway to its barrier) agree with plain Monte Carlo on ten
 /// times the paths, at a tenth of its variance per path or less (measured 129 and 27 times
-/// less), below the European price that bounds them.
+/// less), not above the European price that bounds them.
 #[test]
 fn importance_sampling_prices_deep_out_of_the_money_barrier_options() {
     use helix_math::option::closed_form::black_scholes;
@@ -180,6 +180,10 @@ fn importance_sampling_prices_deep_out_of_the_money_barrier_options() {
         let ratio = (sp * sp * 2_000_000.0) / (st * st * 200_000.0);
         eprintln!("{kind:?} call K={strike} B={level}: {tilted:?}, variance per path {ratio:.1} times less");
         assert!(ratio >= min_ratio, "{kind:?}: variance per path only {ratio} times less");
-        assert!(tilted.value < black_scholes(OptionType::Call, strike, &m).price);
+        // The European price bounds the knock-out's; far from its barrier the two nearly meet
+        // (for the down-and-out, 0.2404086 against 0.2404067), so the bound holds to the
+        // estimate's error.
+        let european = black_scholes(OptionType::Call, strike, &m).price;
+        assert!(tilted.value < european + 2.0 * st, "{kind:?}: {tilted:?} above the European {european}");
     }
 }

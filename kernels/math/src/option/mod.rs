@@ -5,8 +5,10 @@
 //! bar from a bound, not from a sample too small to show its spread.
 
 pub mod closed_form;
+mod grid;
 mod quasi;
 mod sampling;
+mod slots;
 mod terminal;
 
 pub use quasi::{MAX_QMC_STEPS, RANDOMISATIONS};
@@ -16,7 +18,7 @@ use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, finite, non_negative, positive};
 use crate::moments::{BlockSums, Comoments, fold};
 use crate::output::{Estimate, Output};
-use crate::rng::{Normals, block_rng, shift_normals};
+use crate::rng::{Normals, block_rng};
 use crate::select::{keep_if_greater, positive_part};
 use crate::vmath::Simd;
 use std::ops::Range;
@@ -234,7 +236,7 @@ pub fn simulate_with(book: &OptionBook, seed: u64, units: Range<u64>, simd: Simd
         Sampling::Quasi => Some(quasi::QuasiPaths::new(book, seed)?),
         _ => None,
     };
-    let mut scratch = None;
+    let (mut scratch, mut grid_scratch) = (None, None);
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
         let mut sums = vec![Sums::default(); book.contracts.len()];
@@ -250,7 +252,10 @@ pub fn simulate_with(book: &OptionBook, seed: u64, units: Range<u64>, simd: Simd
             (PathKind::Terminal, Sampling::Tilted { shift }) => {
                 tilted_terminal_block(book, shift, &mut normals, n, &mut sums)
             }
-            (PathKind::Grid, _) => grid_block(book, grid_tilt, &mut normals, n, &mut sums),
+            (PathKind::Grid, _) => {
+                let scratch = grid_scratch.get_or_insert_with(grid::Scratch::new);
+                grid::grid_block(book, grid_tilt, simd, scratch, &mut normals, n, &mut sums)
+            }
         }
         blocks.push(sums.iter().map(Sums::finish).collect());
     }
@@ -310,81 +315,6 @@ fn european_payoff(st: f64, k: f64, call: bool, inv_spot: f64) -> [f64; 2] {
         [positive_part(st - k), keep_if_greater(st, k, st * inv_spot)]
     } else {
         [positive_part(k - st), -keep_if_greater(k, st, st * inv_spot)]
-    }
-}
-
-/// A grid block; `tilt`: the step normals' shift and half its squared length, if tilted.
-fn grid_block<R: rand_core::Rng>(
-    book: &OptionBook,
-    tilt: Option<(&[f64], f64)>,
-    normals: &mut Normals<R>,
-    n: u64,
-    sums: &mut [Sums],
-) {
-    if book.contracts.iter().any(|c| c.style == Style::Asian) {
-        grid_paths::<R, true>(book, tilt, normals, n, sums)
-    } else {
-        grid_paths::<R, false>(book, tilt, normals, n, sums)
-    }
-}
-
-/// The paths of a grid block; `AVERAGE`: also sum the prices along each path (Asian contracts).
-/// A separate loop without that `exp` for the other books keeps their loop small: in Wasm the
-/// unused code's live values were spilled on every step. Never inlined: inside the kernel
-/// dispatcher, cranelift's register allocator kept even the memory base on the stack.
-#[inline(never)]
-fn grid_paths<R: rand_core::Rng, const AVERAGE: bool>(
-    book: &OptionBook,
-    tilt: Option<(&[f64], f64)>,
-    normals: &mut Normals<R>,
-    n: u64,
-    sums: &mut [Sums],
-) {
-    let m = &book.market;
-    let dt = m.maturity / book.steps as f64;
-    let drift = (m.rate - m.dividend - 0.5 * m.vol * m.vol) * dt;
-    let sd = m.vol * dt.sqrt();
-    let log_spot = libm::log(m.spot);
-    let inv_steps = 1.0 / book.steps as f64;
-    let log_levels = log_levels(book);
-    // A path's normals are drawn first and walked after: the walk has no call in it (see
-    // `Normals::fill`), and in Wasm one loop header per step (fuel is metered per basic block).
-    let mut z = vec![0.0; book.steps as usize];
-    for _ in 0..n {
-        normals.fill(&mut z);
-        let weight = tilt.map_or(1.0, |(mu, half_sq)| shift_normals(&mut z, mu, half_sq));
-        let (mut x, mut lo, mut hi, mut sum_s, mut sum_x) = (log_spot, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
-        let mut step = |zk: f64| {
-            x += drift + sd * zk;
-            // Not `lo.min(x)`, a libm call in Wasm (see `select`); `x` is never NaN. New
-            // extremes are rare, so these branches predict well.
-            if x < lo {
-                lo = x;
-            }
-            if x > hi {
-                hi = x;
-            }
-            sum_x += x;
-            if AVERAGE {
-                sum_s += libm::exp(x);
-            }
-        };
-        // Four steps a loop step: in Wasm, fuel and interruption are checked once per loop step.
-        let (z4, z_rest) = z.as_chunks::<4>();
-        for zs in z4 {
-            for &zk in zs {
-                step(zk);
-            }
-        }
-        for &zk in z_rest {
-            step(zk);
-        }
-        let st = libm::exp(x);
-        for ((c, sum), &log_level) in book.contracts.iter().zip(sums.iter_mut()).zip(&log_levels) {
-            let sample = grid_sample(c, log_level, st, lo, hi, sum_s * inv_steps, sum_x * inv_steps);
-            sum.contributing += u64::from(sample[0] > 0.0);
-            sum.moments.add([weight * sample[0], weight * sample[1]]);
-        }
     }
 }
 

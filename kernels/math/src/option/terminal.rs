@@ -8,57 +8,17 @@
 //! LLVM vectorised the per-width steps across each other, with gathers and scatters, and the
 //! block ran at a third of the speed of the two passes.
 //!
-//! Determinism: pair `j` of a block adds into accumulator slot `j % ROW` of each contract, in
-//! pair order, and the slots are summed 0, 1, ..., ROW - 1 when the block ends; the growth pass
-//! computes each pair alone. So a block's sums, and every result, are the same bits at every
-//! width, under every instruction set and in Wasm. A block's last, partial row runs padded,
-//! its padding lanes masked to zero.
+//! Determinism: the growth pass computes each pair alone, and the sums go into fixed slots
+//! (`slots`), so every result is the same bits at every width, under every instruction set
+//! and in Wasm. A block's last, partial row runs padded, its padding lanes masked to zero.
 
+use super::slots::{ROW, Slots, filled};
 use super::{Contract, OptionType, Sums};
 use crate::chunk::BLOCK;
-use crate::moments::BlockSums;
 use crate::rng::{BlockStream, Normals};
 use crate::vmath::{self, F64s, LaneKernel, Mask, Simd, U64s};
 
-/// Pairs a row: the accumulator slots per quantity.
-const ROW: usize = 16;
 const MAX_PAIRS: usize = (BLOCK / 2) as usize;
-/// Each lane's pair index within its row, to mask a partial row's padding.
-const LANE_INDEX: [f64; ROW] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
-
-/// One contract's running sums over a block, per slot: the pair's mean payoff and pathwise
-/// delta, their squares and product (for `BlockSums<2>`), and how many of its paths paid.
-#[derive(Clone, Copy)]
-struct Slots {
-    price: [f64; ROW],
-    delta: [f64; ROW],
-    price_sq: [f64; ROW],
-    delta_price: [f64; ROW],
-    delta_sq: [f64; ROW],
-    paying: [f64; ROW],
-}
-
-impl Slots {
-    const ZERO: Slots = Slots {
-        price: [0.0; ROW],
-        delta: [0.0; ROW],
-        price_sq: [0.0; ROW],
-        delta_price: [0.0; ROW],
-        delta_sq: [0.0; ROW],
-        paying: [0.0; ROW],
-    };
-
-    /// The block's sums: each quantity's slots added in slot order.
-    fn finish(&self, pairs: usize) -> Sums {
-        let total = |slots: &[f64; ROW]| slots.iter().fold(0.0, |acc, x| acc + x);
-        let moments = BlockSums::from_raw(
-            pairs as f64,
-            [total(&self.price), total(&self.delta)],
-            [[total(&self.price_sq), 0.0], [total(&self.delta_price), total(&self.delta_sq)]],
-        );
-        Sums { moments, contributing: total(&self.paying) as u64, by_randomisation: Vec::new() }
-    }
-}
 
 /// Where a path ends from its normal: `forward * exp(sd * z)`; `inv_spot` turns a terminal
 /// price into its pathwise delta.
@@ -165,36 +125,23 @@ impl LaneKernel for AddPairs<'_> {
             let mut padded = [1.0; ROW];
             padded[..rest.len()].copy_from_slice(rest);
             let growth = F64s(padded);
-            let valid = F64s(LANE_INDEX).lt(F64s::splat(rest.len() as f64));
+            let valid = filled(rest.len());
             add_pair(self.contract, growth * forward, forward / growth, inv_spot, Some(valid), self.slots);
         }
     }
 }
 
 /// Adds a row of pairs' mean samples to the contract's slots; `valid`: the lanes of a partial
-/// row that hold pairs (the others add nothing).
+/// row that hold pairs.
 #[inline(always)]
 fn add_pair(c: &Contract, up: F64s<ROW>, down: F64s<ROW>, inv_spot: f64, valid: Option<Mask<ROW>>, slots: &mut Slots) {
     let (zero, one, strike) = (F64s::splat(0.0), F64s::splat(1.0), F64s::splat(c.strike));
     let [up_price, up_delta] = payoff(c.kind, up, strike, inv_spot);
     let [down_price, down_delta] = payoff(c.kind, down, strike, inv_spot);
-    let mut price = 0.5 * (up_price + down_price);
-    let mut delta = 0.5 * (up_delta + down_delta);
-    let mut paying = up_price.gt(zero).select(one, zero) + down_price.gt(zero).select(one, zero);
-    if let Some(valid) = valid {
-        (price, delta, paying) = (valid.select(price, zero), valid.select(delta, zero), valid.select(paying, zero));
-    }
-    accumulate(&mut slots.price, price);
-    accumulate(&mut slots.delta, delta);
-    accumulate(&mut slots.price_sq, price * price);
-    accumulate(&mut slots.delta_price, delta * price);
-    accumulate(&mut slots.delta_sq, delta * delta);
-    accumulate(&mut slots.paying, paying);
-}
-
-#[inline(always)]
-fn accumulate(slots: &mut [f64; ROW], x: F64s<ROW>) {
-    *slots = (F64s(*slots) + x).0;
+    let price = 0.5 * (up_price + down_price);
+    let delta = 0.5 * (up_delta + down_delta);
+    let paying = up_price.gt(zero).select(one, zero) + down_price.gt(zero).select(one, zero);
+    slots.add(price, delta, paying, valid);
 }
 
 /// Payoff and pathwise delta (both undiscounted) at terminal price `st`.

@@ -88,12 +88,44 @@ pub(super) fn sixteen_blocks_avx512(key: &[u32; 8], first: u64, stream: u64, out
         _mm512_rol_epi32::<8>,
         _mm512_rol_epi32::<7>
     );
-    let mut words = [[0u32; 16]; BLOCK_WORDS];
-    for w in 0..BLOCK_WORDS {
-        // SAFETY: each `[u32; 16]` is 64 writable bytes; the store has no alignment requirement.
-        unsafe { _mm512_storeu_si512(words[w].as_mut_ptr().cast(), _mm512_add_epi32(x[w], start[w])) };
+    let x: [__m512i; BLOCK_WORDS] = core::array::from_fn(|w| _mm512_add_epi32(x[w], start[w]));
+    for (block, words) in transpose_16x16(x).into_iter().enumerate() {
+        // SAFETY: `out` has 16 words per block; the store has no alignment requirement.
+        unsafe { _mm512_storeu_si512(out[block * BLOCK_WORDS..].as_mut_ptr().cast(), words) };
     }
-    transpose(&words, out);
+}
+
+/// Row `w` of the input holds word `w` of 16 blocks; row `b` of the output holds block `b`'s
+/// 16 words. In registers, 64 shuffles: stored lane by lane, LLVM made it scatters, which took
+/// more than half the generator's time.
+#[target_feature(enable = "avx512f")]
+fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // Each 128-bit lane `j` of `r[w]` holds word `w` of blocks 4j .. 4j + 3. Interleaving
+    // words, then pairs of words, leaves lane `j` of `u[4k + m]` holding words 4k .. 4k + 3
+    // of block 4j + m.
+    let t: [__m512i; 16] = core::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 { _mm512_unpacklo_epi32(a, b) } else { _mm512_unpackhi_epi32(a, b) }
+    });
+    let u: [__m512i; 16] = core::array::from_fn(|i| {
+        let (k, m) = (i / 4, i % 4);
+        let (a, b) = (t[4 * k + m / 2], t[4 * k + 2 + m / 2]);
+        if m % 2 == 0 { _mm512_unpacklo_epi64(a, b) } else { _mm512_unpackhi_epi64(a, b) }
+    });
+    // Block 4j + m gathers lane `j` of u[m], u[4 + m], u[8 + m] and u[12 + m].
+    let mut out = [_mm512_setzero_si512(); 16];
+    for m in 0..4 {
+        let (a, b, c, d) = (u[m], u[4 + m], u[8 + m], u[12 + m]);
+        let low_ab = _mm512_shuffle_i32x4::<0x44>(a, b);
+        let high_ab = _mm512_shuffle_i32x4::<0xEE>(a, b);
+        let low_cd = _mm512_shuffle_i32x4::<0x44>(c, d);
+        let high_cd = _mm512_shuffle_i32x4::<0xEE>(c, d);
+        out[m] = _mm512_shuffle_i32x4::<0x88>(low_ab, low_cd);
+        out[4 + m] = _mm512_shuffle_i32x4::<0xDD>(low_ab, low_cd);
+        out[8 + m] = _mm512_shuffle_i32x4::<0x88>(high_ab, high_cd);
+        out[12 + m] = _mm512_shuffle_i32x4::<0xDD>(high_ab, high_cd);
+    }
+    out
 }
 
 /// Blocks `first .. first + 8` into `out` (128 words), block after block.
