@@ -7,14 +7,19 @@
 //! result independent of how islands are spread over chunks, makes a run with fewer particles a
 //! prefix of the full run at island granularity, and gives an honest standard error from the
 //! spread between islands. Within an island, systematic resampling runs when the effective
-//! sample size falls below half the island.
+//! sample size falls below half the island. Within an observation, the particles run in vector
+//! lanes (`lanes`).
 
 use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, finite, positive};
 use crate::output::{Estimate, Output};
 use crate::rng::{Normals, block_rng};
+use crate::vmath::Simd;
+use lanes::{Normalise, Propagate, ROW, Reweight};
 use std::f64::consts::PI;
 use std::ops::Range;
+
+mod lanes;
 
 /// Longest observation series accepted.
 pub const MAX_OBSERVATIONS: usize = 100_000;
@@ -53,54 +58,53 @@ pub struct Island {
 
 pub type FilterPartial = Partial<Island>;
 
-/// Runs the islands covering particles `units` (block-aligned start).
+/// Runs the islands covering particles `units` (block-aligned start), in vector lanes as wide
+/// as this CPU runs best.
 pub fn simulate(model: &StateSpaceModel, seed: u64, units: Range<u64>) -> Result<FilterPartial> {
+    simulate_with(model, seed, units, Simd::best())
+}
+
+/// [`simulate`] at a given width and instruction set; the results are the same bits whatever
+/// `simd` is, only the time differs.
+pub fn simulate_with(model: &StateSpaceModel, seed: u64, units: Range<u64>, simd: Simd) -> Result<FilterPartial> {
     model.validate()?;
-    let blocks = chunk::blocks(&units, BLOCK)?.map(|(b, n)| island(model, seed, b, n as usize)).collect();
+    let blocks = chunk::blocks(&units, BLOCK)?.map(|(b, n)| island(model, seed, b, n as usize, simd)).collect();
     Ok(Partial { units, blocks })
 }
 
-fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize) -> Island {
+/// One island of `p` particles. Each observation draws one word per particle (its state
+/// noise, in particle order), then one more when the island resamples.
+fn island(model: &StateSpaceModel, seed: u64, block: u64, p: usize, simd: Simd) -> Island {
     let mut normals = Normals::new(block_rng(seed, block));
     let t_len = model.observations.len();
-    let (a, q) = (model.a, model.q);
     let inv_r2 = 1.0 / (model.r * model.r);
     let log_norm = -0.5 * libm::log(2.0 * PI) - libm::log(model.r);
-    let mut x = vec![0.0; p];
+    let rows = p.div_ceil(ROW);
+    // Padded to whole rows; a padding lane's weight stays 0.
+    let mut x = vec![[0.0; ROW]; rows];
     let mut next = vec![0.0; p];
-    let mut w = vec![1.0 / p as f64; p];
-    let mut g = vec![0.0; p];
+    let mut w = vec![[0.0; ROW]; rows];
+    w.as_flattened_mut()[..p].fill(1.0 / p as f64);
+    let mut g = vec![[0.0; ROW]; rows];
+    let mut z = vec![[0.0; ROW]; rows];
+    let mut words = vec![0u64; p];
     let mut out = Island { log_z: Vec::with_capacity(t_len), means: Vec::with_capacity(t_len) };
     let mut log_z = 0.0;
     for &y in &model.observations {
-        let mut gmax = f64::NEG_INFINITY;
-        for i in 0..p {
-            x[i] = a * x[i] + q * normals.normal();
-            let e = y - x[i];
-            g[i] = -0.5 * e * e * inv_r2;
-            // Not `gmax.max(g[i])`, a libm call in Wasm (see `select`); the same value.
-            if g[i] > gmax {
-                gmax = g[i];
-            }
-        }
-        let mut s = 0.0;
-        for i in 0..p {
-            w[i] *= libm::exp(g[i] - gmax);
-            s += w[i];
-        }
+        normals.fill_words(&mut words);
+        simd.normals_from_words(&words, &mut z.as_flattened_mut()[..p]).expect("a normal per word");
+        let (a, q) = (model.a, model.q);
+        let gmax = simd.run(Propagate { a, q, y, inv_r2, particles: p, z: &z, x: &mut x, g: &mut g });
+        let s = simd.run(Reweight { gmax, g: &g, w: &mut w });
         log_z += log_norm + gmax + libm::log(s);
-        let (mut mean, mut sum_sq) = (0.0, 0.0);
-        for i in 0..p {
-            w[i] /= s;
-            mean += w[i] * x[i];
-            sum_sq += w[i] * w[i];
-        }
+        let (mean, sum_sq) = simd.run(Normalise { s, x: &x, w: &mut w });
         out.log_z.push(log_z);
         out.means.push(mean);
         if sum_sq * (p as f64) > 2.0 {
-            systematic_resample(&x, &w, &mut next, normals.uniform());
-            std::mem::swap(&mut x, &mut next);
-            w.fill(1.0 / p as f64);
+            let (xs, ws) = (&x.as_flattened()[..p], &w.as_flattened()[..p]);
+            systematic_resample(xs, ws, &mut next, normals.uniform());
+            x.as_flattened_mut()[..p].copy_from_slice(&next);
+            w.as_flattened_mut()[..p].fill(1.0 / p as f64);
         }
     }
     out

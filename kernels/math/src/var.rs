@@ -10,12 +10,15 @@
 
 use crate::chunk::{self, BLOCK, Partial};
 use crate::error::{KernelError, Result, all_finite, positive};
-use crate::linalg::{cholesky, lower_mul};
+use crate::linalg::cholesky;
 use crate::option::Method;
 use crate::output::{Estimate, Output};
-use crate::rng::{Normals, block_rng, shift_normals};
+use crate::rng::{Normals, block_rng};
 use crate::special::{normal_pdf, normal_quantile};
+use crate::vmath::Simd;
 use std::ops::Range;
+
+mod paths;
 
 /// Most assets a portfolio may hold (the per-path cost grows with assets²).
 pub const MAX_ASSETS: usize = 512;
@@ -253,46 +256,27 @@ pub struct VarBlock {
     pub weights: Vec<f64>,
 }
 
-/// Simulates the paths `units` (block-aligned start) for every scenario of the book.
+/// Simulates the paths `units` (block-aligned start) for every scenario of the book, in vector
+/// lanes as wide as this CPU runs best.
 pub fn simulate(book: &VarBook, seed: u64, units: Range<u64>) -> Result<VarPartial> {
-    let d = book.assets();
-    let positions = &book.portfolio.positions;
-    let mut z = vec![0.0; d];
-    let mut y = vec![0.0; d];
+    simulate_with(book, seed, units, Simd::best())
+}
+
+/// [`simulate`] at a given width and instruction set; the results are the same bits whatever
+/// `simd` is, only the time differs.
+pub fn simulate_with(book: &VarBook, seed: u64, units: Range<u64>, simd: Simd) -> Result<VarPartial> {
     let mut blocks = Vec::new();
     let shift = match &book.sampling {
         VarSampling::Plain => None,
         VarSampling::Shifted { shift } => Some((shift.as_slice(), 0.5 * shift.iter().map(|m| m * m).sum::<f64>())),
     };
+    let mut scratch = paths::Scratch::new(book.assets());
     for (block, n) in chunk::blocks(&units, BLOCK)? {
         let mut normals = Normals::new(block_rng(seed, block));
-        let mut losses: Vec<Vec<f64>> = book.scenarios.iter().map(|_| Vec::with_capacity(n as usize)).collect();
-        let mut weights = Vec::with_capacity(if shift.is_some() { n as usize } else { 0 });
-        for _ in 0..n {
-            normals.fill(&mut z);
-            if let Some((mu, half_sq)) = shift {
-                weights.push(shift_normals(&mut z, mu, half_sq));
-            }
-            lower_mul(&book.chol, &z, &mut y);
-            for (s, out) in book.scenarios.iter().zip(losses.iter_mut()) {
-                let (drift, scale) = book.coeffs[s.coeff_offset..s.coeff_offset + 2 * d].split_at(d);
-                let mut pnl = 0.0;
-                match s.mode {
-                    // Zipped, not indexed: no bounds checks (in Wasm a branch, and fuel, each).
-                    VarMode::Full => {
-                        for (((&p, &mu), &sigma), &yi) in positions.iter().zip(drift).zip(scale).zip(&y) {
-                            pnl += p * (libm::exp(mu + sigma * yi) - 1.0);
-                        }
-                    }
-                    VarMode::Linear => {
-                        for (((&p, &mu), &sigma), &yi) in positions.iter().zip(drift).zip(scale).zip(&y) {
-                            pnl += p * (mu + sigma * yi);
-                        }
-                    }
-                }
-                out.push(-pnl);
-            }
-        }
+        let n = n as usize;
+        let mut losses: Vec<Vec<f64>> = book.scenarios.iter().map(|_| Vec::with_capacity(n)).collect();
+        let mut weights = Vec::with_capacity(if shift.is_some() { n } else { 0 });
+        paths::block(book, shift, simd, &mut scratch, &mut normals, n, &mut losses, &mut weights);
         blocks.push(VarBlock { losses, weights });
     }
     Ok(Partial { units, blocks })

@@ -129,6 +129,39 @@ fn var_book(mode: VarMode) -> VarBook {
     VarBook::single(portfolio(c), VarQuery { horizon: 0.04, confidence: 0.99, mode }).unwrap()
 }
 
+/// As for options: every width and instruction set gives one scalar lane's losses and weights,
+/// plain and importance-sampled, full and linear, one query or several.
+#[test]
+fn var_losses_do_not_depend_on_vector_width_or_instruction_set() {
+    let c = &cases("delta_normal_var_es")[0];
+    let deep = VarQuery { horizon: 0.04, confidence: 0.999, mode: VarMode::Full };
+    let books = [
+        var_book(VarMode::Full),
+        var_book(VarMode::Linear),
+        VarBook::single(portfolio(c), deep).unwrap().with_method(Method::Importance).unwrap(),
+        VarBook::new(
+            portfolio(c),
+            vec![
+                VarQuery { horizon: 0.04, confidence: 0.99, mode: VarMode::Full },
+                VarQuery { horizon: 0.1, confidence: 0.95, mode: VarMode::Linear },
+            ],
+        )
+        .unwrap(),
+    ];
+    let scalar = Simd::new(Isa::Baseline, Width::One).unwrap();
+    for book in &books {
+        for seed in [0, 8, u64::MAX] {
+            for units in [1, 15, 16, 17, BLOCK + 33] {
+                let reference = format!("{:?}", var::simulate_with(book, seed, 0..units, scalar).unwrap());
+                for simd in Simd::all_available() {
+                    let got = format!("{:?}", var::simulate_with(book, seed, 0..units, simd).unwrap());
+                    assert!(got == reference, "{simd:?}, seed {seed}, {units} paths");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn var_estimates_do_not_depend_on_chunking_and_prefix_losses_match() {
     for mode in [VarMode::Full, VarMode::Linear] {
@@ -166,6 +199,22 @@ fn var_queries_on_one_portfolio_equal_the_queries_alone() {
 fn model() -> StateSpaceModel {
     let c = &cases("kalman_loglik")[0];
     StateSpaceModel { a: f(c, "a"), q: f(c, "q"), r: f(c, "r"), observations: floats(c, "observations") }
+}
+
+/// Every width and instruction set gives one scalar lane's islands, whole and short ones.
+#[test]
+fn particle_filter_islands_do_not_depend_on_vector_width_or_instruction_set() {
+    let m = model();
+    let scalar = Simd::new(Isa::Baseline, Width::One).unwrap();
+    for seed in [0, 4, u64::MAX] {
+        for units in [1, 17, 100, BLOCK + 5] {
+            let reference = format!("{:?}", particle::simulate_with(&m, seed, 0..units, scalar).unwrap());
+            for simd in Simd::all_available() {
+                let got = format!("{:?}", particle::simulate_with(&m, seed, 0..units, simd).unwrap());
+                assert!(got == reference, "{simd:?}, seed {seed}, {units} particles");
+            }
+        }
+    }
 }
 
 #[test]
