@@ -65,6 +65,10 @@ pub struct Job {
     /// A standard error to reach instead of a unit count: the router sizes the units from
     /// what it learnt of the kernel's variance, and the job's unit count becomes a ceiling.
     pub target: Option<ErrorTarget>,
+    /// Budget already spent before the router got the job (`budget` is what is left): the
+    /// time behind a balancer and on the way in, and a reserve for the way back. Only whether
+    /// the job could ever fit looks at it: on an idle fleet that time would not have gone.
+    pub spent_before: Duration,
 }
 
 /// The precision an error-targeted job asks of one of its estimates.
@@ -108,6 +112,7 @@ impl Job {
             criticality: Criticality::Critical,
             runtime: None,
             target: None,
+            spent_before: Duration::ZERO,
         }
     }
 

@@ -279,7 +279,8 @@ async fn the_cpu_lane_serves_the_earliest_deadline_first() {
             (id, o, std::time::Instant::now())
         })
     };
-    let blocker = submit(1, 200_000, 10_000);
+    // Long enough (tens of ms at ~3 ns a path) to still hold the permit when both queue.
+    let blocker = submit(1, 20_000_000, 10_000);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let late = submit(2, 20_000, 9_000);
     tokio::time::sleep(Duration::from_millis(5)).await;

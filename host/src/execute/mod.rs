@@ -256,6 +256,7 @@ mod tests {
             batch_delay_us: None,
             batch_open: false,
             allow_async_lanes: true,
+            spent_before_us: 0.0,
             error_margin: 1.0,
         };
         let pressure = crate::policy::Pressure { permits: 1, queue_capacity: 1, ..Default::default() };

@@ -192,6 +192,10 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct JobProfile {
     pub remaining_budget_us: f64,
+    /// Budget the job spent before it reached this router (behind a balancer, on the way in
+    /// and held back for the way back): not in `remaining_budget_us`, but an idle fleet would
+    /// not have spent it, so whether a job can ever fit counts it (`never_fits`).
+    pub spent_before_us: f64,
     pub criticality: Criticality,
     pub units: u64,
     /// Grants are multiples of this (the kernel's block).
@@ -504,7 +508,12 @@ pub fn decide(job: &JobProfile, pressure: &Pressure, cfg: &PolicyConfig) -> Deci
 /// lets it use. Such a drop is the job's own fault, not the lane's load: it says so
 /// (`NeverFits`), and is no sign of overload.
 pub fn never_fits(job: &JobProfile, permits: usize, cfg: &PolicyConfig) -> bool {
-    idle_floor(job, permits).1 > job.remaining_budget_us * cfg.budget_use
+    idle_floor(job, permits).1 > asked_budget_us(job) * cfg.budget_use
+}
+
+/// The budget as the client gave it: what is left, and what was spent before this router.
+pub fn asked_budget_us(job: &JobProfile) -> f64 {
+    job.remaining_budget_us + job.spent_before_us
 }
 
 /// The job's smallest run (its floor, or all of it if it cannot degrade) and what it costs,

@@ -228,6 +228,7 @@ mod tests {
             batch_delay_us: None,
             batch_open: false,
             allow_async_lanes: true,
+            spent_before_us: 0.0,
             error_margin: 1.0,
         }
     }

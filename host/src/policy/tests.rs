@@ -18,6 +18,7 @@ fn job() -> JobProfile {
         batch_delay_us: None,
         batch_open: false,
         allow_async_lanes: true,
+        spent_before_us: 0.0,
         error_margin: 1.0,
     }
 }
@@ -387,4 +388,9 @@ fn never_fits_only_when_even_an_idle_lane_misses_the_floor() {
     assert!(never_fits(&whole, 2, &cfg) && !never_fits(&JobProfile { remaining_budget_us: 2_000.0, ..whole }, 2, &cfg));
     let serial = JobProfile { splittable: false, remaining_budget_us: 60.0, ..job() };
     assert!(never_fits(&serial, 2, &cfg) && !never_fits(&JobProfile { splittable: true, ..serial }, 2, &cfg));
+    // Budget spent behind a balancer is lost to this attempt, not to every attempt: the job
+    // is dropped for now (the fleet soak found 422s for jobs delayed in a loaded nginx).
+    let delayed = JobProfile { remaining_budget_us: 30.0, spent_before_us: 970.0, ..job() };
+    assert_eq!(decide(&delayed, &idle(), &cfg).reason, Reason::BudgetUnreachable);
+    assert!(!never_fits(&delayed, 2, &cfg));
 }

@@ -224,6 +224,7 @@ impl Router {
             batch_open: false,
             // A guest costs an instantiation and may run until its deadline: never on async threads.
             allow_async_lanes: native,
+            spent_before_us: job.spent_before.as_micros() as f64,
             error_margin: kernel.stats.prediction_error().1.max(1.0),
         }
     }
@@ -252,7 +253,7 @@ impl Router {
 /// leaves, and the fix.
 fn never_fits_error(p: &JobProfile, permits: usize, cfg: &policy::PolicyConfig) -> JobError {
     let (units, cost) = policy::idle_floor(p, permits);
-    let usable = p.remaining_budget_us * cfg.budget_use;
+    let usable = policy::asked_budget_us(p) * cfg.budget_use;
     JobError {
         kind: ErrorKind::InvalidInput,
         field: Some("budget_ms".into()),

@@ -121,6 +121,7 @@ pub(super) async fn submit(
             if let Some(spent) = spent {
                 // And so is the way back, which takes about what the way in took (`transit`).
                 let (kept, reserve) = app.transit.reserve(spent, job.budget.saturating_sub(spent));
+                job.spent_before = job.budget.saturating_sub(kept);
                 job.budget = kept;
                 charged = Some((spent, reserve));
             }
