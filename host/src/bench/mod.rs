@@ -109,6 +109,31 @@ pub struct BenchReport {
     pub instantiation: Vec<Instantiation>,
     /// Wasm kernels that could not be loaded (the bench runs their native build only).
     pub missing_wasm: Vec<String>,
+    /// The vector code each side runs: instruction set and lanes a step.
+    pub vectors: Vectors,
+}
+
+/// The vector code the kernels run (`helix_math::vmath`): its results are the same bits on
+/// both sides and at every width, only the speed differs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Vectors {
+    /// Native: the instruction set detected on this CPU and the lanes a step (`Simd::best`).
+    pub native: String,
+    /// Wasm: what the guests are built for (`simd128`, `.cargo/config.toml`), at the same
+    /// `Simd::best` width, two `f64` lanes a register.
+    pub wasm: String,
+}
+
+impl Vectors {
+    fn describe() -> Vectors {
+        let simd = helix_math::vmath::Simd::best();
+        let lanes = simd.width().lanes();
+        let register = simd.isa().register_lanes().lanes();
+        Vectors {
+            native: format!("{} ({register} f64 lanes a register), {lanes} lanes a step", simd.isa().name()),
+            wasm: format!("simd128 (2 f64 lanes a register), {lanes} lanes a step"),
+        }
+    }
 }
 
 /// A run's limits: fuel and time enough never to stop a benchmark job.
@@ -275,6 +300,7 @@ pub fn run(manifests: &Path, cfg: BenchConfig) -> Result<BenchReport, String> {
         rows,
         instantiation,
         missing_wasm: BUNDLED_WASM.iter().filter(|k| !metered.contains_key(**k)).map(|k| k.to_string()).collect(),
+        vectors: Vectors::describe(),
     })
 }
 
@@ -311,6 +337,7 @@ impl BenchReport {
     pub fn render_table(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "machine: {}", self.machine.summary());
+        let _ = writeln!(s, "vector code: native {}; Wasm {}", self.vectors.native, self.vectors.wasm);
         let _ = writeln!(
             s,
             "{} runs each, median units/s (min-max); one thread{}\n",

@@ -169,10 +169,7 @@ impl LaneKernel for RowEnd<'_> {
     fn run<const N: usize>(self) {
         let row = self.row;
         let st = vmath::exp(row.x);
-        let weight = match self.half_shift_sq {
-            Some(half) => Some(vmath::exp(-row.dot - half)),
-            None => None,
-        };
+        let weight = self.half_shift_sq.map(|half| vmath::exp(-row.dot - half));
         let (mean_s, mean_x) = (row.sum_s * self.walk.inv_steps, row.sum_x * self.walk.inv_steps);
         let (zero, one) = (F64s::splat(0.0), F64s::splat(1.0));
         for ((c, slots), &log_level) in self.contracts.iter().zip(self.slots.iter_mut()).zip(self.log_levels) {
