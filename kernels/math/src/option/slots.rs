@@ -10,13 +10,10 @@ use crate::vmath::{F64s, Mask};
 
 /// Samples a row: the slots per quantity.
 pub(super) const ROW: usize = 16;
-/// Each lane's index within its row, to mask a partial row's padding.
-const LANE_INDEX: [f64; ROW] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
-
 /// The lanes of a row that hold one of its `filled` samples.
 #[inline(always)]
 pub(super) fn filled(filled: usize) -> Mask<ROW> {
-    F64s(LANE_INDEX).lt(F64s::splat(filled as f64))
+    Mask::first(filled)
 }
 
 /// Per slot: the sums of a sample's two quantities (payoff and delta, or payoff and control

@@ -9,7 +9,6 @@ use crate::vmath::{self, F64s, LaneKernel, Mask};
 
 /// Particles a row; arrays are padded to whole rows.
 pub(super) const ROW: usize = 16;
-const LANE_INDEX: [f64; ROW] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
 
 /// Slot values added in slot order.
 #[inline(always)]
@@ -56,7 +55,7 @@ impl LaneKernel for Propagate<'_> {
 /// The lanes of row `r` that hold one of the island's `particles`.
 #[inline(always)]
 fn in_row(r: usize, particles: usize) -> Mask<ROW> {
-    F64s(LANE_INDEX).lt(F64s::splat(particles as f64 - (r * ROW) as f64))
+    Mask::first(particles.saturating_sub(r * ROW))
 }
 
 /// `w <- w exp(g - gmax)`; returns the sum of the new weights.

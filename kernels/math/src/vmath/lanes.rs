@@ -140,6 +140,16 @@ impl<const N: usize> U64s<N> {
 }
 
 impl<const N: usize> Mask<N> {
+    /// The first `filled` lanes set: the lanes of a partial step that hold values.
+    #[inline(always)]
+    pub fn first(filled: usize) -> Self {
+        let mut lanes = [0u64; N];
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            *lane = ((i < filled) as u64).wrapping_neg();
+        }
+        Mask(lanes)
+    }
+
     /// Per lane, `if_true` where the mask is set, else `if_false`.
     #[inline(always)]
     pub fn select(self, if_true: F64s<N>, if_false: F64s<N>) -> F64s<N> {
