@@ -103,9 +103,26 @@ impl Fault {
         }
     }
 
-    /// Draws a fault: hostile kernels and bad requests equally often (the oversized body, a
-    /// megabyte each, a tenth as often as the other bad requests).
-    fn draw(rng: &mut ChaCha8Rng) -> Fault {
+    /// Every kind, hostile kernels first.
+    fn every() -> impl Iterator<Item = Fault> {
+        (0..HOSTILE.len()).map(Fault::Kernel).chain([
+            Fault::MalformedJson,
+            Fault::UnknownField,
+            Fault::UnknownKernel,
+            Fault::ParamOutOfRange,
+            Fault::ParamWrongType,
+            Fault::AbsurdBudget,
+            Fault::OversizedBody,
+        ])
+    }
+
+    /// The `index`th fault of a run: each kind once first, so that a short run sends every
+    /// kind, then draws with hostile kernels and bad requests equally often (the oversized
+    /// body, a megabyte each, a tenth as often as the other bad requests).
+    fn nth(index: usize, rng: &mut ChaCha8Rng) -> Fault {
+        if let Some(fault) = Fault::every().nth(index) {
+            return fault;
+        }
         if rng.next_u64() & 1 == 0 {
             return Fault::Kernel((rng.next_u64() % HOSTILE.len() as u64) as usize);
         }
@@ -185,9 +202,9 @@ pub async fn run(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let start = tokio::time::Instant::now();
     let mut answers = Vec::new();
-    for offset in Schedule::new(Arrivals::Poisson, rate, duration, seed)? {
+    for (index, offset) in Schedule::new(Arrivals::Poisson, rate, duration, seed)?.enumerate() {
         tokio::time::sleep_until(start + offset).await;
-        let fault = Fault::draw(&mut rng);
+        let fault = Fault::nth(index, &mut rng);
         let body = fault.body(&mut rng, max_body_bytes);
         let (http, tallies) = (http.clone(), tallies.clone());
         answers.push(tokio::spawn(async move {
@@ -299,6 +316,15 @@ mod tests {
         record(&mut bad, Fault::UnknownKernel, Ok((400, Bytes::new())));
         record(&mut bad, Fault::UnknownKernel, Err("reset".into()));
         assert_eq!((bad.sent, bad.unexpected, bad.lost, bad.by_status.len()), (3, 1, 1, 2));
+    }
+
+    #[test]
+    fn a_run_sends_every_kind_first_then_draws() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let first: std::collections::BTreeSet<_> = (0..13).map(|i| Fault::nth(i, &mut rng)).collect();
+        assert_eq!(first.len(), HOSTILE.len() + 7, "{first:?}");
+        let later: std::collections::BTreeSet<_> = (13..2000).map(|i| Fault::nth(i, &mut rng)).collect();
+        assert_eq!(later, first, "every kind is drawn again");
     }
 
     #[test]
