@@ -384,18 +384,7 @@ impl LaneKernel for NormalsFromWords<'_> {
     type Output = ();
     #[inline(always)]
     fn run<const N: usize>(self) {
-        let (word_steps, word_rest) = self.words.as_chunks::<N>();
-        let (out_steps, out_rest) = self.out.as_chunks_mut::<N>();
-        for (w, z) in word_steps.iter().zip(out_steps) {
-            *z = normal_from_word(U64s(*w)).0;
-        }
-        if !word_rest.is_empty() {
-            let mut padded = [0u64; N];
-            padded[..word_rest.len()].copy_from_slice(word_rest);
-            let normals = normal_from_word(U64s(padded)).0;
-            let n = word_rest.len().min(out_rest.len());
-            out_rest[..n].copy_from_slice(&normals[..n]);
-        }
+        normal::normals_from_words::<N>(self.words, self.out)
     }
 }
 

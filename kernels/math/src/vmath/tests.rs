@@ -297,6 +297,28 @@ fn a_word_is_a_sign_and_a_lower_tail_probability() {
     assert_ne!(out[ws.len() - 1], out[ws.len() - 6]);
 }
 
+#[test]
+fn blocks_of_all_tails_none_and_every_length_agree_with_one_word_at_a_time() {
+    // Words whose 52 probability bits are small are all tails (both signs); those near 1/2 none.
+    let mixed = words(43, 700);
+    let tails: Vec<u64> = mixed.iter().map(|w| w & (1 << 63 | ((1 << 58) - 1))).collect();
+    let centre: Vec<u64> = mixed.iter().map(|w| w | 0x7000_0000_0000_0000).collect();
+    for ws in [&mixed, &tails, &centre] {
+        for len in (0..=ws.len()).filter(|len| len % 37 == 0 || (250..=260).contains(len) || *len < 20) {
+            for simd in every_simd() {
+                let mut out = vec![f64::NAN; len];
+                simd.normals_from_words(&ws[..len], &mut out).unwrap();
+                for (&w, z) in ws[..len].iter().zip(&out) {
+                    let one = super::normal_from_word(U64s([w])).0[0];
+                    assert_eq!(z.to_bits(), one.to_bits(), "word {w:#x} of {len} at {simd:?}");
+                }
+            }
+        }
+    }
+    assert!(tails.iter().all(|&w| word_probability(w).0 < 0.075), "all tails");
+    assert!(centre.iter().all(|&w| word_probability(w).0 > 0.4), "all central");
+}
+
 /// Raw-moment, tail-frequency and Kolmogorov-Smirnov statistics of a sample against N(0, 1).
 struct Fit {
     /// |moment - expected| / standard error, for E z, E z^2, E z^3, E z^4.
