@@ -144,12 +144,12 @@ pub struct Simd {
 const DRAW_BATCH: usize = 64;
 
 impl Simd {
-    /// The detected instruction set, at 4 lanes a step: the fastest width of the slice
-    /// functions under every instruction set measured (`README.md`). LLVM's loop vectoriser
-    /// packs several 4-lane steps into each AVX-512 register and interleaves them, which
-    /// keeps more independent work in flight than one 8-lane step at a time.
+    /// The detected instruction set, at 16 lanes a step. Since the normals pack their tails
+    /// (`normal.rs`), 16 lanes is the fastest width of the normal pass under AVX-512, and the
+    /// barrier and Asian kernels ran 16-19% faster at it than at 4 lanes, the European 4%
+    /// slower (`tools/bench-vs.sh`, 2-vCPU AMD EPYC Zen 5).
     pub fn best() -> Simd {
-        Simd { isa: Isa::detected(), width: Width::Four }
+        Simd { isa: Isa::detected(), width: Width::Sixteen }
     }
 
     pub fn new(isa: Isa, width: Width) -> Result<Simd, Unavailable> {

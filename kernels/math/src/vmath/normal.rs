@@ -88,7 +88,8 @@ const BLOCK: usize = 256;
 #[inline(always)]
 pub(super) fn normals_from_words<const N: usize>(words: &[u64], out: &mut [f64]) {
     let mut probabilities = [0.0; BLOCK];
-    let mut tails = [0.0; BLOCK];
+    // Probabilities of (0, 1/2] in every lane, as the tail pass computes whole steps.
+    let mut tails = [0.25; BLOCK];
     let mut tail_index = [0u8; BLOCK];
     for (words, out) in words.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
         let n = words.len();
@@ -106,12 +107,27 @@ pub(super) fn normals_from_words<const N: usize>(words: &[u64], out: &mut [f64])
             p_rest.copy_from_slice(&p[..p_rest.len()]);
             out_rest.copy_from_slice(&z[..out_rest.len()]);
         }
-        // `count <= i < BLOCK` at every write.
+        // Pack the tails' indices eight draws at a time: a table gives the indices of a
+        // group's tails in the low bytes of a word (written whole), and how many there are.
         let mut count = 0;
-        for (i, &p) in p.iter().enumerate() {
-            tail_index[count] = i as u8;
-            tails[count] = p;
+        let (groups, rest) = p.as_chunks::<8>();
+        for (g, group) in groups.iter().enumerate() {
+            let mut bits = 0;
+            for (k, &p) in group.iter().enumerate() {
+                bits |= usize::from(is_tail(p)) << k;
+            }
+            // `count <= 8 g`, so the word ends within the block.
+            let indices = PACKED_TAILS[bits] + (8 * g as u64) * 0x0101_0101_0101_0101;
+            tail_index[count..count + 8].copy_from_slice(&indices.to_le_bytes());
+            count += usize::from(TAILS_IN[bits]);
+        }
+        // The last few one at a time: every slot is written, the count moves on past a tail.
+        for (i, &p) in rest.iter().enumerate() {
+            tail_index[count] = (8 * groups.len() + i) as u8;
             count += usize::from(is_tail(p));
+        }
+        for (tail, &i) in tails.iter_mut().zip(&tail_index[..count]) {
+            *tail = p[usize::from(i)];
         }
         // Lanes past `count` hold probabilities of (0, 1/2) too, and are discarded.
         for step in tails[..count.next_multiple_of(N)].as_chunks_mut::<N>().0 {
@@ -123,6 +139,37 @@ pub(super) fn normals_from_words<const N: usize>(words: &[u64], out: &mut [f64])
         }
     }
 }
+
+/// For each set of tails among eight draws (bit `k`: draw `k`), their indices in order, a
+/// byte each from the lowest.
+const PACKED_TAILS: [u64; 256] = {
+    let mut table = [0; 256];
+    let mut bits = 0;
+    while bits < 256 {
+        let (mut k, mut filled) = (0, 0);
+        while k < 8 {
+            if bits >> k & 1 == 1 {
+                table[bits] |= (k as u64) << (8 * filled);
+                filled += 1;
+            }
+            k += 1;
+        }
+        bits += 1;
+    }
+    table
+};
+
+/// For each set of tails among eight draws, how many there are (a table: `count_ones` is not
+/// one instruction on the x86-64 baseline).
+const TAILS_IN: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut bits = 0;
+    while bits < 256 {
+        table[bits] = (bits as u32).count_ones() as u8;
+        bits += 1;
+    }
+    table
+};
 
 /// A word's lower-tail probability (as `normal_from_word`), and its normal if that is central.
 #[inline(always)]
