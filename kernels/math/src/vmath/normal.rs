@@ -13,7 +13,7 @@
 //! and the normal is `±quantile(p)`. So the distribution is symmetric to the bit, its grid of
 //! probabilities is uniform (2^-53 apart), and the extremes are `±quantile(2^-54) = ±8.29`.
 
-use super::lanes::{F64s, Mask, U64s};
+use super::lanes::{F64s, U64s};
 use super::ln::{ln, ln_of_normal};
 use crate::special::{A, B, C, D, E, F};
 
@@ -21,13 +21,8 @@ const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
 const LOW_52_BITS: u64 = (1 << 52) - 1;
 const SIGN_BIT: u64 = 1 << 63;
 
-/// One coefficient per lane: `central`'s, else the far tail's, else the near tail's.
-#[inline(always)]
-fn pick<const N: usize>(central: Mask<N>, far: Mask<N>, centre: f64, far_tail: f64, near_tail: f64) -> F64s<N> {
-    central.select(F64s::splat(centre), far.select(F64s::splat(far_tail), F64s::splat(near_tail)))
-}
-
-/// The standard normal quantile for `p` in (0, 1/2] (so at most 0), given `ln(p)`.
+/// The standard normal quantile for `p` in (0, 1/2] (so at most 0), given `ln(p)`: the
+/// central rational where `|p - 1/2| <= 0.425`, else the tails'.
 ///
 /// The logarithm comes as a value, not as a function to call: a function passed in would be
 /// called through a shim that is not inlined, and so compiled without the caller's
@@ -35,19 +30,37 @@ fn pick<const N: usize>(central: Mask<N>, far: Mask<N>, centre: f64, far_tail: f
 #[inline(always)]
 fn lower_quantile<const N: usize>(p: F64s<N>, ln_p: F64s<N>) -> F64s<N> {
     let q = p - 0.5;
-    let central = q.ge(F64s::splat(-0.425));
+    q.ge(F64s::splat(-0.425)).select(central_quantile(q), tail_quantile(ln_p))
+}
+
+/// AS241's centre at `q = p - 1/2`: `q P(r) / Q(r)` in `r = 0.180625 - q^2`.
+#[inline(always)]
+fn central_quantile<const N: usize>(q: F64s<N>) -> F64s<N> {
+    let t = 0.180_625 - q * q;
+    // Horner from the leading coefficient: the scalar fold's first step, 0 * t + c7, is c7.
+    let mut numerator = F64s::splat(A[7]);
+    let mut denominator = F64s::splat(B[7]);
+    for k in (0..7).rev() {
+        numerator = numerator * t + F64s::splat(A[k]);
+        denominator = denominator * t + F64s::splat(B[k]);
+    }
+    q * numerator / denominator
+}
+
+/// AS241's lower tail given `ln p`: `-P(t) / Q(t)` in `s = sqrt(-ln p)`, `t = s - 1.6` up to
+/// `s = 5` and `s - 5` beyond. `-(P / Q)` is `(-P) / Q` to the bit.
+#[inline(always)]
+fn tail_quantile<const N: usize>(ln_p: F64s<N>) -> F64s<N> {
     let s = (-ln_p).sqrt();
     let far = s.gt(F64s::splat(5.0));
-    let t = central.select(0.180_625 - q * q, s - far.select(F64s::splat(5.0), F64s::splat(1.6)));
-    // Horner from the leading coefficient: the scalar fold's first step, 0 * t + c7, is c7.
-    let mut numerator = pick(central, far, A[7], E[7], C[7]);
-    let mut denominator = pick(central, far, B[7], F[7], D[7]);
+    let t = s - far.select(F64s::splat(5.0), F64s::splat(1.6));
+    let mut numerator = far.select(F64s::splat(E[7]), F64s::splat(C[7]));
+    let mut denominator = far.select(F64s::splat(F[7]), F64s::splat(D[7]));
     for k in (0..7).rev() {
-        numerator = numerator * t + pick(central, far, A[k], E[k], C[k]);
-        denominator = denominator * t + pick(central, far, B[k], F[k], D[k]);
+        numerator = numerator * t + far.select(F64s::splat(E[k]), F64s::splat(C[k]));
+        denominator = denominator * t + far.select(F64s::splat(F[k]), F64s::splat(D[k]));
     }
-    // The tails' quantile is -(P / Q), which is (-P) / Q to the bit.
-    central.select(q * numerator, -numerator) / denominator
+    -numerator / denominator
 }
 
 /// The standard normal quantile `Φ⁻¹(p)` per lane, bit-identical to
@@ -80,7 +93,7 @@ const BLOCK: usize = 256;
 /// `out[i] = normal_from_word(words[i])` for slices of one length, with the tails packed.
 ///
 /// The centre covers 85% of draws, and needs neither the logarithm, the square root nor the
-/// tail coefficients' selects that `normal_from_word` computes in every lane. So a block
+/// tail rational that `normal_from_word` computes in every lane. So a block
 /// takes every draw as central first (a rational alone), then packs the tails' probabilities
 /// together without a branch (every slot is written; the count moves on only past a tail),
 /// runs the tail formula over the packed lanes alone, and writes those results over their
@@ -131,7 +144,7 @@ pub(super) fn normals_from_words<const N: usize>(words: &[u64], out: &mut [f64])
         }
         // Lanes past `count` hold probabilities of (0, 1/2) too, and are discarded.
         for step in tails[..count.next_multiple_of(N)].as_chunks_mut::<N>().0 {
-            *step = tail_quantile(F64s(*step)).0;
+            *step = tail_quantile(ln_of_normal(F64s(*step))).0;
         }
         for (&i, &lower) in tail_index[..count].iter().zip(&tails[..count]) {
             let i = usize::from(i);
@@ -175,15 +188,7 @@ const TAILS_IN: [u8; 256] = {
 #[inline(always)]
 fn central_from_word<const N: usize>(word: U64s<N>) -> ([f64; N], [f64; N]) {
     let p = probability(word);
-    let q = p - 0.5;
-    let t = 0.180_625 - q * q;
-    let mut numerator = F64s::splat(A[7]);
-    let mut denominator = F64s::splat(B[7]);
-    for k in (0..7).rev() {
-        numerator = numerator * t + F64s::splat(A[k]);
-        denominator = denominator * t + F64s::splat(B[k]);
-    }
-    let lower = q * numerator / denominator;
+    let lower = central_quantile(p - 0.5);
     (p.0, F64s::from_bits(lower.to_bits() ^ (word & U64s::splat(SIGN_BIT))).0)
 }
 
@@ -191,21 +196,6 @@ fn central_from_word<const N: usize>(word: U64s<N>) -> ([f64; N], [f64; N]) {
 #[inline(always)]
 fn is_tail(p: f64) -> bool {
     p - 0.5 < -0.425
-}
-
-/// `lower_quantile` of tail probabilities: `-P(t) / Q(t)` in `s = sqrt(-ln p)`.
-#[inline(always)]
-fn tail_quantile<const N: usize>(p: F64s<N>) -> F64s<N> {
-    let s = (-ln_of_normal(p)).sqrt();
-    let far = s.gt(F64s::splat(5.0));
-    let t = s - far.select(F64s::splat(5.0), F64s::splat(1.6));
-    let mut numerator = far.select(F64s::splat(E[7]), F64s::splat(C[7]));
-    let mut denominator = far.select(F64s::splat(F[7]), F64s::splat(D[7]));
-    for k in (0..7).rev() {
-        numerator = numerator * t + far.select(F64s::splat(E[k]), F64s::splat(C[k]));
-        denominator = denominator * t + far.select(F64s::splat(F[k]), F64s::splat(D[k]));
-    }
-    -numerator / denominator
 }
 
 /// The lower-tail probability `(m + 1/2) 2^-53` of a word's 52 bits below its sign.
