@@ -4,8 +4,9 @@
 //! sampled round-robin so every variant sees the same machine noise.
 //!
 //! Needs the staged guests (`cargo xtask kernels`). `cargo bench -p helix-host --bench
-//! wasm_per_job [-- SAMPLES] [FILTER]` (10 000 per variant by default; FILTER keeps the variants
-//! whose name contains it).
+//! wasm_per_job [-- SAMPLES] [FILTER] [MODULE.wasm]` (10 000 per variant by default; FILTER keeps
+//! the variants whose name contains it; MODULE.wasm adds another build of the `mc-option`
+//! guest with the default reset, such as a wasm32-wasip2 one, to compare side by side).
 
 use hdrhistogram::Histogram;
 use helix_host::bench::staged_guest;
@@ -20,7 +21,8 @@ fn main() {
     // `cargo bench` passes `--bench`; a bare number is the sample count.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let samples: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
-    let filter = args.iter().find(|a| a.parse::<u64>().is_err()).cloned().unwrap_or_default();
+    let other = args.iter().find(|a| a.ends_with(".wasm")).cloned();
+    let filter = args.iter().find(|a| a.parse::<u64>().is_err() && !a.ends_with(".wasm")).cloned().unwrap_or_default();
     let engine = |c: WasmConfig| WasmEngine::new(WasmConfig { cache_dir: None, ..c }).unwrap();
     let default = engine(WasmConfig::default());
     let madvise = engine(WasmConfig { keep_resident_bytes: 0, ..WasmConfig::default() });
@@ -31,11 +33,18 @@ fn main() {
         .with("vol", Value::Number(0.2))
         .with("maturity", Value::Number(1.0));
     let one = [GuestJob { seed: 1, units: Some(1), params }];
-    let kernels = [
-        ("default", staged_guest(&default, "mc-option")),
-        ("madvise", staged_guest(&madvise, "mc-option")),
-        ("pagemap_reset", staged_guest(&pagemap, "mc-option")),
+    let mut kernels = vec![
+        ("default".to_string(), staged_guest(&default, "mc-option")),
+        ("madvise".to_string(), staged_guest(&madvise, "mc-option")),
+        ("pagemap_reset".to_string(), staged_guest(&pagemap, "mc-option")),
     ];
+    if let Some(path) = other {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+        let sha = helix_host::wasm::sha256_hex(&bytes);
+        let k =
+            helix_host::wasm::load_component(&default, &bytes, &sha, None).unwrap_or_else(|e| panic!("{path}: {e}"));
+        kernels.push((format!("default, {}", path.rsplit('/').next().unwrap_or(&path)), k));
+    }
     let variants: Vec<(String, &WasmKernel, &[GuestJob])> = kernels
         .iter()
         .flat_map(|(reset, k)| {

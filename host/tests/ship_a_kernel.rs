@@ -12,7 +12,7 @@
 //! `cargo build`, into its own target folder in the temporary one.
 //!
 //! The bundled Wasm kernels are built and staged by `cargo xtask test`, which also adds the
-//! `wasm32-wasip2` target.
+//! `wasm32-unknown-unknown` target the guide builds for.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -446,7 +446,7 @@ fn the_ship_a_kernel_guide_works_from_a_folder_outside_the_checkout() {
     if !status.success() {
         let last = stdout.lines().filter_map(|l| l.strip_prefix(MARK)).next_back();
         let step = last.and_then(|n| n.trim().trim_end_matches("@@").parse::<usize>().ok()).and_then(|n| steps.get(n));
-        let hint = "(`cargo xtask test` adds the wasm32-wasip2 target with rustup)";
+        let hint = "(`cargo xtask test` adds the wasm32-unknown-unknown target with rustup)";
         panic!(
             "the guide's steps failed with {status} in the step at line {}:\n{}\nstderr:\n{stderr}\nserver log:\n{}\n{hint}",
             step.map_or(0, |s| s.line),

@@ -434,12 +434,47 @@ fn every_job_starts_from_a_pristine_memory_however_slots_are_recycled() {
     }
 }
 
+/// The bundled guests are core modules (wasm32-unknown-unknown) that the host wraps into
+/// components with no WASI imports, and the SDK's heap starts in the pages an instance is
+/// given: small jobs never grow their memory, each growth being two `mprotect`s (one at the
+/// growth, one at the slot's reset). std's own heap on that target grew it at every job.
+#[test]
+fn a_bundled_guest_imports_no_wasi_and_small_jobs_run_in_its_initial_memory() {
+    use helix_host::wasm::{GuestJob, GuestLimits, WasmConfig, WasmEngine, load_file};
+    let engine = WasmEngine::new(WasmConfig { cache_dir: None, ..WasmConfig::default() }).unwrap();
+    let load = |c: &str| {
+        let path = guest_module(c);
+        let bytes = std::fs::read(&path).unwrap();
+        (bytes[4..8].to_vec(), load_file(&engine, &path, &helix_host::wasm::sha256_hex(&bytes), None).unwrap())
+    };
+    let limits = GuestLimits { fuel: Some(u64::MAX / 4), deadline_ms: 30_000 };
+    let (version, option) = load("mc-option");
+    assert_eq!(version, [1, 0, 0, 0], "a bundled guest should be built as a core module");
+    assert!(option.imports.iter().all(|i| !i.starts_with("wasi:")), "{:?}", option.imports);
+    let initial = option.run(&[], limits).unwrap().memory_bytes;
+    assert!(initial >= 64 << 10, "an instance starts with at least one page: {initial}");
+    for (seed, units) in [(1, 1), (2, 64), (3, 1000)] {
+        let run = option.run(&[GuestJob { seed, units: Some(units), params: atm_option() }], limits).unwrap();
+        assert!(run.answers[0].is_ok(), "{:?}", run.answers[0]);
+        assert_eq!(run.memory_bytes, initial, "a {units}-path job grew the guest's memory");
+    }
+    // The measure does see growth: the leftovers checker (a WASI component) grows past its statics.
+    let (_, grower) = load("leftovers");
+    let run = grower.run(&[GuestJob { seed: 1, units: None, params: Params::new() }], limits).unwrap();
+    let grown = grower.run(&[], limits).unwrap().memory_bytes;
+    assert!(run.memory_bytes > grown, "{} vs {grown}", run.memory_bytes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_modules_are_refused_at_registration_with_the_reason() {
     let dir = temp_dir("refused");
     stage_wasm(&dir, "forbidden-import", &std::fs::read(guest_module("forbidden-import")).unwrap(), "");
     stage_wasm(&dir, "other-contract", &std::fs::read(guest_module("other-contract")).unwrap(), "");
     stage_wasm(&dir, "corrupt", b"\0asm this is not a component", "");
+    stage_wasm(&dir, "bare-core", b"\0asm\x01\0\0\0", "");
+    // A core module importing `env.f`, which no contract names.
+    let env_import = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x02\x09\x01\x03env\x01f\0\0";
+    stage_wasm(&dir, "core-import", env_import, "");
     stage_wasm(&dir, "wrong-sha", &std::fs::read(guest_module("panic-trap")).unwrap(), "");
     let text = std::fs::read_to_string(dir.join("wrong-sha.toml")).unwrap();
     let sha_line = text.lines().find(|l| l.starts_with("sha256")).unwrap();
@@ -453,6 +488,8 @@ async fn bad_modules_are_refused_at_registration_with_the_reason() {
         ("forbidden-import", "which this host does not provide"),
         ("other-contract", "another contract version"),
         ("corrupt", "not a valid component"),
+        ("bare-core", "does not export"),
+        ("core-import", "build it with helix-kernel-sdk"),
         ("wrong-sha", "sha256"),
         ("not-toml", "not-toml.toml"),
     ];

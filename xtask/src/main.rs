@@ -1,6 +1,6 @@
 //! Project tasks, so a fresh clone needs only the Rust toolchain:
 //!
-//! - `cargo xtask test`: installs the wasm32-wasip2 target, Debian's nginx-light (which the
+//! - `cargo xtask test`: installs the two Wasm targets, Debian's nginx-light (which the
 //!   fleet tests run) when nginx is missing, Debian's chromium and chromium-driver (the status
 //!   page's browser test) when they are, and the pinned Python packages of
 //!   `tools/python-test-requirements.txt` (the S3-compatible server of the store tests, and the
@@ -12,7 +12,9 @@
 //! `cargo xtask helix fleet` (and `helix soak --replicas N`) installs nginx-light first when
 //! nginx is missing, as the tests do.
 //!
-//! Building the Wasm kernels compiles `kernels/guests` for wasm32-wasip2 and stages each guest
+//! Building the Wasm kernels compiles `kernels/guests` for wasm32-unknown-unknown (core modules,
+//! which the host wraps into components without WASI shims), the hostile test guests of
+//! `tests/guests` for wasm32-wasip2 (some of them need WASI to misbehave), and stages each guest
 //! that has a `kernel.toml` into `manifests/wasm/`: the module, and its manifest with the
 //! module's sha256 (a bundled kernel's `kernel.toml` names its native manifest as `base` and
 //! replaces its cost model). `manifests/wasm/` is build output and never committed.
@@ -21,7 +23,10 @@
 
 use std::process::{Command, ExitCode};
 
-const WASM_TARGET: &str = "wasm32-wasip2";
+/// The bundled kernels' target: a core module that imports nothing.
+const KERNEL_TARGET: &str = "wasm32-unknown-unknown";
+/// The hostile test guests' target: a component linking the standard library's WASI.
+const HOSTILE_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,9 +56,9 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed with {status}", args.join(" "))) }
 }
 
-/// The Wasm target comes through rustup; a toolchain without rustup must already have it.
+/// The Wasm targets come through rustup; a toolchain without rustup must already have them.
 fn ensure_wasm_target() -> Result<(), String> {
-    run("rustup", &["target", "add", WASM_TARGET])
+    run("rustup", &["target", "add", KERNEL_TARGET, HOSTILE_TARGET])
 }
 
 /// Installs Debian `packages` with apt (one update, one install), their services kept from
@@ -261,7 +266,7 @@ fn helix(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Builds every guest workspace for wasm32-wasip2 and stages the bundled kernels.
+/// Builds both guest workspaces and stages the bundled kernels.
 fn build_kernels() -> Result<Vec<std::path::PathBuf>, String> {
     ensure_wasm_target()?;
     let root = root();
@@ -271,14 +276,14 @@ fn build_kernels() -> Result<Vec<std::path::PathBuf>, String> {
     let guests = guests.to_str().ok_or("path is not UTF-8")?;
     run(
         "cargo",
-        &["build", "--release", "--target", WASM_TARGET, "--manifest-path", guests, "--target-dir", target_dir],
+        &["build", "--release", "--target", KERNEL_TARGET, "--manifest-path", guests, "--target-dir", target_dir],
     )?;
     let hostile = root.join("tests/guests/Cargo.toml");
     if hostile.exists() {
         let hostile = hostile.to_str().ok_or("path is not UTF-8")?;
         run(
             "cargo",
-            &["build", "--release", "--target", WASM_TARGET, "--manifest-path", hostile, "--target-dir", target_dir],
+            &["build", "--release", "--target", HOSTILE_TARGET, "--manifest-path", hostile, "--target-dir", target_dir],
         )?;
     }
     stage_bundled(&root)
@@ -290,7 +295,7 @@ fn stage_bundled(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>, Stri
     use sha2::Digest;
     let out_dir = root.join("manifests/wasm");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let built = root.join("target/wasm").join(WASM_TARGET).join("release");
+    let built = root.join("target/wasm").join(KERNEL_TARGET).join("release");
     let mut staged = Vec::new();
     let mut guests: Vec<_> = std::fs::read_dir(root.join("kernels/guests"))
         .map_err(|e| e.to_string())?

@@ -6,6 +6,28 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// A component's bytes: a component as it is, a core module wrapped into one.
+///
+/// A guest built for `wasm32-unknown-unknown` is a core module that carries its contract in
+/// wit-bindgen's `component-type` section and imports nothing; wrapping it gives a component
+/// of one core instance. A `wasm32-wasip2` build links the standard library's WASI imports,
+/// each instantiated as a shim at every job: measured, instantiate + empty call 5.5 -> 3.5 us.
+fn as_component(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    if !wasmparser::Parser::is_core_wasm(bytes) {
+        return Ok(bytes.into());
+    }
+    wit_component::ComponentEncoder::default()
+        .module(bytes)
+        .and_then(|e| e.validate(true).encode())
+        .map(Into::into)
+        .map_err(|e| {
+            format!(
+                "is a core Wasm module that cannot be made a component ({e:#}); build it with \
+                 helix-kernel-sdk for wasm32-unknown-unknown (or wasm32-wasip2)"
+            )
+        })
+}
+
 fn key(engine: &Engine, sha256: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
@@ -24,7 +46,7 @@ pub fn compile(engine: &Engine, bytes: &[u8], sha256: &str, dir: Option<&Path>) 
             return Ok(c);
         }
     }
-    let component = Component::new(engine, bytes).map_err(|e| format!("not a valid component: {e}"))?;
+    let component = Component::new(engine, &as_component(bytes)?).map_err(|e| format!("not a valid component: {e}"))?;
     if let (Some(p), Ok(serialized)) = (&path, component.serialize()) {
         let tmp = p.with_extension("tmp");
         let stored = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")))

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{ResourceLimiter, Store, Trap};
 
-/// Per-store state: the memory cap, and whether the guest hit it.
+/// Per-store state: the memory cap, whether the guest hit it, and the most memory it asked for.
 pub struct GuestState {
     cap: usize,
     cap_hit: bool,
+    peak_memory: usize,
 }
 
 impl ResourceLimiter for GuestState {
     fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        self.peak_memory = self.peak_memory.max(desired);
         if desired > self.cap {
             self.cap_hit = true;
             return Err(wasmtime::format_err!("memory cap of {} bytes exceeded (asked for {desired})", self.cap));
@@ -101,6 +103,9 @@ pub struct GuestRun {
     pub answers: Vec<Result<GuestOutput, GuestError>>,
     /// Fuel the whole run burnt, all its jobs together (`None` when it had no fuel limit).
     pub fuel_used: Option<u64>,
+    /// The largest linear memory the instance had, in bytes: its initial pages, or what it grew
+    /// to (each growth is two `mprotect`s, one now and one when its slot is reset).
+    pub memory_bytes: usize,
 }
 
 /// Why a run produced no answers: the sandbox stopped it.
@@ -194,7 +199,7 @@ impl WasmKernel {
     /// Runs `jobs` in one fresh instance: `run` for one job, `run-batch` for several.
     pub fn run(&self, jobs: &[GuestJob], limits: GuestLimits) -> Result<GuestRun, GuestFailure> {
         let cap = self.engine.config.memory_cap_bytes;
-        let mut store = Store::new(&self.engine.engine, GuestState { cap, cap_hit: false });
+        let mut store = Store::new(&self.engine.engine, GuestState { cap, cap_hit: false, peak_memory: 0 });
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         if let Some(f) = limits.fuel {
             store.set_fuel(f).map_err(|e| GuestFailure::Trap(e.to_string()))?;
@@ -213,7 +218,8 @@ impl WasmKernel {
         if values > limit {
             return Err(GuestFailure::OutputTooLarge { values, limit });
         }
-        Ok(GuestRun { answers: answers.into_iter().map(from_wit).collect(), fuel_used })
+        let memory_bytes = store.data().peak_memory;
+        Ok(GuestRun { answers: answers.into_iter().map(from_wit).collect(), fuel_used, memory_bytes })
     }
 
     fn call(

@@ -63,7 +63,10 @@ pub fn staged(file: &str) -> PathBuf {
 /// The built module of the guest crate `crate_name` (a bundled kernel or a hostile test guest).
 pub fn guest_module(crate_name: &str) -> PathBuf {
     let file = format!("{}_guest.wasm", crate_name.replace('-', "_"));
-    let p = repo().join("target/wasm/wasm32-wasip2/release").join(file);
+    // The bundled kernels build as core modules, the hostile guests as WASI components.
+    let bundled = repo().join("kernels/guests").join(crate_name).is_dir();
+    let target = if bundled { "wasm32-unknown-unknown" } else { "wasm32-wasip2" };
+    let p = repo().join("target/wasm").join(target).join("release").join(file);
     assert!(p.exists(), "{} is missing: run `cargo xtask test`, which builds the Wasm guests", p.display());
     p
 }

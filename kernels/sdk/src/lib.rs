@@ -1,5 +1,6 @@
 //! The guest SDK: a HelixRouter Wasm kernel is a type implementing [`Kernel`], exported with
-//! [`export_kernel!`], built with `cargo build --release --target wasm32-wasip2`.
+//! [`export_kernel!`], built with `cargo build --release --target wasm32-unknown-unknown` (a core
+//! module, which the host makes a component at load; a `wasm32-wasip2` build works too).
 //!
 //! ```ignore
 //! use helix_kernel_sdk::{Job, Kernel, export_kernel};
@@ -22,6 +23,9 @@
 //! degraded job gets fewer units than its parameters name, and must run exactly that many.
 
 pub use helix_math::{Estimate, KernelError, Output, Params, Value};
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod heap;
 
 #[doc(hidden)]
 pub mod bindings {
