@@ -267,8 +267,9 @@ fn sections(binary: &[u8]) -> Vec<(u8, &[u8])> {
     out
 }
 
-/// What the guide's build flags set in the kernel's core module (the component's core module
-/// that exports the contract): the stack pointer's start (the stack is first in memory, so
+/// What the guide's build flags set in the kernel's core module (the module itself, as the
+/// guide's wasm32-unknown-unknown build gives it, or a component's core module that exports the
+/// contract): the stack pointer's start (the stack is first in memory, so
 /// this is its size), the memory's initial pages, and how many locals are SIMD vectors.
 struct Layout {
     stack_bytes: i64,
@@ -276,14 +277,18 @@ struct Layout {
     v128_locals: usize,
 }
 
-fn layout(component: &[u8]) -> Layout {
+fn layout(binary: &[u8]) -> Layout {
     const CORE_MODULE: u8 = 1;
     let export = b"helix:kernel/runner@0.1.0#run";
-    let module = sections(component)
-        .into_iter()
-        .find(|(id, m)| *id == CORE_MODULE && m.windows(export.len()).any(|w| w == export))
-        .expect("the component has a core module exporting the contract")
-        .1;
+    let module = if binary[4..8] == [1, 0, 0, 0] {
+        binary
+    } else {
+        sections(binary)
+            .into_iter()
+            .find(|(id, m)| *id == CORE_MODULE && m.windows(export.len()).any(|w| w == export))
+            .expect("the component has a core module exporting the contract")
+            .1
+    };
     let mut layout = Layout { stack_bytes: -1, initial_pages: -1, v128_locals: 0 };
     for (id, s) in sections(module) {
         let mut at = 0;
