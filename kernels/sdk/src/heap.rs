@@ -77,24 +77,18 @@ unsafe impl Allocator for Sbrk {
 }
 
 /// The global allocator: one `dlmalloc` over [`Sbrk`].
-pub struct GuestHeap(UnsafeCell<Dlmalloc<Sbrk>>);
+struct GuestHeap(UnsafeCell<Dlmalloc<Sbrk>>);
 
 // SAFETY: a guest instance runs on one thread.
 unsafe impl Sync for GuestHeap {}
 
 impl GuestHeap {
-    pub const fn new() -> Self {
+    const fn new() -> Self {
         let mut heap = Dlmalloc::new_with_allocator(Sbrk { next: UnsafeCell::new(0) });
         // Grants in 4 KiB steps, not the default 64 KiB: a 64 KiB first grant would not fit
         // the initial memory's free tail, so every job would grow its memory.
         assert!(heap.set_granularity(GRANT));
         GuestHeap(UnsafeCell::new(heap))
-    }
-}
-
-impl Default for GuestHeap {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
